@@ -1,0 +1,202 @@
+// llama2.c checkpoint reader and writer (the 7-int32 header format of karpathy/llama2.c).
+//
+// Layout (little-endian): int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+// seq_len; a negative vocab_size means the classifier is stored separately. Then float32 tensors:
+// token_embedding [vocab x dim], rms_att [L x dim], wq [L x dim x dim], wk [L x kv x dim],
+// wv [L x kv x dim], wo [L x dim x dim], rms_ffn [L x dim], w1 [L x hidden x dim],
+// w2 [L x dim x hidden], w3 [L x hidden x dim], rms_final [dim], two legacy RoPE tables
+// [seq_len x head_dim/2] each (skipped on read, written for compatibility), and, when not shared,
+// wcls [vocab x dim]. The file size must match the header exactly.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/model/llama_weights.hpp"
+
+namespace sparq::io {
+
+namespace detail {
+/// Reads a whole file; throws sparq::error naming the path on failure.
+inline std::vector<char> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  SPARQ_CHECK(f.good(), "cannot open '", path, "' for reading");
+  const auto size = static_cast<std::streamoff>(f.tellg());
+  SPARQ_CHECK(size >= 0, "cannot determine the size of '", path, "'");
+  std::vector<char> buf(static_cast<std::size_t>(size));
+  f.seekg(0);
+  if (size > 0) f.read(buf.data(), size);
+  SPARQ_CHECK(f.good(), "short read from '", path, "'");
+  return buf;
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a failed write never leaves
+/// a partial file under the final name.
+inline void write_file_atomic(const std::string& path, const void* bytes, std::size_t n) {
+  const std::string tmp = path + ".tmp-sparq";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    SPARQ_CHECK(f.good(), "cannot open '", tmp, "' for writing");
+    f.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
+    f.flush();
+    if (!f.good()) {
+      f.close();
+      std::remove(tmp.c_str());
+      sparq::detail::fail("write to '", tmp, "' failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    sparq::detail::fail("cannot rename '", tmp, "' to '", path, "': ", ec.message());
+  }
+}
+}  // namespace detail
+
+/// Parses a llama2.c checkpoint held in memory. Throws sparq::error on a bad header, a size that
+/// does not match the header, or non-finite weights.
+inline model::LlamaWeights parse_llama2c(const char* data, std::size_t size,
+                                         const std::string& what = "llama2.c checkpoint") {
+  SPARQ_CHECK(size >= 7 * sizeof(std::int32_t), what, ": ", size,
+              " bytes is too short for the 28-byte header");
+  std::int32_t h[7];
+  std::memcpy(h, data, sizeof h);
+  const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+  for (int i = 0; i < 7; ++i) {
+    if (i == 5) continue;
+    SPARQ_CHECK(h[i] > 0, what, ": header field ", names[i], " = ", h[i], ", expected > 0");
+  }
+  SPARQ_CHECK(h[5] != 0 && h[5] != INT32_MIN, what, ": header field vocab_size = ", h[5],
+              ", expected non-zero");
+  model::LlamaConfig cfg;
+  cfg.dim = static_cast<std::size_t>(h[0]);
+  cfg.hidden_dim = static_cast<std::size_t>(h[1]);
+  cfg.n_layers = static_cast<std::size_t>(h[2]);
+  cfg.n_heads = static_cast<std::size_t>(h[3]);
+  cfg.n_kv_heads = static_cast<std::size_t>(h[4]);
+  cfg.shared_classifier = h[5] > 0;
+  cfg.vocab_size = static_cast<std::size_t>(h[5] > 0 ? h[5] : -static_cast<std::int64_t>(h[5]));
+  cfg.seq_len = static_cast<std::size_t>(h[6]);
+  try {
+    cfg.validate();
+  } catch (const error& e) {
+    sparq::detail::fail(what, ": ", e.what());
+  }
+  const std::size_t d = cfg.dim, hd = cfg.hidden_dim, L = cfg.n_layers, kv = cfg.kv_dim();
+  const std::size_t rope = cfg.seq_len * (cfg.head_dim() / 2);
+  const std::size_t floats = cfg.vocab_size * d + L * d + L * d * d + 2 * L * kv * d + L * d * d +
+                             L * d + 3 * L * hd * d + d + 2 * rope +
+                             (cfg.shared_classifier ? 0 : cfg.vocab_size * d);
+  const std::size_t expect = 28 + floats * sizeof(float);
+  SPARQ_CHECK(size == expect, what, ": file is ", size, " bytes, but its header (dim ", d,
+              ", hidden ", hd, ", layers ", L, ", heads ", cfg.n_heads, "/", cfg.n_kv_heads,
+              ", vocab ", cfg.vocab_size, ", seq_len ", cfg.seq_len, ") implies ", expect, " bytes");
+
+  model::LlamaWeights w = model::LlamaWeights::zeros(cfg);
+  const char* p = data + 28;
+  auto take = [&](float* dst, std::size_t n) {
+    std::memcpy(dst, p, n * sizeof(float));
+    p += n * sizeof(float);
+  };
+  take(w.token_embedding.data(), w.token_embedding.size());
+  for (auto& b : w.blocks) take(b.rms_att.data(), d);
+  for (auto& b : w.blocks) take(b.wq.data(), d * d);
+  for (auto& b : w.blocks) take(b.wk.data(), kv * d);
+  for (auto& b : w.blocks) take(b.wv.data(), kv * d);
+  for (auto& b : w.blocks) take(b.wo.data(), d * d);
+  for (auto& b : w.blocks) take(b.rms_ffn.data(), d);
+  for (auto& b : w.blocks) take(b.w1.data(), hd * d);
+  for (auto& b : w.blocks) take(b.w2.data(), d * hd);
+  for (auto& b : w.blocks) take(b.w3.data(), hd * d);
+  take(w.rms_final.data(), d);
+  p += 2 * rope * sizeof(float);  // legacy freq_cis_real / freq_cis_imag
+  if (!cfg.shared_classifier) take(w.classifier.data(), w.classifier.size());
+
+  check_finite(w.token_embedding.data(), w.token_embedding.size(), "llama2.c token_embedding");
+  for (std::size_t l = 0; l < L; ++l) {
+    const auto& b = w.blocks[l];
+    for (model::Linear lin : model::all_linears) {
+      const auto& m = b.linear(lin);
+      for (std::size_t i = 0; i < m.size(); ++i) {
+        if (!std::isfinite(m.data()[i])) {
+          sparq::detail::fail(what, ": non-finite weight ", m.data()[i], " in block ", l, " ",
+                       model::linear_name(lin), " at flat index ", i);
+        }
+      }
+    }
+    check_finite(b.rms_att.data(), d, "llama2.c rms_att");
+    check_finite(b.rms_ffn.data(), d, "llama2.c rms_ffn");
+  }
+  check_finite(w.rms_final.data(), d, "llama2.c rms_final");
+  if (!cfg.shared_classifier) check_finite(w.classifier.data(), w.classifier.size(), "llama2.c wcls");
+  return w;
+}
+
+/// Reads a llama2.c checkpoint file.
+inline model::LlamaWeights read_llama2c(const std::string& path) {
+  const auto buf = detail::read_file(path);
+  return parse_llama2c(buf.data(), buf.size(), "llama2.c checkpoint '" + path + "'");
+}
+
+/// Serialises weights in llama2.c layout (RoPE tables recomputed as llama2.c's export does).
+inline std::vector<char> serialize_llama2c(const model::LlamaWeights& w) {
+  const auto& cfg = w.config;
+  cfg.validate();
+  SPARQ_CHECK(cfg.vocab_size <= static_cast<std::size_t>(INT32_MAX) &&
+                  cfg.hidden_dim <= static_cast<std::size_t>(INT32_MAX),
+              "serialize_llama2c: sizes do not fit the int32 header");
+  std::vector<char> out;
+  auto put = [&](const void* src, std::size_t n) {
+    const char* c = static_cast<const char*>(src);
+    out.insert(out.end(), c, c + n);
+  };
+  const std::int32_t h[7] = {static_cast<std::int32_t>(cfg.dim), static_cast<std::int32_t>(cfg.hidden_dim),
+                             static_cast<std::int32_t>(cfg.n_layers), static_cast<std::int32_t>(cfg.n_heads),
+                             static_cast<std::int32_t>(cfg.n_kv_heads),
+                             static_cast<std::int32_t>(cfg.vocab_size) * (cfg.shared_classifier ? 1 : -1),
+                             static_cast<std::int32_t>(cfg.seq_len)};
+  put(h, sizeof h);
+  auto putm = [&](const Matrix<float>& m) { put(m.data(), m.size() * sizeof(float)); };
+  auto putv = [&](const std::vector<float>& v) { put(v.data(), v.size() * sizeof(float)); };
+  putm(w.token_embedding);
+  for (const auto& b : w.blocks) putv(b.rms_att);
+  for (const auto& b : w.blocks) putm(b.wq);
+  for (const auto& b : w.blocks) putm(b.wk);
+  for (const auto& b : w.blocks) putm(b.wv);
+  for (const auto& b : w.blocks) putm(b.wo);
+  for (const auto& b : w.blocks) putv(b.rms_ffn);
+  for (const auto& b : w.blocks) putm(b.w1);
+  for (const auto& b : w.blocks) putm(b.w2);
+  for (const auto& b : w.blocks) putm(b.w3);
+  putv(w.rms_final);
+  const std::size_t hd2 = cfg.head_dim() / 2;
+  std::vector<float> re(cfg.seq_len * hd2), im(cfg.seq_len * hd2);
+  for (std::size_t t = 0; t < cfg.seq_len; ++t) {
+    for (std::size_t i = 0; i < hd2; ++i) {
+      const double freq = 1.0 / std::pow(static_cast<double>(cfg.rope_theta),
+                                         static_cast<double>(2 * i) / static_cast<double>(cfg.head_dim()));
+      re[t * hd2 + i] = static_cast<float>(std::cos(static_cast<double>(t) * freq));
+      im[t * hd2 + i] = static_cast<float>(std::sin(static_cast<double>(t) * freq));
+    }
+  }
+  putv(re);
+  putv(im);
+  if (!cfg.shared_classifier) putm(w.classifier);
+  return out;
+}
+
+/// Writes a llama2.c checkpoint (temporary file + rename).
+inline void write_llama2c(const model::LlamaWeights& w, const std::string& path) {
+  const auto bytes = serialize_llama2c(w);
+  detail::write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace sparq::io

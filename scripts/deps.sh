@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sparq's build needs, if any are missing (needs root or sudo).
+set -euo pipefail
+pkgs=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "sparq: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

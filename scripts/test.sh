@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: builds everything (tests, benchmarks, tools) in Release and runs the unit tests
+# with CTest, then builds the tests again in Debug with AddressSanitizer + UBSan and runs them.
+# Environment: SPARQ_JOBS (default 2), SPARQ_SKIP_SANITIZERS=1 to skip the second pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs="${SPARQ_JOBS:-2}"
+
+echo "== Release build: tests, benchmarks, tools =="
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j"$jobs"
+ctest --test-dir build/release --output-on-failure -j"$jobs"
+
+if [ "${SPARQ_SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== Debug build with -fsanitize=address,undefined =="
+  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+        -DSPARQ_SANITIZE=ON -DSPARQ_BUILD_BENCHMARKS=OFF -DSPARQ_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build/asan -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan --output-on-failure -j"$jobs" -E consumer_package
+fi
