@@ -1,0 +1,301 @@
+// GgufLlama: a Llama-architecture GGUF file mapped to model::LlamaWeights plus its vocabulary.
+//
+// Config from metadata: llama.embedding_length (dim), feed_forward_length (hidden_dim),
+// block_count, attention.head_count, attention.head_count_kv (default head_count),
+// context_length (seq_len), attention.layer_norm_rms_epsilon (default 1e-5), rope.freq_base
+// (default 10000); rope.dimension_count, when present, must equal the head dimension (partial
+// rotary embeddings are not supported). Tensors (dims in ggml order [in, out], read into row-major
+// [out x in]): token_embd, output_norm, output (absent -> shared classifier), blk.N.{attn_norm,
+// attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_down, ffn_up}.weight.
+//
+// Row order of attn_q / attn_k: llama.cpp's "llama" architecture applies RoPE to adjacent pairs
+// (x[2i], x[2i+1]) of each head, exactly as llama2.c does, so GGUF rows and llama2.c rows are the
+// same and sparq reads and writes them unchanged. (llama.cpp's HF converter permutes HF q/k rows,
+// which rotate (x[i], x[i + hd/2]), into this layout; a llama2.c checkpoint already has it. The
+// stories260K test checks bit-identity against the llama2.c file.) An `output.weight` that is
+// bit-identical to `token_embd.weight` is read as a shared classifier.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/io/gguf.hpp"
+#include "sparq/io/gguf_writer.hpp"
+#include "sparq/model/llama_weights.hpp"
+
+namespace sparq::io {
+
+/// The tokenizer arrays of a GGUF file (tokenizer.ggml.*). Pieces use "▁" (U+2581) for space.
+struct GgufVocab {
+  std::string model;                 ///< tokenizer.ggml.model ("llama" for sentencepiece BPE)
+  std::vector<std::string> tokens;
+  std::vector<float> scores;         ///< empty if absent
+  std::vector<std::int32_t> token_types;  ///< empty if absent (1 normal, 2 unknown, 3 control, 6 byte)
+  std::int64_t bos_id = -1, eos_id = -1, unk_id = -1;  ///< -1 when absent
+
+  /// Pieces in llama2.c style: every "▁" replaced by " ".
+  [[nodiscard]] std::vector<std::string> llama2c_pieces() const {
+    std::vector<std::string> out;
+    out.reserve(tokens.size());
+    for (const auto& t : tokens) out.push_back(sentencepiece_to_text(t));
+    return out;
+  }
+
+  /// Replaces each U+2581 (bytes E2 96 81) by a space.
+  [[nodiscard]] static std::string sentencepiece_to_text(const std::string& s) {
+    std::string r;
+    r.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (i + 2 < s.size() && s[i] == '\xE2' && s[i + 1] == '\x96' && s[i + 2] == '\x81') {
+        r.push_back(' ');
+        i += 2;
+      } else {
+        r.push_back(s[i]);
+      }
+    }
+    return r;
+  }
+  /// Replaces each space by U+2581.
+  [[nodiscard]] static std::string text_to_sentencepiece(const std::string& s) {
+    std::string r;
+    for (char ch : s) {
+      if (ch == ' ') r += "\xE2\x96\x81";
+      else r.push_back(ch);
+    }
+    return r;
+  }
+};
+
+struct GgufLlama {
+  model::LlamaWeights weights;
+  GgufVocab vocab;
+  std::string name;  ///< general.name, if present
+};
+
+namespace detail {
+
+inline std::size_t gguf_cfg_value(const GgufFile& f, const std::string& key) {
+  const auto v = f.get_uint(key);
+  SPARQ_CHECK(v > 0 && v < (1ull << 24), f.what, ": metadata '", key, "' = ", v, ", expected 1..2^24-1");
+  return static_cast<std::size_t>(v);
+}
+
+/// Copies tensor `name` (expected ggml dims {cols, rows} or {cols} when rows == 0) into dst.
+inline void gguf_load_into(const GgufFile& f, const std::string& name, std::size_t cols, std::size_t rows,
+                           float* dst) {
+  const auto& t = f.tensor(name);
+  const bool ok = rows == 0 ? (t.dims.size() == 1 && t.dims[0] == cols)
+                            : (t.dims.size() == 2 && t.dims[0] == cols && t.dims[1] == rows);
+  if (!ok) {
+    std::string got;
+    for (auto d : t.dims) got += (got.empty() ? "" : ", ") + std::to_string(d);
+    sparq::detail::fail(f.what, ": tensor '", name, "' has dims [", got, "], expected [", cols,
+                        rows ? ", " + std::to_string(rows) : std::string(), "]");
+  }
+  const std::size_t n = cols * (rows ? rows : 1);
+  ggml_decode(t.type, f.tensor_data(t), n, dst);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(dst[i])) {
+      sparq::detail::fail(f.what, ": tensor '", name, "' has non-finite value ", dst[i], " at flat index ", i);
+    }
+  }
+}
+
+inline const char* gguf_block_tensor(model::Linear l) noexcept {
+  switch (l) {
+    case model::Linear::wq: return "attn_q";
+    case model::Linear::wk: return "attn_k";
+    case model::Linear::wv: return "attn_v";
+    case model::Linear::wo: return "attn_output";
+    case model::Linear::w1: return "ffn_gate";
+    case model::Linear::w2: return "ffn_down";
+    case model::Linear::w3: return "ffn_up";
+  }
+  return "?";
+}
+
+}  // namespace detail
+
+/// Reads the vocabulary arrays (all optional except tokens, which must be strings if present).
+[[nodiscard]] inline GgufVocab gguf_vocab(const GgufFile& f) {
+  GgufVocab v;
+  if (const auto* m = f.find_string("tokenizer.ggml.model")) v.model = *m;
+  if (const auto* a = f.find_array("tokenizer.ggml.tokens")) {
+    SPARQ_CHECK(a->elem_type == GgufType::string, f.what, ": tokenizer.ggml.tokens is an array of ",
+                gguf_type_name(a->elem_type), ", expected string");
+    v.tokens = a->strings;
+  }
+  if (const auto* a = f.find_array("tokenizer.ggml.scores")) {
+    SPARQ_CHECK(a->elem_type == GgufType::f32, f.what, ": tokenizer.ggml.scores is an array of ",
+                gguf_type_name(a->elem_type), ", expected f32");
+    SPARQ_CHECK(a->size() == v.tokens.size(), f.what, ": tokenizer.ggml.scores has ", a->size(),
+                " entries for ", v.tokens.size(), " tokens");
+    v.scores.resize(a->size());
+    if (!v.scores.empty()) std::memcpy(v.scores.data(), a->raw.data(), a->raw.size());
+  }
+  if (const auto* a = f.find_array("tokenizer.ggml.token_type")) {
+    SPARQ_CHECK(a->elem_type == GgufType::i32, f.what, ": tokenizer.ggml.token_type is an array of ",
+                gguf_type_name(a->elem_type), ", expected i32");
+    SPARQ_CHECK(a->size() == v.tokens.size(), f.what, ": tokenizer.ggml.token_type has ", a->size(),
+                " entries for ", v.tokens.size(), " tokens");
+    v.token_types.resize(a->size());
+    if (!v.token_types.empty()) std::memcpy(v.token_types.data(), a->raw.data(), a->raw.size());
+  }
+  auto id = [&](const char* key, std::int64_t& out) {
+    if (const auto x = f.find_uint(key)) {
+      SPARQ_CHECK(*x < v.tokens.size(), f.what, ": ", key, " = ", *x, ", expected < ", v.tokens.size(),
+                  " (the number of tokens)");
+      out = static_cast<std::int64_t>(*x);
+    }
+  };
+  id("tokenizer.ggml.bos_token_id", v.bos_id);
+  id("tokenizer.ggml.eos_token_id", v.eos_id);
+  id("tokenizer.ggml.unknown_token_id", v.unk_id);
+  return v;
+}
+
+/// Maps a parsed GGUF file of architecture "llama" to float weights and vocabulary.
+[[nodiscard]] inline GgufLlama gguf_to_llama(const GgufFile& f) {
+  const auto* arch = f.find_string("general.architecture");
+  SPARQ_CHECK(arch != nullptr, f.what, ": missing metadata key 'general.architecture'");
+  SPARQ_CHECK(*arch == "llama", f.what, ": general.architecture = '", *arch, "', expected 'llama'");
+  model::LlamaConfig cfg;
+  cfg.dim = detail::gguf_cfg_value(f, "llama.embedding_length");
+  cfg.hidden_dim = detail::gguf_cfg_value(f, "llama.feed_forward_length");
+  cfg.n_layers = detail::gguf_cfg_value(f, "llama.block_count");
+  cfg.n_heads = detail::gguf_cfg_value(f, "llama.attention.head_count");
+  cfg.n_kv_heads = f.find("llama.attention.head_count_kv") ? detail::gguf_cfg_value(f, "llama.attention.head_count_kv")
+                                                           : cfg.n_heads;
+  cfg.seq_len = detail::gguf_cfg_value(f, "llama.context_length");
+  const double eps = f.find_float("llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
+  SPARQ_CHECK(eps > 0 && eps < 1, f.what, ": llama.attention.layer_norm_rms_epsilon = ", eps, ", expected in (0, 1)");
+  cfg.rms_eps = static_cast<float>(eps);
+  const double theta = f.find_float("llama.rope.freq_base").value_or(10000.0);
+  SPARQ_CHECK(theta > 1 && std::isfinite(theta) && theta < 1e30, f.what, ": llama.rope.freq_base = ", theta,
+              ", expected a finite value > 1");
+  cfg.rope_theta = static_cast<float>(theta);
+  const auto& emb = f.tensor("token_embd.weight");
+  SPARQ_CHECK(emb.dims.size() == 2 && emb.dims[1] < (1ull << 24), f.what,
+              ": token_embd.weight must be 2-D [dim, vocab] with vocab < 2^24");
+  cfg.vocab_size = static_cast<std::size_t>(emb.dims[1]);
+  const auto* out = f.find_tensor("output.weight");
+  cfg.shared_classifier = out == nullptr ||
+                          (out->type == emb.type && out->dims == emb.dims &&
+                           std::memcmp(f.tensor_data(*out), f.tensor_data(emb), emb.n_bytes) == 0);
+  try {
+    cfg.validate();
+  } catch (const error& e) {
+    sparq::detail::fail(f.what, ": ", e.what());
+  }
+  if (const auto rd = f.find_uint("llama.rope.dimension_count")) {
+    SPARQ_CHECK(*rd == cfg.head_dim(), f.what, ": llama.rope.dimension_count = ", *rd,
+                ", expected the head dimension ", cfg.head_dim(), " (partial RoPE is not supported)");
+  }
+
+  GgufLlama r;
+  r.vocab = gguf_vocab(f);
+  if (!r.vocab.tokens.empty()) {
+    SPARQ_CHECK(r.vocab.tokens.size() == cfg.vocab_size, f.what, ": tokenizer.ggml.tokens has ",
+                r.vocab.tokens.size(), " tokens but token_embd.weight has ", cfg.vocab_size, " rows");
+  }
+  if (const auto* n = f.find_string("general.name")) r.name = *n;
+  auto& w = r.weights;
+  w = model::LlamaWeights::zeros(cfg);
+  const std::size_t d = cfg.dim;
+  detail::gguf_load_into(f, "token_embd.weight", d, cfg.vocab_size, w.token_embedding.data());
+  detail::gguf_load_into(f, "output_norm.weight", d, 0, w.rms_final.data());
+  if (!cfg.shared_classifier) detail::gguf_load_into(f, "output.weight", d, cfg.vocab_size, w.classifier.data());
+  for (std::size_t l = 0; l < cfg.n_layers; ++l) {
+    auto& b = w.blocks[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    detail::gguf_load_into(f, p + "attn_norm.weight", d, 0, b.rms_att.data());
+    detail::gguf_load_into(f, p + "ffn_norm.weight", d, 0, b.rms_ffn.data());
+    for (model::Linear lin : model::all_linears) {
+      auto& m = b.linear(lin);
+      detail::gguf_load_into(f, p + detail::gguf_block_tensor(lin) + ".weight", m.cols(), m.rows(), m.data());
+    }
+  }
+  return r;
+}
+
+/// Reads a Llama GGUF file (see the file comment for the mapping).
+[[nodiscard]] inline GgufLlama read_gguf_llama(const std::string& path) { return gguf_to_llama(read_gguf(path)); }
+
+/// Options of write_gguf_llama.
+struct GgufLlamaWriteOptions {
+  GgmlType linear_type = GgmlType::F32;     ///< the seven block linears
+  GgmlType embedding_type = GgmlType::F32;  ///< token_embd (and output when not shared)
+  /// Used for a tensor whose row length is not a multiple of the block size of a quantized
+  /// type (e.g. ffn_down of a model with hidden_dim 172); must be F32, F16 or BF16.
+  GgmlType fallback_type = GgmlType::F32;
+  std::string name = "sparq";
+};
+
+/// A GgufWriter holding the weights (norms always F32) and, if given, the vocabulary.
+[[nodiscard]] inline GgufWriter gguf_llama_writer(const model::LlamaWeights& w, const GgufVocab* vocab,
+                                                  const GgufLlamaWriteOptions& opt = {}) {
+  const auto& c = w.config;
+  c.validate();
+  SPARQ_CHECK(ggml_block_elems(opt.fallback_type) == 1, "write_gguf_llama: fallback_type must be a float type, got ",
+              ggml_type_name(opt.fallback_type));
+  GgufWriter g;
+  g.set("general.architecture", std::string("llama"));
+  g.set("general.name", opt.name);
+  g.set("general.alignment", std::uint32_t{32});
+  g.set("llama.context_length", static_cast<std::uint32_t>(c.seq_len));
+  g.set("llama.embedding_length", static_cast<std::uint32_t>(c.dim));
+  g.set("llama.feed_forward_length", static_cast<std::uint32_t>(c.hidden_dim));
+  g.set("llama.block_count", static_cast<std::uint32_t>(c.n_layers));
+  g.set("llama.attention.head_count", static_cast<std::uint32_t>(c.n_heads));
+  g.set("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.n_kv_heads));
+  g.set("llama.rope.dimension_count", static_cast<std::uint32_t>(c.head_dim()));
+  g.set("llama.rope.freq_base", c.rope_theta);
+  g.set("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
+  if (vocab != nullptr) {
+    SPARQ_CHECK(vocab->tokens.size() == c.vocab_size, "write_gguf_llama: vocabulary has ", vocab->tokens.size(),
+                " tokens, the model ", c.vocab_size);
+    g.set("tokenizer.ggml.model", vocab->model.empty() ? std::string("llama") : vocab->model);
+    g.set("tokenizer.ggml.tokens", GgufArray::of_strings(vocab->tokens));
+    if (!vocab->scores.empty()) {
+      SPARQ_CHECK(vocab->scores.size() == vocab->tokens.size(), "write_gguf_llama: scores size mismatch");
+      g.set("tokenizer.ggml.scores", GgufArray::of(GgufType::f32, vocab->scores));
+    }
+    if (!vocab->token_types.empty()) {
+      SPARQ_CHECK(vocab->token_types.size() == vocab->tokens.size(), "write_gguf_llama: token_type size mismatch");
+      g.set("tokenizer.ggml.token_type", GgufArray::of(GgufType::i32, vocab->token_types));
+    }
+    if (vocab->bos_id >= 0) g.set("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab->bos_id));
+    if (vocab->eos_id >= 0) g.set("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab->eos_id));
+    if (vocab->unk_id >= 0) g.set("tokenizer.ggml.unknown_token_id", static_cast<std::uint32_t>(vocab->unk_id));
+  }
+  auto type_for = [&](GgmlType want, std::size_t cols) {
+    return cols % ggml_block_elems(want) == 0 ? want : opt.fallback_type;
+  };
+  auto put_matrix = [&](const std::string& name, const Matrix<float>& m, GgmlType want) {
+    g.add_tensor(name, {m.cols(), m.rows()}, type_for(want, m.cols()), m.data());
+  };
+  put_matrix("token_embd.weight", w.token_embedding, opt.embedding_type);
+  g.add_tensor("output_norm.weight", {w.rms_final.size()}, GgmlType::F32, w.rms_final.data());
+  if (!c.shared_classifier) put_matrix("output.weight", w.classifier, opt.embedding_type);
+  for (std::size_t l = 0; l < c.n_layers; ++l) {
+    const auto& b = w.blocks[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    g.add_tensor(p + "attn_norm.weight", {b.rms_att.size()}, GgmlType::F32, b.rms_att.data());
+    for (model::Linear lin : model::all_linears)
+      put_matrix(p + detail::gguf_block_tensor(lin) + ".weight", b.linear(lin), opt.linear_type);
+    g.add_tensor(p + "ffn_norm.weight", {b.rms_ffn.size()}, GgmlType::F32, b.rms_ffn.data());
+  }
+  return g;
+}
+
+/// Writes weights (and optionally the vocabulary) as a Llama GGUF v3 file (temp file + rename).
+inline void write_gguf_llama(const std::string& path, const model::LlamaWeights& w, const GgufVocab* vocab = nullptr,
+                             const GgufLlamaWriteOptions& opt = {}) {
+  gguf_llama_writer(w, vocab, opt).write(path);
+}
+
+}  // namespace sparq::io
