@@ -1,0 +1,334 @@
+// Container: sparq's own checksummed file ("SPRQ") for packed tensors of any sparq format.
+//
+// A tensor is a name, a format tag (free text such as "f32", "int4_g32_sym", "nm24_f32"), dims,
+// and named byte sections ("codes", "scales", "zeros", "indices", ...). The container does not
+// interpret sections; the code that owns a format packs and unpacks them. A metadata map holds
+// string -> string | int64 | float64. Byte layout (little-endian; str = u32 length + bytes):
+//   header, 32 bytes: "SPRQ", u32 version (1), u64 file_size, u32 n_tensors, u32 flags (0),
+//                     u32 reserved (0), u32 CRC-32 of bytes 0..27
+//   metadata record: u64 payload length M, M payload bytes, u32 CRC-32 of the payload;
+//                     payload = u32 n_entries, then per entry: str key, u8 kind (0 string,
+//                     1 int64, 2 float64), value (str | i64 | f64)
+//   n_tensors tensor records: u64 payload length T, T payload bytes, u32 CRC-32 of the payload;
+//                     payload = str name, str format, u32 n_dims, u64 dims[n_dims],
+//                     u32 n_sections, per section: str name, u64 byte length B, B bytes
+//   trailer, 8 bytes: u32 CRC-32 of every byte before it, "QRPS"
+// CRC-32 is the IEEE 802.3 / zlib polynomial (reflected 0xEDB88320, init and final xor
+// 0xFFFFFFFF; crc32("123456789") = 0xCBF43926). The reader rejects a bad magic, version, flag,
+// size, checksum, count, length, duplicate name or trailing byte with sparq::error; every length is
+// checked against the bytes left before it is used. See docs/formats.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/io/byte_cursor.hpp"
+#include "sparq/io/llama2c.hpp"
+
+namespace sparq::io {
+
+inline constexpr std::uint32_t container_version = 1;
+inline constexpr std::size_t container_max_dims = 8;
+inline constexpr std::size_t container_max_sections = 64;
+inline constexpr std::uint32_t container_max_name = 4096;
+
+namespace detail {
+inline constexpr std::array<std::uint32_t, 256> crc32_table = [] {
+  std::array<std::uint32_t, 256> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1u) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);
+    t[i] = c;
+  }
+  return t;
+}();
+}  // namespace detail
+
+/// CRC-32 (IEEE / zlib). Pass the previous result as `crc` to continue over more bytes.
+[[nodiscard]] inline std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (std::size_t i = 0; i < n; ++i) crc = detail::crc32_table[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
+  return ~crc;
+}
+
+using ContainerValue = std::variant<std::string, std::int64_t, double>;
+
+/// One named byte section of a tensor.
+struct ContainerSection {
+  std::string name;
+  std::vector<std::uint8_t> bytes;
+};
+
+struct ContainerTensor {
+  std::string name;
+  std::string format;                ///< e.g. "f32", "int4_g32_sym", "nm24_f32"
+  std::vector<std::uint64_t> dims;   ///< logical shape, outermost first
+  std::vector<ContainerSection> sections;
+
+  /// Adds a section holding n trivially copyable values (bytes copied as they are in memory).
+  template <class T>
+  void add_section(const std::string& section, const T* data, std::size_t n) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    SPARQ_CHECK(find_section(section) == nullptr, "ContainerTensor '", name, "': duplicate section '", section, "'");
+    ContainerSection s{section, std::vector<std::uint8_t>(n * sizeof(T))};
+    if (n) std::memcpy(s.bytes.data(), data, n * sizeof(T));
+    sections.push_back(std::move(s));
+  }
+  template <class T>
+  void add_section(const std::string& section, const std::vector<T>& v) {
+    add_section(section, v.data(), v.size());
+  }
+  [[nodiscard]] const ContainerSection* find_section(std::string_view section) const noexcept {
+    for (const auto& s : sections)
+      if (s.name == section) return &s;
+    return nullptr;
+  }
+  /// A section's bytes reinterpreted as T values (size checked to be a multiple of sizeof(T)).
+  template <class T>
+  [[nodiscard]] std::vector<T> section_as(std::string_view section) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* s = find_section(section);
+    if (s == nullptr) sparq::detail::fail("ContainerTensor '", name, "': no section '", section, "'");
+    SPARQ_CHECK(s->bytes.size() % sizeof(T) == 0, "ContainerTensor '", name, "': section '", section, "' has ",
+                s->bytes.size(), " bytes, not a multiple of ", sizeof(T));
+    std::vector<T> v(s->bytes.size() / sizeof(T));
+    if (!v.empty()) std::memcpy(v.data(), s->bytes.data(), s->bytes.size());
+    return v;
+  }
+  /// Product of dims (1 for no dims); throws on overflow.
+  [[nodiscard]] std::uint64_t n_elements() const {
+    std::uint64_t n = 1;
+    for (auto d : dims) n = detail::checked_mul(n, d, "ContainerTensor '" + name + "' element count");
+    return n;
+  }
+};
+
+/// A set of tensors and metadata, read or written as one "SPRQ" file.
+struct Container {
+  std::map<std::string, ContainerValue> metadata;
+  std::vector<ContainerTensor> tensors;
+
+  [[nodiscard]] const ContainerTensor* find(std::string_view name) const noexcept {
+    for (const auto& t : tensors)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+  [[nodiscard]] const ContainerTensor& tensor(std::string_view name) const {
+    const auto* t = find(name);
+    if (t == nullptr) sparq::detail::fail("Container: no tensor '", name, "'");
+    return *t;
+  }
+  /// Adds a tensor (names must be unique).
+  ContainerTensor& add(ContainerTensor t) {
+    SPARQ_CHECK(find(t.name) == nullptr, "Container: duplicate tensor '", t.name, "'");
+    tensors.push_back(std::move(t));
+    return tensors.back();
+  }
+  /// Adds a plain float matrix as format "f32" with one section "data".
+  ContainerTensor& add_f32(const std::string& name, std::vector<std::uint64_t> dims, const float* data) {
+    ContainerTensor t{name, "f32", std::move(dims), {}};
+    t.add_section("data", data, static_cast<std::size_t>(t.n_elements()));
+    return add(std::move(t));
+  }
+};
+
+namespace detail {
+
+inline void container_put_str(ByteSink& s, const std::string& v, std::string_view what) {
+  SPARQ_CHECK(v.size() <= 0xffffffffu, "container writer: ", what, " is too long");
+  s.put(static_cast<std::uint32_t>(v.size()));
+  s.put_bytes(v.data(), v.size());
+}
+inline std::string container_str(ByteCursor& c, std::uint32_t max_len, std::string_view field) {
+  const auto n = c.read<std::uint32_t>(field);
+  return c.read_bytes_as_string(n, max_len, field);
+}
+inline void container_put_record(ByteSink& s, const std::vector<char>& payload) {
+  s.put(static_cast<std::uint64_t>(payload.size()));
+  s.put_bytes(payload.data(), payload.size());
+  s.put(crc32(payload.data(), payload.size()));
+}
+/// Reads one record (length, payload, CRC) and returns a cursor over its payload.
+inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
+  const auto len = c.read<std::uint64_t>(std::string(what) + " length");
+  const char* p = c.take(len, what);
+  const auto crc = c.read<std::uint32_t>(std::string(what) + " checksum");
+  const auto actual = crc32(p, static_cast<std::size_t>(len));
+  if (crc != actual) {
+    sparq::detail::fail(c.what(), ": ", what, " checksum mismatch (stored 0x", std::hex, crc, ", computed 0x", actual,
+                        std::dec, ")");
+  }
+  return ByteCursor(p, static_cast<std::size_t>(len), c.what() + " " + what);
+}
+
+}  // namespace detail
+
+/// The file bytes of a container (see the file comment for the layout).
+[[nodiscard]] inline std::vector<char> serialize_container(const Container& ct) {
+  SPARQ_CHECK(ct.tensors.size() <= 0xffffffffu, "container writer: too many tensors");
+  std::set<std::string_view> names;
+  ByteSink s;
+  s.put_bytes("SPRQ", 4);
+  s.put(container_version);
+  s.put(std::uint64_t{0});  // file size, patched below
+  s.put(static_cast<std::uint32_t>(ct.tensors.size()));
+  s.put(std::uint32_t{0});
+  s.put(std::uint32_t{0});
+  s.put(std::uint32_t{0});  // header CRC, patched below
+  {
+    ByteSink m;
+    m.put(static_cast<std::uint32_t>(ct.metadata.size()));
+    for (const auto& [k, v] : ct.metadata) {
+      SPARQ_CHECK(!k.empty() && k.size() <= container_max_name, "container writer: metadata key length ", k.size(),
+                  ", expected 1..", container_max_name);
+      detail::container_put_str(m, k, "metadata key");
+      m.put(static_cast<std::uint8_t>(v.index()));
+      if (const auto* str = std::get_if<std::string>(&v)) detail::container_put_str(m, *str, "metadata value");
+      else if (const auto* i = std::get_if<std::int64_t>(&v)) m.put(*i);
+      else m.put(std::get<double>(v));
+    }
+    detail::container_put_record(s, m.bytes());
+  }
+  for (const auto& t : ct.tensors) {
+    SPARQ_CHECK(!t.name.empty() && t.name.size() <= container_max_name, "container writer: tensor name length ",
+                t.name.size(), ", expected 1..", container_max_name);
+    SPARQ_CHECK(names.insert(t.name).second, "container writer: duplicate tensor '", t.name, "'");
+    SPARQ_CHECK(t.format.size() <= container_max_name, "container writer: tensor '", t.name, "' format too long");
+    SPARQ_CHECK(t.dims.size() <= container_max_dims, "container writer: tensor '", t.name, "' has ", t.dims.size(),
+                " dims, expected at most ", container_max_dims);
+    SPARQ_CHECK(t.sections.size() <= container_max_sections, "container writer: tensor '", t.name, "' has ",
+                t.sections.size(), " sections, expected at most ", container_max_sections);
+    (void)t.n_elements();
+    ByteSink r;
+    detail::container_put_str(r, t.name, "tensor name");
+    detail::container_put_str(r, t.format, "tensor format");
+    r.put(static_cast<std::uint32_t>(t.dims.size()));
+    for (auto d : t.dims) r.put(d);
+    r.put(static_cast<std::uint32_t>(t.sections.size()));
+    std::set<std::string_view> snames;
+    for (const auto& sec : t.sections) {
+      SPARQ_CHECK(!sec.name.empty() && sec.name.size() <= container_max_name && snames.insert(sec.name).second,
+                  "container writer: tensor '", t.name, "' section name '", sec.name, "' is empty, too long or repeated");
+      detail::container_put_str(r, sec.name, "section name");
+      r.put(static_cast<std::uint64_t>(sec.bytes.size()));
+      r.put_bytes(sec.bytes.data(), sec.bytes.size());
+    }
+    detail::container_put_record(s, r.bytes());
+  }
+  auto& b = s.bytes();
+  const std::uint64_t total = b.size() + 8;
+  std::memcpy(b.data() + 8, &total, 8);
+  const std::uint32_t hcrc = crc32(b.data(), 28);
+  std::memcpy(b.data() + 28, &hcrc, 4);
+  s.put(crc32(b.data(), b.size()));
+  s.put_bytes("QRPS", 4);
+  return s.release();
+}
+
+/// Parses and verifies a container held in memory.
+[[nodiscard]] inline Container parse_container(const char* data, std::size_t size,
+                                               const std::string& what = "sparq container") {
+  ByteCursor c(data, size, what);
+  const char* magic = c.take(4, "magic");
+  SPARQ_CHECK(std::memcmp(magic, "SPRQ", 4) == 0, what, ": bad magic, expected \"SPRQ\"");
+  const auto version = c.read<std::uint32_t>("version");
+  SPARQ_CHECK(version == container_version, what, ": version ", version, " is not supported, expected ",
+              container_version);
+  const auto file_size = c.read<std::uint64_t>("file_size");
+  SPARQ_CHECK(file_size == size, what, ": header says ", file_size, " bytes, the file has ", size,
+              size < file_size ? " (truncated)" : " (trailing bytes)");
+  const auto n_tensors = c.read<std::uint32_t>("n_tensors");
+  const auto flags = c.read<std::uint32_t>("flags");
+  const auto reserved = c.read<std::uint32_t>("reserved");
+  const auto hcrc = c.read<std::uint32_t>("header checksum");
+  SPARQ_CHECK(hcrc == crc32(data, 28), what, ": header checksum mismatch");
+  SPARQ_CHECK(flags == 0 && reserved == 0, what, ": flags ", flags, " / reserved ", reserved, ", expected 0 / 0");
+  SPARQ_CHECK(size >= 40, what, ": ", size, " bytes is too short for header and trailer");
+  const auto fcrc_stored = [&] {
+    std::uint32_t v;
+    std::memcpy(&v, data + size - 8, 4);
+    return v;
+  }();
+  SPARQ_CHECK(std::memcmp(data + size - 4, "QRPS", 4) == 0, what, ": missing trailer \"QRPS\"");
+  SPARQ_CHECK(fcrc_stored == crc32(data, size - 8), what, ": file checksum mismatch");
+  // Each tensor record takes at least 8 + 4 + 4 + 4 + 4 + 4 bytes.
+  SPARQ_CHECK(n_tensors <= c.remaining() / 28, what, ": n_tensors = ", n_tensors, " cannot fit in ", c.remaining(),
+              " bytes");
+  Container ct;
+  {
+    auto m = detail::container_record(c, "metadata record");
+    const auto n = m.read<std::uint32_t>("n_entries");
+    SPARQ_CHECK(n <= m.remaining() / 5, what, ": metadata n_entries = ", n, " cannot fit in its record");
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::string key = detail::container_str(m, container_max_name, "metadata key");
+      SPARQ_CHECK(!key.empty(), what, ": empty metadata key");
+      const auto kind = m.read<std::uint8_t>("metadata kind");
+      ContainerValue v;
+      if (kind == 0) v = detail::container_str(m, 0xffffffffu, "metadata string");
+      else if (kind == 1) v = m.read<std::int64_t>("metadata int64");
+      else if (kind == 2) v = m.read<double>("metadata float64");
+      else sparq::detail::fail(what, ": metadata '", key, "' has kind ", int(kind), ", expected 0, 1 or 2");
+      SPARQ_CHECK(ct.metadata.emplace(key, std::move(v)).second, what, ": duplicate metadata key '", key, "'");
+    }
+    SPARQ_CHECK(m.remaining() == 0, what, ": ", m.remaining(), " unexplained bytes at the end of the metadata record");
+  }
+  std::set<std::string> names;
+  for (std::uint32_t i = 0; i < n_tensors; ++i) {
+    auto r = detail::container_record(c, "tensor record " + std::to_string(i));
+    ContainerTensor t;
+    t.name = detail::container_str(r, container_max_name, "tensor name");
+    SPARQ_CHECK(!t.name.empty(), what, ": tensor record ", i, " has an empty name");
+    SPARQ_CHECK(names.insert(t.name).second, what, ": duplicate tensor '", t.name, "'");
+    t.format = detail::container_str(r, container_max_name, "tensor format");
+    const auto nd = r.read<std::uint32_t>("n_dims");
+    SPARQ_CHECK(nd <= container_max_dims, what, ": tensor '", t.name, "' has n_dims = ", nd, ", expected at most ",
+                container_max_dims);
+    for (std::uint32_t d = 0; d < nd; ++d) t.dims.push_back(r.read<std::uint64_t>("dim"));
+    try {
+      (void)t.n_elements();
+    } catch (const error& e) {
+      sparq::detail::fail(what, ": ", e.what());
+    }
+    const auto ns = r.read<std::uint32_t>("n_sections");
+    SPARQ_CHECK(ns <= container_max_sections, what, ": tensor '", t.name, "' has ", ns,
+                " sections, expected at most ", container_max_sections);
+    for (std::uint32_t k = 0; k < ns; ++k) {
+      ContainerSection s;
+      s.name = detail::container_str(r, container_max_name, "section name");
+      SPARQ_CHECK(!s.name.empty() && t.find_section(s.name) == nullptr, what, ": tensor '", t.name,
+                  "' has an empty or repeated section name '", s.name, "'");
+      const auto len = r.read<std::uint64_t>("section length");
+      const char* p = r.take(len, "section bytes");
+      s.bytes.assign(reinterpret_cast<const std::uint8_t*>(p), reinterpret_cast<const std::uint8_t*>(p) + len);
+      t.sections.push_back(std::move(s));
+    }
+    SPARQ_CHECK(r.remaining() == 0, what, ": ", r.remaining(), " unexplained bytes at the end of tensor '", t.name, "'");
+    ct.tensors.push_back(std::move(t));
+  }
+  SPARQ_CHECK(c.remaining() == 8, what, ": ", c.remaining() - 8, " unexplained bytes before the trailer");
+  return ct;
+}
+
+[[nodiscard]] inline Container read_container(const std::string& path) {
+  const auto b = detail::read_file(path);
+  return parse_container(b.data(), b.size(), "sparq container '" + path + "'");
+}
+
+/// Writes a container (temporary file + rename).
+inline void write_container(const std::string& path, const Container& ct) {
+  const auto b = serialize_container(ct);
+  detail::write_file_atomic(path, b.data(), b.size());
+}
+
+}  // namespace sparq::io
