@@ -7,8 +7,9 @@
 //   header, 32 bytes: "SPRQ", u32 version (1), u64 file_size, u32 n_tensors, u32 flags (0),
 //                     u32 reserved (0), u32 CRC-32 of bytes 0..27
 //   metadata record: u64 payload length M, M payload bytes, u32 CRC-32 of the payload;
-//                     payload = u32 n_entries, then per entry: str key, u8 kind (0 string,
-//                     1 int64, 2 float64), value (str | i64 | f64)
+//                     payload = u32 n_entries, then per entry (keys in increasing byte
+//                     order): str key, u8 kind (0 string, 1 int64, 2 float64), value
+//                     (str | i64 | f64)
 //   n_tensors tensor records: u64 payload length T, T payload bytes, u32 CRC-32 of the payload;
 //                     payload = str name, str format, u32 n_dims, u64 dims[n_dims],
 //                     u32 n_sections, per section: str name, u64 byte length B, B bytes
@@ -279,7 +280,9 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
       else if (kind == 1) v = m.read<std::int64_t>("metadata int64");
       else if (kind == 2) v = m.read<double>("metadata float64");
       else sparq::detail::fail(what, ": metadata '", key, "' has kind ", int(kind), ", expected 0, 1 or 2");
-      SPARQ_CHECK(ct.metadata.emplace(key, std::move(v)).second, what, ": duplicate metadata key '", key, "'");
+      SPARQ_CHECK(ct.metadata.empty() || ct.metadata.rbegin()->first < key, what, ": metadata key '", key,
+                  "' is repeated or out of order (keys are stored sorted)");
+      ct.metadata.emplace_hint(ct.metadata.end(), std::move(key), std::move(v));
     }
     SPARQ_CHECK(m.remaining() == 0, what, ": ", m.remaining(), " unexplained bytes at the end of the metadata record");
   }

@@ -84,9 +84,9 @@ inline std::size_t gguf_cfg_value(const GgufFile& f, const std::string& key) {
   return static_cast<std::size_t>(v);
 }
 
-/// Copies tensor `name` (expected ggml dims {cols, rows} or {cols} when rows == 0) into dst.
-inline void gguf_load_into(const GgufFile& f, const std::string& name, std::size_t cols, std::size_t rows,
-                           float* dst) {
+/// Checks that tensor `name` exists with ggml dims {cols, rows} ({cols} when rows == 0).
+inline const GgufTensorInfo& gguf_expect_tensor(const GgufFile& f, const std::string& name, std::size_t cols,
+                                                std::size_t rows) {
   const auto& t = f.tensor(name);
   const bool ok = rows == 0 ? (t.dims.size() == 1 && t.dims[0] == cols)
                             : (t.dims.size() == 2 && t.dims[0] == cols && t.dims[1] == rows);
@@ -96,6 +96,13 @@ inline void gguf_load_into(const GgufFile& f, const std::string& name, std::size
     sparq::detail::fail(f.what, ": tensor '", name, "' has dims [", got, "], expected [", cols,
                         rows ? ", " + std::to_string(rows) : std::string(), "]");
   }
+  return t;
+}
+
+/// Decodes tensor `name` (shape checked by gguf_expect_tensor) into dst and checks it is finite.
+inline void gguf_load_into(const GgufFile& f, const std::string& name, std::size_t cols, std::size_t rows,
+                           float* dst) {
+  const auto& t = gguf_expect_tensor(f, name, cols, rows);
   const std::size_t n = cols * (rows ? rows : 1);
   ggml_decode(t.type, f.tensor_data(t), n, dst);
   for (std::size_t i = 0; i < n; ++i) {
@@ -203,6 +210,25 @@ inline const char* gguf_block_tensor(model::Linear l) noexcept {
                 r.vocab.tokens.size(), " tokens but token_embd.weight has ", cfg.vocab_size, " rows");
   }
   if (const auto* n = f.find_string("general.name")) r.name = *n;
+  // Every tensor is checked against the config before anything is allocated, so the allocation
+  // is bounded by the tensor bytes actually present in the file (hostile metadata cannot make
+  // LlamaWeights::zeros ask for terabytes).
+  {
+    const std::size_t dd = cfg.dim, hh = cfg.hidden_dim, kk = cfg.kv_dim();
+    detail::gguf_expect_tensor(f, "token_embd.weight", dd, cfg.vocab_size);
+    detail::gguf_expect_tensor(f, "output_norm.weight", dd, 0);
+    if (!cfg.shared_classifier) detail::gguf_expect_tensor(f, "output.weight", dd, cfg.vocab_size);
+    for (std::size_t l = 0; l < cfg.n_layers; ++l) {
+      const std::string p = "blk." + std::to_string(l) + ".";
+      detail::gguf_expect_tensor(f, p + "attn_norm.weight", dd, 0);
+      detail::gguf_expect_tensor(f, p + "ffn_norm.weight", dd, 0);
+      const std::size_t shapes[7][2] = {{dd, dd}, {dd, kk}, {dd, kk}, {dd, dd}, {dd, hh}, {hh, dd}, {dd, hh}};
+      for (model::Linear lin : model::all_linears) {
+        const auto i = static_cast<std::size_t>(lin);
+        detail::gguf_expect_tensor(f, p + detail::gguf_block_tensor(lin) + ".weight", shapes[i][0], shapes[i][1]);
+      }
+    }
+  }
   auto& w = r.weights;
   w = model::LlamaWeights::zeros(cfg);
   const std::size_t d = cfg.dim;
