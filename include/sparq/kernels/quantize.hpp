@@ -1,0 +1,237 @@
+// Quantization kernels over one row: per-group abs-max and min/max, symmetric scales, and
+// float → integer code conversion (round half to even), each with its scalar reference.
+//
+// A row of n floats is split into groups of `group` consecutive elements (the last one may be
+// shorter); group g uses inv[g] = 1/scale[g] and zero z_g (zeros[g], or zero_const when zeros is
+// null). The stored code of x is
+//     u = nearbyint(clamp(x · inv[g], lo − z_g, hi − z_g)) + z_g        ∈ [lo, hi]
+// (or q = u − z_g when `signed_store`, the two's-complement byte of 8-bit symmetric codes).
+// Clamping before rounding equals rounding before clamping because lo − z_g and hi − z_g are
+// integers, and it keeps the float → int conversion in range for any finite x. The product x·inv is
+// one IEEE multiply in both paths and nearbyint / cvtps2dq both round half to even, so the scalar
+// references and the SIMD paths agree bit for bit. Kernels are noexcept and check nothing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <bit>
+
+#include "sparq/kernels/quant_isa.hpp"
+#include "sparq/simd/arch.hpp"
+
+namespace sparq::kernels {
+SPARQ_TARGET_BEGIN
+
+/// Number of groups of `group` elements covering n (the last may be shorter).
+[[nodiscard]] constexpr std::size_t group_count(std::size_t n, std::size_t group) noexcept {
+  return (n + group - 1) / group;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar references
+// ---------------------------------------------------------------------------------------------
+
+/// out[g] = max |x_i| over group g.
+inline void group_absmax_scalar(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+  for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+    const std::size_t i1 = std::min(n, i0 + group);
+    float m = 0.0f;
+    for (std::size_t i = i0; i < i1; ++i) m = std::max(m, std::fabs(x[i]));
+    out[g] = m;
+  }
+}
+
+/// mn[g], mx[g] = min, max of x over group g.
+inline void group_minmax_scalar(const float* x, std::size_t n, std::size_t group, float* mn,
+                                float* mx) noexcept {
+  for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+    const std::size_t i1 = std::min(n, i0 + group);
+    float a = x[i0], b = x[i0];
+    for (std::size_t i = i0 + 1; i < i1; ++i) {
+      a = std::min(a, x[i]);
+      b = std::max(b, x[i]);
+    }
+    mn[g] = a;
+    mx[g] = b;
+  }
+}
+
+/// Restricted-range symmetric scales (JSQ §1.8): scale = max(absmax, 1e−5)/qmax, inv = 1/scale.
+inline void symmetric_scales_scalar(const float* absmax, std::size_t ng, float qmax, float* scale,
+                                    float* inv) noexcept {
+  for (std::size_t g = 0; g < ng; ++g) {
+    const float s = std::max(absmax[g], 1e-5f) / qmax;
+    scale[g] = s;
+    inv[g] = 1.0f / s;
+  }
+}
+
+/// Codes of one row (see the header comment); one byte per code.
+inline void quantize_codes_scalar(const float* x, std::size_t n, std::size_t group, const float* inv,
+                                  const std::uint8_t* zeros, int zero_const, int lo, int hi,
+                                  bool signed_store, std::uint8_t* out) noexcept {
+  for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+    const std::size_t i1 = std::min(n, i0 + group);
+    const int z = zeros ? zeros[g] : zero_const;
+    const float flo = static_cast<float>(lo - z), fhi = static_cast<float>(hi - z);
+    const float s = inv[g];
+    const int add = signed_store ? 0 : z;
+    for (std::size_t i = i0; i < i1; ++i) {
+      const float v = std::min(std::max(x[i] * s, flo), fhi);
+      const int q = static_cast<int>(std::nearbyint(v)) + add;
+      out[i] = static_cast<std::uint8_t>(q & 0xFF);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIMD
+// ---------------------------------------------------------------------------------------------
+
+/// True when every x[i] is finite: the IEEE bits with the sign cleared are ≤ 0x7F7FFFFF exactly for
+/// finite floats (integer max, so NaN cannot hide).
+template <class Arch = xsimd::default_arch>
+[[nodiscard]] inline bool all_finite(const float* x, std::size_t n) noexcept {
+  std::size_t i = 0;
+  std::int32_t m = 0;
+  if constexpr (quant_isa::has_simd<Arch>) {
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t W = I::size;
+    const I mask = I::broadcast(0x7FFFFFFF);
+    I a = I::broadcast(0), b = I::broadcast(0);
+    const auto* xi = reinterpret_cast<const std::int32_t*>(x);
+    for (; i + 2 * W <= n; i += 2 * W) {
+      a = xsimd::max(a, I::load_unaligned(xi + i) & mask);
+      b = xsimd::max(b, I::load_unaligned(xi + i + W) & mask);
+    }
+    alignas(64) std::int32_t t[W];
+    xsimd::max(a, b).store_aligned(t);
+    for (std::size_t k = 0; k < W; ++k) m = std::max(m, t[k]);
+  }
+  const float* tail = x + i;
+  for (std::size_t k = 0, rest = n - i; k < rest; ++k) {
+    m = std::max(m, std::bit_cast<std::int32_t>(tail[k]) & 0x7FFFFFFF);
+  }
+  return m <= 0x7F7FFFFF;
+}
+
+/// out[g] = max |x_i| over group g.
+template <class Arch = xsimd::default_arch>
+inline void group_absmax(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+  if constexpr (!quant_isa::has_simd<Arch>) {
+    group_absmax_scalar(x, n, group, out);
+  } else {
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+      const std::size_t i1 = std::min(n, i0 + group);
+      std::size_t i = i0;
+      float m = 0.0f;
+      if (i1 - i0 >= W) {
+        B a = xsimd::abs(B::load_unaligned(x + i));
+        i += W;
+        if (i + 3 * W <= i1) {  // long groups: four independent chains hide the max latency
+          B b = xsimd::abs(B::load_unaligned(x + i)), c = xsimd::abs(B::load_unaligned(x + i + W)),
+            d = xsimd::abs(B::load_unaligned(x + i + 2 * W));
+          for (i += 3 * W; i + 4 * W <= i1; i += 4 * W) {
+            a = xsimd::max(a, xsimd::abs(B::load_unaligned(x + i)));
+            b = xsimd::max(b, xsimd::abs(B::load_unaligned(x + i + W)));
+            c = xsimd::max(c, xsimd::abs(B::load_unaligned(x + i + 2 * W)));
+            d = xsimd::max(d, xsimd::abs(B::load_unaligned(x + i + 3 * W)));
+          }
+          a = xsimd::max(xsimd::max(a, b), xsimd::max(c, d));
+        }
+        for (; i + W <= i1; i += W) a = xsimd::max(a, xsimd::abs(B::load_unaligned(x + i)));
+        m = quant_isa::hmax<Arch>(a);
+      }
+      for (; i < i1; ++i) m = std::max(m, std::fabs(x[i]));
+      out[g] = m;
+    }
+  }
+}
+
+/// mn[g], mx[g] = min, max of x over group g.
+template <class Arch = xsimd::default_arch>
+inline void group_minmax(const float* x, std::size_t n, std::size_t group, float* mn, float* mx) noexcept {
+  if constexpr (!quant_isa::has_simd<Arch>) {
+    group_minmax_scalar(x, n, group, mn, mx);
+  } else {
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+      const std::size_t i1 = std::min(n, i0 + group);
+      std::size_t i = i0;
+      float a = x[i0], b = x[i0];
+      if (i1 - i0 >= W) {
+        B va = B::load_unaligned(x + i), vb = va;
+        for (i += W; i + W <= i1; i += W) {
+          const B v = B::load_unaligned(x + i);
+          va = xsimd::min(va, v);
+          vb = xsimd::max(vb, v);
+        }
+        a = quant_isa::hmin<Arch>(va);
+        b = quant_isa::hmax<Arch>(vb);
+      }
+      for (; i < i1; ++i) {
+        a = std::min(a, x[i]);
+        b = std::max(b, x[i]);
+      }
+      mn[g] = a;
+      mx[g] = b;
+    }
+  }
+}
+
+/// Restricted-range symmetric scales: scale = max(absmax, 1e−5)/qmax, inv = 1/scale (IEEE division
+/// in both paths, so bit-identical to symmetric_scales_scalar).
+template <class Arch = xsimd::default_arch>
+inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, float* scale,
+                             float* inv) noexcept {
+  std::size_t g = 0;
+  if constexpr (quant_isa::has_simd<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    const B eps = B::broadcast(1e-5f), q = B::broadcast(qmax), one = B::broadcast(1.0f);
+    for (; g + B::size <= ng; g += B::size) {
+      const B s = xsimd::max(B::load_unaligned(absmax + g), eps) / q;
+      s.store_unaligned(scale + g);
+      (one / s).store_unaligned(inv + g);
+    }
+  }
+  symmetric_scales_scalar(absmax + g, ng - g, qmax, scale + g, inv + g);
+}
+
+/// Codes of one row (see the header comment); one byte per code.
+template <class Arch = xsimd::default_arch>
+inline void quantize_codes(const float* x, std::size_t n, std::size_t group, const float* inv,
+                           const std::uint8_t* zeros, int zero_const, int lo, int hi, bool signed_store,
+                           std::uint8_t* out) noexcept {
+  if constexpr (!quant_isa::has_simd<Arch>) {
+    quantize_codes_scalar(x, n, group, inv, zeros, zero_const, lo, hi, signed_store, out);
+  } else {
+    using B = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t W = B::size;
+    for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+      const std::size_t i1 = std::min(n, i0 + group);
+      const int z = zeros ? zeros[g] : zero_const;
+      const float flo = static_cast<float>(lo - z), fhi = static_cast<float>(hi - z);
+      const int add = signed_store ? 0 : z;
+      const B s = B::broadcast(inv[g]), vlo = B::broadcast(flo), vhi = B::broadcast(fhi);
+      const I vadd = I::broadcast(add);
+      std::size_t i = i0;
+      for (; i + W <= i1; i += W) {
+        const B v = xsimd::min(xsimd::max(B::load_unaligned(x + i) * s, vlo), vhi);
+        quant_isa::store_low_bytes<Arch>(xsimd::nearbyint_as_int(v) + vadd, out + i);
+      }
+      for (; i < i1; ++i) {
+        const float v = std::min(std::max(x[i] * inv[g], flo), fhi);
+        out[i] = static_cast<std::uint8_t>((static_cast<int>(std::nearbyint(v)) + add) & 0xFF);
+      }
+    }
+  }
+}
+
+SPARQ_TARGET_END
+}  // namespace sparq::kernels

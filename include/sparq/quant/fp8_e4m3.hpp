@@ -1,0 +1,71 @@
+// FP8 E4M3 (OCP 8-bit floating point, "E4M3FN"): bit-exact encode/decode.
+//
+// Layout S.EEEE.MMM, exponent bias 7. E = 0: subnormal (−1)^S · M/8 · 2^−6. E = 1..15: normal
+// (−1)^S · (1 + M/8) · 2^(E−7), except S.1111.111 which is NaN (the only NaN; no infinities).
+// Largest finite magnitude 1.75 · 2^8 = 448 (code 0x7E), smallest subnormal 2^−9.
+// Encoding rounds to nearest, ties to even mantissa, and saturates: |x| ≥ 448 (after rounding)
+// gives ±448. NaN encodes to S.1111.111 with the input's sign; −0 encodes to 0x80. Hence
+// encode(decode(c)) == c for all 256 codes.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace sparq::fp8 {
+
+inline constexpr float e4m3_max = 448.0f;
+
+namespace detail {
+constexpr float pow2(int e) noexcept {
+  float r = 1.0f;
+  for (; e > 0; --e) r *= 2.0f;
+  for (; e < 0; ++e) r *= 0.5f;
+  return r;
+}
+}  // namespace detail
+
+/// Value of every E4M3 code (NaN codes 0x7F and 0xFF hold quiet NaNs with their sign).
+inline const std::array<float, 256> e4m3_table = [] {
+  std::array<float, 256> t{};
+  for (unsigned c = 0; c < 256; ++c) {
+    const unsigned e = (c >> 3) & 15u, m = c & 7u;
+    float mag;
+    if ((c & 0x7Fu) == 0x7Fu) {
+      mag = std::numeric_limits<float>::quiet_NaN();
+    } else if (e == 0) {
+      mag = static_cast<float>(m) * detail::pow2(-9);
+    } else {
+      mag = (1.0f + static_cast<float>(m) * 0.125f) * detail::pow2(static_cast<int>(e) - 7);
+    }
+    t[c] = (c & 0x80u) ? -mag : mag;
+  }
+  return t;
+}();
+
+/// Decodes one E4M3 code.
+[[nodiscard]] inline float decode_e4m3(std::uint8_t c) noexcept { return e4m3_table[c]; }
+
+/// Encodes x to E4M3: round half to even, saturating at ±448, NaN → S.1111.111.
+[[nodiscard]] inline std::uint8_t encode_e4m3(float x) noexcept {
+  const std::uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+  if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7F);
+  const float a = std::fabs(x);
+  if (a >= e4m3_max) return static_cast<std::uint8_t>(sign | 0x7E);
+  unsigned code;
+  if (a < detail::pow2(-6)) {
+    // Subnormal grid step 2^-9; a code of 8 is the smallest normal (E=1, M=0), which is right.
+    code = static_cast<unsigned>(std::nearbyint(a * detail::pow2(9)));
+  } else {
+    int e = 0;
+    const float f = std::frexp(a, &e);  // a = f · 2^e, f ∈ [0.5, 1)
+    const int ex = e - 1;               // a ∈ [2^ex, 2^(ex+1))
+    const float mant = (std::ldexp(f, 1) - 1.0f) * 8.0f;  // exact: a/2^ex − 1 ∈ [0, 1), ×8
+    code = static_cast<unsigned>((ex + 7) << 3) + static_cast<unsigned>(std::nearbyint(mant));
+  }
+  if (code > 0x7Eu) code = 0x7Eu;  // rounding up past 448 saturates
+  return static_cast<std::uint8_t>(sign | code);
+}
+
+}  // namespace sparq::fp8
