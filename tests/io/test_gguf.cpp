@@ -1,5 +1,6 @@
 // GGUF reader on the real stories260K.gguf: bit-identity with the llama2.c checkpoint, metadata of
 // every type, vocabulary, and hostile inputs (truncations, bit flips, forged fields).
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -405,5 +406,92 @@ TEST_CASE("GGUF Llama mapping rejects missing tensors and wrong shapes", "[io][g
     g.set("general.architecture", std::string("gpt2"));
     const auto b = g.serialize();
     CHECK_THROWS_WITH(gguf_to_llama(parse_gguf(b.data(), b.size())), Catch::Contains("'gpt2'"));
+  }
+}
+
+TEST_CASE("q/k permutation: HF rotate-half RoPE equals GGUF adjacent-pair RoPE on permuted rows", "[io][gguf]") {
+  const std::size_t heads = 3, hd = 8, in = 5, rows = heads * hd;
+  const auto wv = sparq_test::randn(rows * in, 21);
+  Matrix<float> hf(rows, in);
+  std::copy(wv.begin(), wv.end(), hf.data());
+  const auto gg = permute_qk_hf_to_gguf(hf, heads);
+  REQUIRE(permute_qk_gguf_to_hf(gg, heads).storage() == hf.storage());
+  const auto x = sparq_test::randn(in, 22);
+  auto matvec = [&](const Matrix<float>& m) {
+    std::vector<double> y(rows, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < in; ++c) y[r] += double(m.row(r)[c]) * x[c];
+    return y;
+  };
+  const std::size_t pos = 7;
+  auto yh = matvec(hf), yg = matvec(gg);
+  for (std::size_t h = 0; h < heads; ++h) {
+    for (std::size_t i = 0; i < hd / 2; ++i) {
+      const double th = pos * std::pow(10000.0, -2.0 * double(i) / double(hd));
+      const double c = std::cos(th), s = std::sin(th);
+      // HF: rotate (i, i + hd/2); GGUF/llama2.c: rotate (2i, 2i + 1).
+      double& a = yh[h * hd + i];
+      double& b = yh[h * hd + i + hd / 2];
+      const double a2 = a * c - b * s, b2 = a * s + b * c;
+      a = a2;
+      b = b2;
+      double& p = yg[h * hd + 2 * i];
+      double& q = yg[h * hd + 2 * i + 1];
+      const double p2 = p * c - q * s, q2 = p * s + q * c;
+      p = p2;
+      q = q2;
+    }
+  }
+  // Attention scores depend on q·k per head, and a permutation within a head leaves the dot
+  // product unchanged: compare the rotated vectors through the permutation itself.
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < hd / 2; ++i)
+      for (std::size_t j = 0; j < 2; ++j)
+        REQUIRE(yg[h * hd + 2 * i + j] == Approx(yh[h * hd + j * (hd / 2) + i]).margin(1e-12));
+  CHECK_THROWS_WITH(permute_qk_hf_to_gguf(hf, 5), Catch::Contains("do not split"));
+}
+
+TEST_CASE("GGUF Llama mapping checks shapes before allocating and rejects non-finite weights", "[io][gguf][errors]") {
+  model::LlamaConfig cfg;
+  cfg.dim = 32;
+  cfg.hidden_dim = 32;
+  cfg.n_layers = 1;
+  cfg.n_heads = 2;
+  cfg.n_kv_heads = 1;
+  cfg.vocab_size = 4;
+  cfg.seq_len = 8;
+  auto w = model::LlamaWeights::zeros(cfg);
+  {
+    // Metadata claiming a model of ~2^24 x 2^24 x 4000 floats: refused by the shape check, not
+    // by an allocation failure.
+    auto g = gguf_llama_writer(w, nullptr);
+    g.set("llama.embedding_length", std::uint32_t{(1u << 24) - 4});
+    g.set("llama.feed_forward_length", std::uint32_t{(1u << 24) - 1});
+    g.set("llama.block_count", std::uint32_t{4000});
+    g.set("llama.attention.head_count", std::uint32_t{2});
+    g.set("llama.rope.dimension_count", std::uint32_t{(1u << 23) - 2});
+    const auto b = g.serialize();
+    CHECK_THROWS_WITH(gguf_to_llama(parse_gguf(b.data(), b.size())),
+                      Catch::Contains("token_embd.weight' has dims [32, 4]"));
+  }
+  {
+    GgufWriter g = gguf_llama_writer(model::LlamaWeights::zeros(cfg), nullptr);
+    // Re-add ffn_up with a non-finite value through raw bytes (the float writer refuses it).
+    GgufWriter h;
+    const auto b0 = g.serialize();
+    const auto f0 = parse_gguf(b0.data(), b0.size());
+    for (const auto& kv : f0.metadata) h.set(kv.first, kv.second);
+    for (const auto& t : f0.tensors) {
+      std::vector<char> bytes(f0.tensor_data(t), f0.tensor_data(t) + t.n_bytes);
+      if (t.name == "blk.0.ffn_up.weight") {
+        const float inf = INFINITY;
+        std::memcpy(bytes.data() + 4 * (3 * 32 + 5), &inf, 4);
+      }
+      h.add_tensor_bytes(t.name, t.dims, t.type, bytes);
+    }
+    const auto b = h.serialize();
+    CHECK_THROWS_WITH(gguf_to_llama(parse_gguf(b.data(), b.size())),
+                      Catch::Contains("blk.0.ffn_up.weight") && Catch::Contains("non-finite") &&
+                          Catch::Contains("flat index 101"));
   }
 }

@@ -251,6 +251,36 @@ inline const char* gguf_block_tensor(model::Linear l) noexcept {
 /// Reads a Llama GGUF file (see the file comment for the mapping).
 [[nodiscard]] inline GgufLlama read_gguf_llama(const std::string& path) { return gguf_to_llama(read_gguf(path)); }
 
+/// Reorders the rows of a q or k projection from Hugging Face order (RoPE rotates x[i] with
+/// x[i + hd/2] inside each head) to GGUF / llama2.c order (RoPE rotates x[2i] with x[2i+1]):
+/// gguf row h*hd + 2i + j = hf row h*hd + j*hd/2 + i, for head h < heads, i < hd/2, j in {0, 1}.
+/// Use heads = n_heads for q and n_kv_heads for k. Needed only when importing HF checkpoints;
+/// GGUF and llama2.c files are already in GGUF order.
+[[nodiscard]] inline Matrix<float> permute_qk_hf_to_gguf(const Matrix<float>& w, std::size_t heads) {
+  SPARQ_CHECK(heads > 0 && w.rows() % (2 * heads) == 0, "permute_qk_hf_to_gguf: ", w.rows(),
+              " rows do not split into ", heads, " heads of even size");
+  const std::size_t hd = w.rows() / heads, half = hd / 2;
+  Matrix<float> out(w.rows(), w.cols());
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < half; ++i)
+      for (std::size_t j = 0; j < 2; ++j)
+        std::memcpy(out.row(h * hd + 2 * i + j), w.row(h * hd + j * half + i), w.cols() * sizeof(float));
+  return out;
+}
+
+/// The inverse of permute_qk_hf_to_gguf (GGUF / llama2.c order back to Hugging Face order).
+[[nodiscard]] inline Matrix<float> permute_qk_gguf_to_hf(const Matrix<float>& w, std::size_t heads) {
+  SPARQ_CHECK(heads > 0 && w.rows() % (2 * heads) == 0, "permute_qk_gguf_to_hf: ", w.rows(),
+              " rows do not split into ", heads, " heads of even size");
+  const std::size_t hd = w.rows() / heads, half = hd / 2;
+  Matrix<float> out(w.rows(), w.cols());
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < half; ++i)
+      for (std::size_t j = 0; j < 2; ++j)
+        std::memcpy(out.row(h * hd + j * half + i), w.row(h * hd + 2 * i + j), w.cols() * sizeof(float));
+  return out;
+}
+
 /// Options of write_gguf_llama.
 struct GgufLlamaWriteOptions {
   GgmlType linear_type = GgmlType::F32;     ///< the seven block linears
