@@ -1,27 +1,50 @@
 // sparq-quantize-model: quantizes every linear layer of a real llama2.c checkpoint at several
-// settings and prints bits/weight, max and RMS error per setting.
+// settings and prints bits/weight (from the packed tensors' real byte size, scales and zero points
+// included), max and RMS error per setting, through the real quantize → dequantize path.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <sparq/sparq.hpp>
+#include <sparq/quant/quantize.hpp>
 
 namespace {
 
+using sparq::CalibratorKind;
+using sparq::GranularityKind;
+using sparq::SchemeKind;
+
 struct Setting {
   std::string name;
-  double bits_per_weight;  // storage cost including scales / zero points
-  std::function<void(const float* w, std::size_t rows, std::size_t cols, float* out)> roundtrip;
+  std::optional<sparq::QuantConfig> config;  // set: sparq quantizer; unset: float rounding below
+  std::function<float(float)> round = nullptr;
 };
+
+sparq::QuantConfig make(SchemeKind s, int bits, GranularityKind g, std::size_t group = 0,
+                        CalibratorKind cal = CalibratorKind::minmax) {
+  sparq::QuantConfig c;
+  c.scheme = s;
+  c.bits = bits;
+  c.granularity = g;
+  c.group_size = group;
+  c.calibrator = cal;
+  // hidden_dim (172) and dim (64) are not multiples of 128, and 172 is not a multiple of 32 or 64:
+  // the last group of such rows is shorter, which must be asked for explicitly.
+  c.options.tail_group = true;
+  return c;
+}
 
 void usage() {
   std::printf(
       "usage: sparq-quantize-model [--model PATH]\n"
       "  Quantizes every decoder linear layer of a llama2.c checkpoint (default: the shared\n"
-      "  stories260K.bin) at several settings and prints bits/weight, max |error| and RMS error.\n");
+      "  stories260K.bin) at several settings and prints bits/weight (packed codes + scales +\n"
+      "  zero points), max |error|, RMS error and RMS error relative to the weights' RMS.\n");
 }
 
 }  // namespace
@@ -41,27 +64,59 @@ int main(int argc, char** argv) try {
     }
   }
   const auto w = sparq::io::read_llama2c(model);
+
   std::vector<Setting> settings;
-  settings.push_back({"fp16", 16.0, [](const float* x, std::size_t r, std::size_t c, float* y) {
-                        for (std::size_t i = 0; i < r * c; ++i) y[i] = sparq::round_to_fp16(x[i]);
-                      }});
-  settings.push_back({"bf16", 16.0, [](const float* x, std::size_t r, std::size_t c, float* y) {
-                        for (std::size_t i = 0; i < r * c; ++i) y[i] = sparq::round_to_bf16(x[i]);
-                      }});
+  settings.push_back({"fp16", std::nullopt, [](float x) { return sparq::round_to_fp16(x); }});
+  settings.push_back({"bf16", std::nullopt, [](float x) { return sparq::round_to_bf16(x); }});
+  const auto G = GranularityKind::per_group;
+  settings.push_back({"int8 sym per-channel", make(SchemeKind::symmetric, 8, GranularityKind::per_channel)});
+  settings.push_back({"int8 sym per-tensor", make(SchemeKind::symmetric, 8, GranularityKind::per_tensor)});
+  settings.push_back({"int8 asym per-channel", make(SchemeKind::asymmetric, 8, GranularityKind::per_channel)});
+  settings.push_back({"fp8 e4m3 per-channel", make(SchemeKind::fp8_e4m3, 8, GranularityKind::per_channel)});
+  settings.push_back({"int6 sym g128", make(SchemeKind::symmetric, 6, G, 128)});
+  settings.push_back({"int5 sym g128", make(SchemeKind::symmetric, 5, G, 128)});
+  settings.push_back({"int4 sym per-channel", make(SchemeKind::symmetric, 4, GranularityKind::per_channel)});
+  for (std::size_t g : {32, 64, 128}) {
+    settings.push_back({"int4 sym g" + std::to_string(g), make(SchemeKind::symmetric, 4, G, g)});
+    settings.push_back({"int4 asym g" + std::to_string(g), make(SchemeKind::asymmetric, 4, G, g)});
+  }
+  settings.push_back({"int4 sym g128 mse-clip", make(SchemeKind::symmetric, 4, G, 128, CalibratorKind::mse_clip)});
+  settings.push_back({"int4 asym g128 mse-clip", make(SchemeKind::asymmetric, 4, G, 128, CalibratorKind::mse_clip)});
+  {
+    auto c = make(SchemeKind::symmetric, 4, G, 128);
+    c.options.full_range = true;
+    settings.push_back({"int4 sym g128 full-range", c});
+  }
+  settings.push_back({"int4 sym g128 p99.9", make(SchemeKind::symmetric, 4, G, 128, CalibratorKind::percentile)});
+  settings.push_back({"nf4 g64", make(SchemeKind::nf4, 4, G, 64)});
+  settings.push_back({"int3 sym g128", make(SchemeKind::symmetric, 3, G, 128)});
+  settings.push_back({"int3 asym g128", make(SchemeKind::asymmetric, 3, G, 128)});
+  settings.push_back({"int2 asym g64", make(SchemeKind::asymmetric, 2, G, 64)});
+  settings.push_back({"int2 asym g64 mse-clip", make(SchemeKind::asymmetric, 2, G, 64, CalibratorKind::mse_clip)});
 
   std::printf("model: %s (%zu blocks, dim %zu, hidden %zu)\n", model.c_str(), w.config.n_layers,
               w.config.dim, w.config.hidden_dim);
-  std::printf("%-24s %10s %14s %14s %12s\n", "setting", "bits/w", "max |err|", "RMS err", "rel RMS");
+  std::printf("note: per-group settings use QuantOptions::tail_group: w2 has %zu inputs and the other\n"
+              "      linears %zu, so rows whose length is not a multiple of G end with a shorter group.\n",
+              w.config.hidden_dim, w.config.dim);
+  std::printf("%-26s %8s %12s %12s %10s\n", "setting", "bits/w", "max |err|", "RMS err", "rel RMS");
   for (const auto& s : settings) {
-    double sq = 0, ref = 0, mx = 0;
+    double sq = 0, ref = 0, mx = 0, bytes = 0;
     std::size_t n = 0;
     for (const auto& b : w.blocks) {
       for (auto lin : sparq::model::all_linears) {
         const auto& m = b.linear(lin);
-        std::vector<float> out(m.size());
-        s.roundtrip(m.data(), m.rows(), m.cols(), out.data());
+        sparq::Matrix<float> out(m.rows(), m.cols());
+        if (s.config) {
+          const sparq::QuantizedTensor q = sparq::quant::quantize(m.view(), *s.config);
+          sparq::quant::dequantize(q, out.view());
+          bytes += static_cast<double>(q.byte_size());
+        } else {
+          for (std::size_t i = 0; i < m.size(); ++i) out.data()[i] = s.round(m.data()[i]);
+          bytes += 2.0 * static_cast<double>(m.size());
+        }
         for (std::size_t i = 0; i < m.size(); ++i) {
-          const double e = static_cast<double>(out[i]) - m.data()[i];
+          const double e = static_cast<double>(out.data()[i]) - m.data()[i];
           sq += e * e;
           ref += static_cast<double>(m.data()[i]) * m.data()[i];
           mx = std::max(mx, std::fabs(e));
@@ -69,8 +124,8 @@ int main(int argc, char** argv) try {
         n += m.size();
       }
     }
-    std::printf("%-24s %10.3f %14.6g %14.6g %12.6g\n", s.name.c_str(), s.bits_per_weight, mx,
-                std::sqrt(sq / n), std::sqrt(sq / ref));
+    std::printf("%-26s %8.3f %12.6g %12.6g %10.5f\n", s.name.c_str(), 8.0 * bytes / static_cast<double>(n), mx,
+                std::sqrt(sq / static_cast<double>(n)), std::sqrt(sq / ref));
   }
   return 0;
 } catch (const std::exception& e) {

@@ -108,6 +108,21 @@ template <class Arch>
   return m;
 }
 
+/// Horizontal maximum of an int32 batch.
+template <class Arch>
+[[nodiscard]] inline std::int32_t hmax(const xsimd::batch<std::int32_t, Arch>& v) noexcept {
+  if constexpr (isa_of<Arch>() == Isa::avx512bw) {
+#if defined(__AVX512BW__)
+    return _mm512_reduce_max_epi32(v);
+#endif
+  }
+  alignas(64) std::int32_t t[xsimd::batch<std::int32_t, Arch>::size];
+  v.store_aligned(t);
+  std::int32_t m = t[0];
+  for (std::size_t i = 1; i < xsimd::batch<std::int32_t, Arch>::size; ++i) m = t[i] > m ? t[i] : m;
+  return m;
+}
+
 template <class Arch>
 [[nodiscard]] inline float hmin(const xsimd::batch<float, Arch>& v) noexcept {
   if constexpr (isa_of<Arch>() == Isa::avx512bw) {

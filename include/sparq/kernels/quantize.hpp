@@ -33,14 +33,19 @@ SPARQ_TARGET_BEGIN
 // Scalar references
 // ---------------------------------------------------------------------------------------------
 
-/// out[g] = max |x_i| over group g.
-inline void group_absmax_scalar(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+/// out[g] = max |x_i| over group g. Computed on the IEEE bits with the sign cleared (for finite
+/// floats their integer order is their magnitude order), which also detects NaN/Inf: returns false
+/// if any x_i is not finite (out is then unspecified).
+inline bool group_absmax_scalar(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+  std::int32_t all = 0;
   for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
     const std::size_t i1 = std::min(n, i0 + group);
-    float m = 0.0f;
-    for (std::size_t i = i0; i < i1; ++i) m = std::max(m, std::fabs(x[i]));
-    out[g] = m;
+    std::int32_t m = 0;
+    for (std::size_t i = i0; i < i1; ++i) m = std::max(m, std::bit_cast<std::int32_t>(x[i]) & 0x7FFFFFFF);
+    out[g] = std::bit_cast<float>(m);
+    all = std::max(all, m);
   }
+  return all <= 0x7F7FFFFF;
 }
 
 /// mn[g], mx[g] = min, max of x over group g.
@@ -117,38 +122,43 @@ template <class Arch = xsimd::default_arch>
   return m <= 0x7F7FFFFF;
 }
 
-/// out[g] = max |x_i| over group g.
+/// out[g] = max |x_i| over group g; false if some x_i is NaN/Inf (see group_absmax_scalar).
 template <class Arch = xsimd::default_arch>
-inline void group_absmax(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+inline bool group_absmax(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
   if constexpr (!quant_isa::has_simd<Arch>) {
-    group_absmax_scalar(x, n, group, out);
+    return group_absmax_scalar(x, n, group, out);
   } else {
-    using B = xsimd::batch<float, Arch>;
-    constexpr std::size_t W = B::size;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t W = I::size;
+    const auto* xi = reinterpret_cast<const std::int32_t*>(x);
+    const I mask = I::broadcast(0x7FFFFFFF);
+    std::int32_t all = 0;
     for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
       const std::size_t i1 = std::min(n, i0 + group);
       std::size_t i = i0;
-      float m = 0.0f;
+      std::int32_t m = 0;
       if (i1 - i0 >= W) {
-        B a = xsimd::abs(B::load_unaligned(x + i));
+        I a = I::load_unaligned(xi + i) & mask;
         i += W;
-        if (i + 3 * W <= i1) {  // long groups: four independent chains hide the max latency
-          B b = xsimd::abs(B::load_unaligned(x + i)), c = xsimd::abs(B::load_unaligned(x + i + W)),
-            d = xsimd::abs(B::load_unaligned(x + i + 2 * W));
+        if (i + 3 * W <= i1) {  // long groups: four independent chains
+          I b = I::load_unaligned(xi + i) & mask, c = I::load_unaligned(xi + i + W) & mask,
+            d = I::load_unaligned(xi + i + 2 * W) & mask;
           for (i += 3 * W; i + 4 * W <= i1; i += 4 * W) {
-            a = xsimd::max(a, xsimd::abs(B::load_unaligned(x + i)));
-            b = xsimd::max(b, xsimd::abs(B::load_unaligned(x + i + W)));
-            c = xsimd::max(c, xsimd::abs(B::load_unaligned(x + i + 2 * W)));
-            d = xsimd::max(d, xsimd::abs(B::load_unaligned(x + i + 3 * W)));
+            a = xsimd::max(a, I::load_unaligned(xi + i) & mask);
+            b = xsimd::max(b, I::load_unaligned(xi + i + W) & mask);
+            c = xsimd::max(c, I::load_unaligned(xi + i + 2 * W) & mask);
+            d = xsimd::max(d, I::load_unaligned(xi + i + 3 * W) & mask);
           }
           a = xsimd::max(xsimd::max(a, b), xsimd::max(c, d));
         }
-        for (; i + W <= i1; i += W) a = xsimd::max(a, xsimd::abs(B::load_unaligned(x + i)));
+        for (; i + W <= i1; i += W) a = xsimd::max(a, I::load_unaligned(xi + i) & mask);
         m = quant_isa::hmax<Arch>(a);
       }
-      for (; i < i1; ++i) m = std::max(m, std::fabs(x[i]));
-      out[g] = m;
+      for (; i < i1; ++i) m = std::max(m, std::bit_cast<std::int32_t>(x[i]) & 0x7FFFFFFF);
+      out[g] = std::bit_cast<float>(m);
+      all = std::max(all, m);
     }
+    return all <= 0x7F7FFFFF;
   }
 }
 
@@ -202,11 +212,13 @@ inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, fl
   symmetric_scales_scalar(absmax + g, ng - g, qmax, scale + g, inv + g);
 }
 
-/// Codes of one row (see the header comment); one byte per code.
+/// Codes of one row (see the header comment); one byte per code. `prefetch` (optional) is the
+/// next row to be processed: its lines are prefetched while this row is converted, so memory
+/// streaming overlaps the arithmetic.
 template <class Arch = xsimd::default_arch>
 inline void quantize_codes(const float* x, std::size_t n, std::size_t group, const float* inv,
                            const std::uint8_t* zeros, int zero_const, int lo, int hi, bool signed_store,
-                           std::uint8_t* out) noexcept {
+                           std::uint8_t* out, const float* prefetch = nullptr) noexcept {
   if constexpr (!quant_isa::has_simd<Arch>) {
     quantize_codes_scalar(x, n, group, inv, zeros, zero_const, lo, hi, signed_store, out);
   } else {
@@ -222,6 +234,7 @@ inline void quantize_codes(const float* x, std::size_t n, std::size_t group, con
       const I vadd = I::broadcast(add);
       std::size_t i = i0;
       for (; i + W <= i1; i += W) {
+        if (prefetch) __builtin_prefetch(prefetch + i);
         const B v = xsimd::min(xsimd::max(B::load_unaligned(x + i) * s, vlo), vhi);
         quant_isa::store_low_bytes<Arch>(xsimd::nearbyint_as_int(v) + vadd, out + i);
       }

@@ -194,8 +194,14 @@ struct GroupCoder {
   return {};
 }
 
-/// Fits the parameters of row r (row granularities) into p; fills inv[g] = 1/scale[g].
-inline void fit_row(QuantParams& p, std::size_t r, const float* x, float* inv, std::vector<float>& tmp,
+/// True when fit_row checks finiteness itself (abs-max based MinMax: the integer abs-max does it).
+[[nodiscard]] inline bool fit_row_checks_finite(const QuantConfig& c) noexcept {
+  return c.calibrator == CalibratorKind::minmax && c.scheme != SchemeKind::asymmetric;
+}
+
+/// Fits the parameters of row r (row granularities) into p; fills inv[g] = 1/scale[g]. Returns
+/// false if it saw a NaN/Inf (only detected when fit_row_checks_finite; others must check first).
+inline bool fit_row(QuantParams& p, std::size_t r, const float* x, float* inv, std::vector<float>& tmp,
                     std::vector<float>& scratch) {
   const QuantConfig& c = p.config;
   const std::size_t n = p.cols, G = p.group(), ng = p.groups_per_row;
@@ -211,10 +217,10 @@ inline void fit_row(QuantParams& p, std::size_t r, const float* x, float* inv, s
         zero[g] = sz.zero;
       }
     } else {
-      kernels::group_absmax(x, n, G, tmp.data());
+      if (!kernels::group_absmax(x, n, G, tmp.data())) return false;
       if (c.scheme == SchemeKind::symmetric && !c.options.full_range) {
         kernels::symmetric_scales(tmp.data(), ng, static_cast<float>((1 << (c.bits - 1)) - 1), scale, inv);
-        return;
+        return true;
       }
       for (std::size_t g = 0; g < ng; ++g) scale[g] = from_absmax(c, tmp[g]).scale;
     }
@@ -227,11 +233,12 @@ inline void fit_row(QuantParams& p, std::size_t r, const float* x, float* inv, s
     }
   }
   for (std::size_t g = 0; g < ng; ++g) inv[g] = 1.0f / scale[g];
+  return true;
 }
 
 /// Encodes row r of a tensor whose parameters are set; inv = 1/scale per group of the row.
 inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const float* inv,
-                       std::vector<std::uint8_t>& ubuf) {
+                       std::vector<std::uint8_t>& ubuf, const float* prefetch = nullptr) {
   const QuantParams& p = q.params();
   const std::size_t n = p.cols, G = p.group();
   const unsigned bits = static_cast<unsigned>(p.bits());
@@ -241,7 +248,7 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
     case SchemeKind::symmetric:
     case SchemeKind::asymmetric:
       kernels::quantize_codes(x, n, G, inv, p.row_zeros(r), p.symmetric_zero(), p.code_lo(),
-                              p.code_hi(), p.signed_codes(), u);
+                              p.code_hi(), p.signed_codes(), u, prefetch);
       break;
     case SchemeKind::nf4:
       for (std::size_t i = 0; i < n; ++i) {
@@ -271,7 +278,7 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
     if (!p.zeros.empty()) p.zeros[0] = sz.zero;
     return p;
   }
-  for (std::size_t r = 0; r < w.rows(); ++r) detail::fit_row(p, r, w.row(r), inv.data(), tmp, scratch);
+  for (std::size_t r = 0; r < w.rows(); ++r) (void)detail::fit_row(p, r, w.row(r), inv.data(), tmp, scratch);
   return p;
 }
 
@@ -289,7 +296,7 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
     const float* s = params.row_scales(r);
     for (std::size_t g = 0; g < inv.size(); ++g) inv[g] = 1.0f / s[g];
     detail::check_row(w, r, "quant::quantize");
-    detail::encode_row(q, r, w.row(r), inv.data(), ubuf);
+    detail::encode_row(q, r, w.row(r), inv.data(), ubuf, r + 1 < w.rows() ? w.row(r + 1) : nullptr);
   }
   return q;
 }
@@ -315,10 +322,14 @@ inline void quantize_into(MatrixView<const float> w, const QuantConfig& cfg, Qua
   }
   std::vector<float> tmp, scratch, inv(q.params().groups_per_row);
   std::vector<std::uint8_t> ubuf;
+  // Finiteness is checked row by row, while the row is in cache; on error q is left unspecified.
+  const bool fused_check = detail::fit_row_checks_finite(cfg);
   for (std::size_t r = 0; r < w.rows(); ++r) {
-    detail::check_row(w, r, "quant::quantize");  // per row, while it is in cache (q is then unspecified)
-    detail::fit_row(q.params(), r, w.row(r), inv.data(), tmp, scratch);
-    detail::encode_row(q, r, w.row(r), inv.data(), ubuf);
+    if (!fused_check) detail::check_row(w, r, "quant::quantize");
+    if (!detail::fit_row(q.params(), r, w.row(r), inv.data(), tmp, scratch)) {
+      detail::check_row(w, r, "quant::quantize");  // throws, naming the value
+    }
+    detail::encode_row(q, r, w.row(r), inv.data(), ubuf, r + 1 < w.rows() ? w.row(r + 1) : nullptr);
   }
 }
 
