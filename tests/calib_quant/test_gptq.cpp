@@ -351,3 +351,19 @@ TEST_CASE("Gptq stage type and bad input", "[gptq][errors]") {
   sparq::HessianAccumulator acc(32);
   CHECK_THROWS_WITH(sparq::gptq_quantize(w.view(), acc, GptqSpec{4}), Catch::Contains("32 channels"));
 }
+
+TEST_CASE("Gptq accepts sparq::Quantizer types as its weight grid", "[gptq]") {
+  using QA = sparq::Quantizer<sparq::Asymmetric, sparq::PerGroup<32>, 4>;
+  using QS = sparq::Quantizer<sparq::Symmetric, sparq::PerChannel, 3, sparq::MseClip>;
+  STATIC_REQUIRE(sparq::Gptq<QA>::spec.group_size == 32);
+  STATIC_REQUIRE(!sparq::Gptq<QA>::spec.symmetric);
+  STATIC_REQUIRE(sparq::Gptq<QS>::spec.symmetric);
+  STATIC_REQUIRE(sparq::Gptq<QS>::spec.mse);
+  STATIC_REQUIRE(sparq::Gptq<QS>::spec.group_size == 0);
+  const auto x = outlier_activations(128, 64, 95);
+  const auto w = random_matrix(8, 64, 96, 0.05f);
+  const auto acc = hessian_of(x);
+  const auto a = sparq::Gptq<QA>{}.quantize(w.view(), acc);
+  const auto b = sparq::Gptq<sparq::GptqGrid<4, false, 32>>{}.quantize(w.view(), acc);
+  CHECK(a.weight.storage() == b.weight.storage());
+}

@@ -51,6 +51,7 @@
 #include "sparq/core/stats.hpp"
 #include "sparq/quant/detail/calib_grid.hpp"
 #include "sparq/quant/detail/calib_linalg.hpp"
+#include "sparq/quant/quantizer.hpp"
 
 namespace sparq {
 
@@ -65,11 +66,47 @@ struct GptqSpec {
   float mse_norm = 2.4f;
 };
 
-/// A weight-grid policy Gptq can use: exposes `static constexpr GptqSpec gptq_spec`.
+/// Weight-grid types Gptq<Q> accepts, and the GptqSpec each stands for (gptq_spec_of<Q>()):
+/// Provided for (a) any type with `static constexpr GptqSpec gptq_spec` (e.g. GptqGrid below) and
+/// (b) sparq::Quantizer<Symmetric|Asymmetric, PerChannel|PerGroup<G>, Bits, MinMax|MseClip>. For
+/// Quantizer<Symmetric, ...> GPTQ uses its own full-range grid (§4.3: zero (maxq+1)/2, i.e.
+/// QuantOptions::full_range), not the restricted default [−qmax, qmax]; MseClip maps to GPTQ's
+/// MSE search with the default grid 100 / maxshrink 0.8 / norm 2.4.
+namespace detail {
 template <class Q>
-concept GptqWeightQuantizer = requires {
+concept has_gptq_spec = requires {
   { Q::gptq_spec } -> std::convertible_to<GptqSpec>;
 };
+template <class Q>
+struct QuantizerGptqSpec {
+  static constexpr bool supported = false;
+};
+template <QuantScheme S, Granularity G, unsigned B, RangeCalibrator C>
+struct QuantizerGptqSpec<Quantizer<S, G, B, C>> {
+  static constexpr bool supported =
+      (S::kind == SchemeKind::symmetric || S::kind == SchemeKind::asymmetric) &&
+      (G::kind == GranularityKind::per_channel || G::kind == GranularityKind::per_group) &&
+      (C::kind == CalibratorKind::minmax || C::kind == CalibratorKind::mse_clip) && B <= 8;
+  [[nodiscard]] static constexpr GptqSpec get() noexcept {
+    return GptqSpec{static_cast<int>(B), S::kind == SchemeKind::symmetric, G::group_size,
+                    C::kind == CalibratorKind::mse_clip, 100, 0.8f, 2.4f};
+  }
+};
+}  // namespace detail
+
+/// A weight-grid type Gptq can use (see gptq_spec_of).
+template <class Q>
+concept GptqWeightQuantizer = detail::has_gptq_spec<Q> || detail::QuantizerGptqSpec<Q>::supported;
+
+/// The GptqSpec a weight-grid type stands for.
+template <GptqWeightQuantizer Q>
+[[nodiscard]] consteval GptqSpec gptq_spec_of() noexcept {
+  if constexpr (detail::has_gptq_spec<Q>) {
+    return Q::gptq_spec;
+  } else {
+    return detail::QuantizerGptqSpec<Q>::get();
+  }
+}
 
 /// The GPTQ min-max grid as a policy: Bits, symmetric or not, group size (0 = per row), MSE search.
 template <int Bits, bool Sym = false, std::size_t Group = 0, bool Mse = false>
@@ -79,6 +116,8 @@ struct GptqGrid {
 };
 static_assert(GptqWeightQuantizer<GptqGrid<4>>);
 static_assert(GptqWeightQuantizer<GptqGrid<3, true, 128, true>>);
+static_assert(GptqWeightQuantizer<Quantizer<Asymmetric, PerGroup<128>, 4>>);
+static_assert(!GptqWeightQuantizer<Quantizer<NF4, PerGroup<64>, 4>>);
 
 /// How GPTQ treats zeros already present in W.
 enum class MaskMode : std::uint8_t {
@@ -398,12 +437,13 @@ template <class T>
 template <class Q>
 class Gptq {
   static_assert(GptqWeightQuantizer<Q>,
-                "Gptq<Q>: Q must describe GPTQ's weight grid (static constexpr GptqSpec gptq_spec), "
-                "e.g. Gptq<GptqGrid<4, /*symmetric*/ false, /*group*/ 128>>");
+                "Gptq<Q>: Q must be an integer min-max grid GPTQ can drive: "
+                "Quantizer<Symmetric|Asymmetric, PerChannel|PerGroup<G>, Bits, MinMax|MseClip> or "
+                "GptqGrid<Bits, Sym, G, Mse> (NF4, FP8, PerTensor, Percentile are not GPTQ grids)");
 
  public:
   using quantizer_type = Q;
-  static constexpr GptqSpec spec = Q::gptq_spec;
+  static constexpr GptqSpec spec = gptq_spec_of<Q>();
 
   Gptq() = default;
   explicit Gptq(GptqOptions opt) : opt_(opt) {}
