@@ -1,0 +1,76 @@
+// InputQuantLinear: a LinearOp decorator that fake-quantizes its input per token (W8A8 simulation).
+//
+// Per-token dynamic symmetric absmax quantization of the activations (ALGORITHMS.md §1.8, §5.5):
+// with q_max = 2^(bits-1) - 1 (127 for 8 bits), for each token row x:
+//     Δ = max(max_j |x_j|, 1e-5) / q_max,   x̂_j = clamp(nearbyint(x_j / Δ), -q_max, q_max) · Δ
+// (round half to even, the clamp on absmax is applied before the division). The wrapped LinearOp
+// then sees x̂. The caller's input is never modified (the reference quantizes in place; the result
+// is the same because the operation is idempotent).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/core/matrix_view.hpp"
+#include "sparq/model/linear_op.hpp"
+
+namespace sparq::model {
+
+/// Fake-quantizes one token row: out = dequantize(quantize(x)) with the formula above.
+/// `out` may equal `x`.
+inline void fake_quantize_token(const float* x, float* out, std::size_t n, int bits) noexcept {
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  float amax = 0.0f;
+  for (std::size_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float delta = std::max(amax, 1e-5f) / qmax;
+  for (std::size_t j = 0; j < n; ++j) {
+    const float q = std::clamp(std::nearbyint(x[j] / delta), -qmax, qmax);
+    out[j] = q * delta;
+  }
+}
+
+class InputQuantLinear final : public LinearOp {
+ public:
+  /// Wraps `inner`; `bits` in 2..16. Throws sparq::error on a null op or bad bit width.
+  InputQuantLinear(std::unique_ptr<LinearOp> inner, int bits) : inner_(std::move(inner)), bits_(bits) {
+    SPARQ_CHECK(inner_ != nullptr, "InputQuantLinear: null inner LinearOp");
+    SPARQ_CHECK(bits >= 2 && bits <= 16, "InputQuantLinear: activation bits = ", bits,
+                ", expected 2..16");
+  }
+
+  [[nodiscard]] std::size_t in_features() const noexcept override { return inner_->in_features(); }
+  [[nodiscard]] std::size_t out_features() const noexcept override { return inner_->out_features(); }
+  [[nodiscard]] std::size_t weight_bytes() const noexcept override { return inner_->weight_bytes(); }
+  [[nodiscard]] std::string describe() const override {
+    return sparq::detail::concat(inner_->describe(), " + A", bits_, " per-token");
+  }
+  [[nodiscard]] int bits() const noexcept { return bits_; }
+  [[nodiscard]] const LinearOp& inner() const noexcept { return *inner_; }
+  /// Gives the wrapped op back (this object is empty afterwards).
+  [[nodiscard]] std::unique_ptr<LinearOp> release() noexcept { return std::move(inner_); }
+
+  void gemv(const float* x, float* y) const override {
+    const std::size_t n = in_features();
+    std::vector<float> xq(n);
+    fake_quantize_token(x, xq.data(), n, bits_);
+    inner_->gemv(xq.data(), y);
+  }
+  void gemm(MatrixView<const float> X, MatrixView<float> Y) const override {
+    const std::size_t n = in_features();
+    Matrix<float> xq(X.rows(), n);
+    for (std::size_t t = 0; t < X.rows(); ++t) fake_quantize_token(X.row(t), xq.row(t), n, bits_);
+    inner_->gemm(xq.view(), Y);
+  }
+
+ private:
+  std::unique_ptr<LinearOp> inner_;
+  int bits_;
+};
+
+}  // namespace sparq::model

@@ -1,0 +1,294 @@
+// Tokenizer: llama2.c-compatible sentencepiece-BPE encoder/decoder (file reader + in-memory vocab).
+//
+// Vocabulary: `tokens[i]` is the byte string of id i, `scores[i]` its merge priority.
+// Byte-fallback tokens are spelled "<0xHH>" (two upper- or lower-case hex digits); in the
+// llama2.c vocabularies id 0 is <unk>, 1 BOS, 2 EOS and ids 3..258 are the bytes 0x00..0xFF.
+//
+// Encoding (exactly llama2.c's `encode`):
+//   1. optional BOS;
+//   2. when the text is non-empty, a "dummy prefix" token for " ";
+//   3. the text is cut into UTF-8 code points (a lead byte plus at most 3 continuation bytes);
+//      each code point that is a vocabulary entry becomes that id, otherwise each of its bytes
+//      becomes its byte-fallback token;
+//   4. repeatedly, over all adjacent pairs, the pair whose concatenation is a vocabulary entry with
+//      the highest score (the leftmost on ties) is merged, until no pair merges;
+//   5. optional EOS.
+// Decoding a piece (llama2.c's `decode`): after BOS a leading space is dropped; "<0xHH>" pieces
+// become the raw byte 0xHH; everything else is the piece's bytes.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/io/llama2c.hpp"
+
+namespace sparq::model {
+
+class Tokenizer {
+ public:
+  /// How the vocabulary spells a space.
+  enum class SpaceMarker : std::uint8_t {
+    plain,          ///< spaces are " " (llama2.c tokenizer files)
+    sentencepiece,  ///< spaces are "▁" (U+2581, GGUF/HF vocabularies): mapped to " " on construction
+  };
+
+  Tokenizer() = default;
+
+  /// Builds a tokenizer from an in-memory vocabulary (e.g. GGUF `tokenizer.ggml.tokens/scores`).
+  /// Throws sparq::error if the sizes differ, the vocabulary is empty, an id is out of range or a
+  /// score is not finite.
+  Tokenizer(std::vector<std::string> tokens, std::vector<float> scores, int bos_id = 1,
+            int eos_id = 2, SpaceMarker spaces = SpaceMarker::plain)
+      : tokens_(std::move(tokens)), scores_(std::move(scores)), bos_(bos_id), eos_(eos_id) {
+    SPARQ_CHECK(!tokens_.empty(), "Tokenizer: empty vocabulary");
+    SPARQ_CHECK(tokens_.size() == scores_.size(), "Tokenizer: ", tokens_.size(), " tokens but ",
+                scores_.size(), " scores (expected equal counts)");
+    SPARQ_CHECK(tokens_.size() < (std::size_t{1} << 30), "Tokenizer: vocabulary of ",
+                tokens_.size(), " entries is too large");
+    const int n = static_cast<int>(tokens_.size());
+    SPARQ_CHECK(bos_ >= 0 && bos_ < n, "Tokenizer: bos_id = ", bos_, ", expected 0..", n - 1);
+    SPARQ_CHECK(eos_ >= 0 && eos_ < n, "Tokenizer: eos_id = ", eos_, ", expected 0..", n - 1);
+    if (spaces == SpaceMarker::sentencepiece) {
+      for (auto& t : tokens_) t = replace_sentencepiece_space(t);
+    }
+    build_index();
+  }
+
+  /// Parses a llama2.c tokenizer file held in memory: uint32 max_token_length, then per token
+  /// {float32 score, int32 length, length bytes}. With `vocab_size` > 0 exactly that many records
+  /// are read and the data must end there; with 0 records are read until the end of the data.
+  /// Never reads out of bounds: truncated records, negative or over-long lengths, non-finite scores
+  /// and trailing bytes throw sparq::error.
+  static Tokenizer parse_llama2c(const char* data, std::size_t size, std::size_t vocab_size = 0,
+                                 const std::string& what = "llama2.c tokenizer") {
+    SPARQ_CHECK(size >= 4, what, ": ", size, " bytes is too short for the 4-byte header");
+    std::uint32_t max_len = 0;
+    std::memcpy(&max_len, data, 4);
+    SPARQ_CHECK(max_len > 0 && max_len <= 4096, what, ": max_token_length = ", max_len,
+                ", expected 1..4096");
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::size_t p = 4;
+    while (vocab_size ? tokens.size() < vocab_size : p < size) {
+      const std::size_t id = tokens.size();
+      SPARQ_CHECK(size - p >= 8, what, ": record ", id, " is truncated at byte offset ", p,
+                  " (needs 8 header bytes, ", size - p, " left)");
+      float score = 0;
+      std::int32_t len = 0;
+      std::memcpy(&score, data + p, 4);
+      std::memcpy(&len, data + p + 4, 4);
+      p += 8;
+      SPARQ_CHECK(std::isfinite(score), what, ": record ", id, " has non-finite score ", score);
+      SPARQ_CHECK(len >= 0 && static_cast<std::uint32_t>(len) <= max_len, what, ": record ", id,
+                  " has length ", len, ", expected 0..max_token_length = ", max_len);
+      SPARQ_CHECK(static_cast<std::size_t>(len) <= size - p, what, ": record ", id, " needs ", len,
+                  " bytes at offset ", p, " but only ", size - p, " are left");
+      tokens.emplace_back(data + p, static_cast<std::size_t>(len));
+      scores.push_back(score);
+      p += static_cast<std::size_t>(len);
+      SPARQ_CHECK(tokens.size() < (std::size_t{1} << 24), what, ": more than 2^24 records");
+    }
+    SPARQ_CHECK(p == size, what, ": ", size - p, " trailing bytes after ", tokens.size(),
+                " records (expected the file to end there)");
+    SPARQ_CHECK(tokens.size() >= 3, what, ": ", tokens.size(),
+                " records, expected at least 3 (<unk>, BOS, EOS)");
+    Tokenizer t(std::move(tokens), std::move(scores), 1, 2);
+    t.max_token_length_ = max_len;
+    return t;
+  }
+
+  /// Reads a llama2.c tokenizer file (see parse_llama2c).
+  static Tokenizer read_llama2c(const std::string& path, std::size_t vocab_size = 0) {
+    const auto buf = io::detail::read_file(path);
+    return parse_llama2c(buf.data(), buf.size(), vocab_size, "tokenizer '" + path + "'");
+  }
+
+  /// Replaces every "▁" (U+2581, bytes E2 96 81) by a space.
+  [[nodiscard]] static std::string replace_sentencepiece_space(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+      if (i + 2 < s.size() && static_cast<unsigned char>(s[i]) == 0xE2 &&
+          static_cast<unsigned char>(s[i + 1]) == 0x96 && static_cast<unsigned char>(s[i + 2]) == 0x81) {
+        out.push_back(' ');
+        i += 3;
+      } else {
+        out.push_back(s[i++]);
+      }
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return tokens_.size(); }
+  [[nodiscard]] int bos_id() const noexcept { return bos_; }
+  [[nodiscard]] int eos_id() const noexcept { return eos_; }
+  [[nodiscard]] std::uint32_t max_token_length() const noexcept { return max_token_length_; }
+  /// The piece of `id` as stored (throws sparq::error when out of range).
+  [[nodiscard]] const std::string& piece(int id) const {
+    check_id(id);
+    return tokens_[static_cast<std::size_t>(id)];
+  }
+  [[nodiscard]] float score(int id) const {
+    check_id(id);
+    return scores_[static_cast<std::size_t>(id)];
+  }
+  /// Id of an exact piece, or -1.
+  [[nodiscard]] int find(const std::string& s) const {
+    const auto it = index_.find(s);
+    return it == index_.end() ? -1 : it->second;
+  }
+  [[nodiscard]] int find(std::string_view s) const { return find(std::string(s)); }
+  [[nodiscard]] int find(const char* s) const { return find(std::string(s)); }
+
+  /// Encodes `text` as llama2.c does (see the file comment). Throws sparq::error when a byte has
+  /// no byte-fallback token in this vocabulary.
+  [[nodiscard]] std::vector<int> encode(std::string_view text, bool bos, bool eos) const {
+    SPARQ_CHECK(!tokens_.empty(), "Tokenizer::encode: empty tokenizer");
+    std::vector<int> ids;
+    ids.reserve(text.size() + 3);
+    if (bos) ids.push_back(bos_);
+    if (!text.empty()) {
+      const int space = find(" ");
+      if (space >= 0) {
+        ids.push_back(space);
+      } else {
+        ids.push_back(byte_token(static_cast<unsigned char>(' ')));
+      }
+    }
+    std::string cp;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if ((c & 0xC0) != 0x80) cp.clear();  // a lead byte (or ASCII) starts a new code point
+      cp.push_back(static_cast<char>(c));
+      const bool next_is_continuation =
+          i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
+      if (next_is_continuation && cp.size() < 4) continue;
+      const int id = find(cp);
+      if (id >= 0) {
+        ids.push_back(id);
+      } else {
+        for (char b : cp) ids.push_back(byte_token(static_cast<unsigned char>(b)));
+      }
+      cp.clear();
+    }
+    // Greedy merges: the adjacent pair with the highest-scoring merged piece (leftmost on ties).
+    // pair[i] caches the merge of (ids[i], ids[i+1]) (-1: none); a merge only changes its two
+    // neighbouring pairs, so each round is one scan over cached scores.
+    const std::size_t first = bos ? 1 : 0;
+    std::string merged;
+    auto pair_id = [&](int a, int b) {
+      merged = tokens_[static_cast<std::size_t>(a)];
+      merged += tokens_[static_cast<std::size_t>(b)];
+      return find(merged);
+    };
+    std::vector<int> pair(ids.size(), -1);
+    for (std::size_t i = first; i + 1 < ids.size(); ++i) pair[i] = pair_id(ids[i], ids[i + 1]);
+    while (ids.size() > first + 1) {
+      float best_score = -1e10f;
+      int best_id = -1;
+      std::size_t best_at = 0;
+      for (std::size_t i = first; i + 1 < ids.size(); ++i) {
+        const int id = pair[i];
+        if (id >= 0 && scores_[static_cast<std::size_t>(id)] > best_score) {
+          best_score = scores_[static_cast<std::size_t>(id)];
+          best_id = id;
+          best_at = i;
+        }
+      }
+      if (best_id < 0) break;
+      ids[best_at] = best_id;
+      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
+      pair.erase(pair.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
+      if (best_at + 1 < ids.size()) pair[best_at] = pair_id(ids[best_at], ids[best_at + 1]);
+      else pair[best_at] = -1;
+      if (best_at > first) pair[best_at - 1] = pair_id(ids[best_at - 1], ids[best_at]);
+    }
+    if (eos) ids.push_back(eos_);
+    return ids;
+  }
+
+  /// The bytes that token `id` prints as when it follows `prev` (llama2.c rules: the leading space
+  /// of the piece after BOS is dropped; "<0xHH>" is the raw byte).
+  [[nodiscard]] std::string decode(int prev, int id) const {
+    const std::string& p = piece(id);
+    std::string_view s = p;
+    if (prev == bos_ && !s.empty() && s.front() == ' ') s.remove_prefix(1);
+    int byte = -1;
+    if (parse_byte_piece(s, byte)) return std::string(1, static_cast<char>(byte));
+    return std::string(s);
+  }
+
+  /// Decodes a whole sequence; `ids[0]` is decoded as if preceded by `prev`.
+  [[nodiscard]] std::string decode(const std::vector<int>& ids, int prev = -1) const {
+    std::string out;
+    for (int id : ids) {
+      out += decode(prev, id);
+      prev = id;
+    }
+    return out;
+  }
+
+  /// True when `s` is exactly "<0xHH>"; stores the byte value.
+  [[nodiscard]] static bool parse_byte_piece(std::string_view s, int& byte) noexcept {
+    if (s.size() != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return false;
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    const int hi = hex(s[3]), lo = hex(s[4]);
+    if (hi < 0 || lo < 0) return false;
+    byte = hi * 16 + lo;
+    return true;
+  }
+
+ private:
+  void check_id(int id) const {
+    SPARQ_CHECK(id >= 0 && static_cast<std::size_t>(id) < tokens_.size(), "Tokenizer: token id ",
+                id, " is outside the vocabulary 0..", tokens_.size() - 1);
+  }
+
+  [[nodiscard]] int byte_token(unsigned char b) const {
+    const int id = byte_ids_[b];
+    SPARQ_CHECK(id >= 0, "Tokenizer::encode: byte 0x", static_cast<int>(b),
+                " (decimal) has no <0xHH> fallback token in the vocabulary");
+    return id;
+  }
+
+  void build_index() {
+    index_.clear();
+    index_.reserve(tokens_.size() * 2);
+    for (auto& b : byte_ids_) b = -1;
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+      if (tokens_[i].size() > max_token_length_) {
+        max_token_length_ = static_cast<std::uint32_t>(tokens_[i].size());
+      }
+      // First occurrence wins for duplicate pieces (as a binary search over a stable sort would).
+      index_.emplace(tokens_[i], static_cast<int>(i));
+      int byte = -1;
+      if (parse_byte_piece(tokens_[i], byte) && byte_ids_[static_cast<std::size_t>(byte)] < 0) {
+        byte_ids_[static_cast<std::size_t>(byte)] = static_cast<int>(i);
+      }
+    }
+  }
+
+  std::vector<std::string> tokens_;
+  std::vector<float> scores_;
+  std::unordered_map<std::string, int> index_;
+  int byte_ids_[256] = {};
+  int bos_ = 1;
+  int eos_ = 2;
+  std::uint32_t max_token_length_ = 0;
+};
+
+}  // namespace sparq::model
