@@ -1,0 +1,261 @@
+// int4 per-group GEMV (symmetric offset-binary or asymmetric codes), W4A8 inner products.
+//
+// Weights: codes packed row by row, row_bytes = cols/2, element 2i in the LOW nibble of byte i and
+// 2i+1 in the HIGH nibble; u ∈ [0, 15]. Per group of G consecutive inputs of a row (G ∈ {32, 64,
+// 128}, cols % G == 0) a float scale s[k][g] and, if asymmetric, a uint8 zero z[k][g]:
+//   symmetric:  W[k][j] = s[k][g]·(u − 8)        asymmetric: W[k][j] = s[k][g]·(u − z[k][g])
+// scales and zeros are cout × (cols/G) row-major. zeros == nullptr means symmetric (z = 8).
+//
+// Method (no per-weight float conversion): the activations are int8 per block of 32 inputs
+// (BlockQ8, see gemv_common.hpp: x[j] ≈ a[b]·qx[j]). For each row and block b of 32 inputs,
+//   d[b] = Σ_{j in b} u[j]·qx[j]   (int32; vpdpbusd with the nibbles as the unsigned operand, or
+//                                   maddubs: 15·127·2 < 32767 so it cannot saturate)
+//   y[k] = Σ_b s[k][g(b)]·a[b]·(d[b] − z[k][g(b)]·Σ_{j in b} qx[j])
+// which equals Σ_j W[k][j]·a[b]·qx[j] exactly up to float rounding of the last two products.
+// The nibble-ordered activation layout lets the low/high nibbles of 64 code bytes meet their
+// activations without shuffles; four 64-byte chunks (16 blocks) are reduced with an in-lane
+// transpose-add and one permute, then scaled with one FMA per 16 blocks.
+//  - gemv_q4_a8:  activations already in a BlockQ8 (from quantize_block_q8, or from int8 per-token
+//                 activations via block_q8_from_per_token: W4A8).
+//  - gemv_q4_f32: float x; quantizes x into the caller's workspace first. Error versus the exact
+//                 float product: |Δy[k]| ≤ Σ_j |W[k][j]|·a[b(j)]/2 (plus float rounding).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "sparq/kernels/gemv_common.hpp"
+
+namespace sparq::kernels {
+
+SPARQ_TARGET_BEGIN
+
+namespace detail {
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+/// One row, AVX-512. r = G/32 blocks of 32 per group.
+template <bool Asym, bool Vnni>
+[[nodiscard]] inline float q4_row_avx512(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+                                         std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  const __m512i ones16 = _mm512_set1_epi16(1);
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i expand = r == 1   ? _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                         : r == 2 ? _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)
+                                  : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const auto gmask = static_cast<__mmask16>((1u << (16 / r)) - 1);
+  __m512 accf = _mm512_setzero_ps();
+
+  auto block = [&](const std::uint8_t* cb, const float* swb, const std::uint8_t* zb, std::size_t base) {
+    __m512i acc[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m512i w = _mm512_loadu_si512(cb + 64 * k);
+      const __m512i lo = _mm512_and_si512(w, nib);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+      const __m512i xe = _mm512_load_si512(act.q + base + 128 * k);
+      const __m512i xo = _mm512_load_si512(act.q + base + 128 * k + 64);
+      if constexpr (Vnni) {
+#if defined(__AVX512VNNI__)
+        acc[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe), hi, xo);
+#endif
+      } else {
+        acc[k] = _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo)),
+                                   ones16);
+      }
+    }
+    // each 128-bit lane of acc[k] holds 4 partial sums of block 4k + lane: transpose-add them
+    const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[0], acc[1]), _mm512_unpackhi_epi32(acc[0], acc[1]));
+    const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[2], acc[3]), _mm512_unpackhi_epi32(acc[2], acc[3]));
+    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+    __m512i d = _mm512_permutexvar_epi32(perm, u);  // natural block order
+    const std::size_t sb = base / 32;
+    const __m512i qsum = _mm512_loadu_si512(act.sum + sb);
+    if constexpr (Asym) {
+      __m512i z;
+      if (r == 1) {
+        z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(zb)));
+      } else {
+        z = _mm512_permutexvar_epi32(expand, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gmask, zb)));
+      }
+      d = _mm512_sub_epi32(d, _mm512_mullo_epi32(z, qsum));
+    } else {
+      d = _mm512_sub_epi32(d, _mm512_slli_epi32(qsum, 3));
+    }
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_loadu_ps(act.scale + sb));
+    const __m512 s = r == 1 ? _mm512_loadu_ps(swb) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb));
+    accf = _mm512_fmadd_ps(f, s, accf);
+  };
+
+  const std::size_t nfull = cols / 512;
+  const std::size_t gpb = 16 / r;  // groups per 512-input block
+  for (std::size_t b = 0; b < nfull; ++b) {
+    block(codes + b * 256, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 512);
+  }
+  const std::size_t rem = cols - nfull * 512;
+  if (rem != 0) {
+    alignas(64) std::uint8_t cbuf[256] = {};
+    float sbuf[16] = {};
+    std::uint8_t zbuf[16] = {};
+    const std::size_t ng = rem / (32 * r);
+    std::memcpy(cbuf, codes + nfull * 256, rem / 2);
+    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
+    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
+    block(cbuf, sbuf, zbuf, nfull * 512);
+  }
+  return _mm512_reduce_add_ps(accf);
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+/// One row, AVX2 (maddubs; blocks of 256 inputs = 8 blocks of 32).
+template <bool Asym>
+[[nodiscard]] inline float q4_row_avx2(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+                                       std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i expand = r == 1   ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                         : r == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                  : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const std::size_t gpb = 8 / r;
+  const __m256i gmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gpb)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 accf = _mm256_setzero_ps();
+
+  auto block = [&](const std::uint8_t* cb, const float* swb, const std::uint8_t* zb, std::size_t base) {
+    __m256i acc[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + 32 * k));
+      const __m256i lo = _mm256_and_si256(w, nib);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+      const std::int8_t* xp = act.q + base + 128 * (k / 2) + 32 * (k % 2);
+      const __m256i xe = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
+      const __m256i xo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 64));
+      acc[k] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), ones16);
+    }
+    const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
+    const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+    __m256i d = _mm256_permutevar8x32_epi32(u, perm);
+    const std::size_t sb = base / 32;
+    const __m256i qsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.sum + sb));
+    if constexpr (Asym) {
+      std::uint64_t zz = 0;
+      std::memcpy(&zz, zb, gpb);
+      const __m256i z = _mm256_permutevar8x32_epi32(
+          _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(zz))), expand);
+      d = _mm256_sub_epi32(d, _mm256_mullo_epi32(z, qsum));
+    } else {
+      d = _mm256_sub_epi32(d, _mm256_slli_epi32(qsum, 3));
+    }
+    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(act.scale + sb));
+    const __m256 s = r == 1 ? _mm256_loadu_ps(swb) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(swb, gmask), expand);
+    accf = _mm256_fmadd_ps(f, s, accf);
+  };
+
+  const std::size_t nfull = cols / 256;
+  for (std::size_t b = 0; b < nfull; ++b) {
+    block(codes + b * 128, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 256);
+  }
+  const std::size_t rem = cols - nfull * 256;
+  if (rem != 0) {
+    alignas(32) std::uint8_t cbuf[128] = {};
+    float sbuf[8] = {};
+    std::uint8_t zbuf[8] = {};
+    const std::size_t ng = rem / (32 * r);
+    std::memcpy(cbuf, codes + nfull * 128, rem / 2);
+    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
+    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
+    block(cbuf, sbuf, zbuf, nfull * 256);
+  }
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(accf), _mm256_extractf128_ps(accf, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+#endif
+
+/// One row, portable (SSE2 / generic): block by block, same math.
+template <bool Asym>
+[[nodiscard]] inline float q4_row_generic(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+                                          std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+  float acc = 0.0f;
+  for (std::size_t b = 0; b < cols / 32; ++b) {
+    std::int32_t d = 0;
+    const std::int8_t* xe = act.q + block_q8_position(b * 32);  // 16 even inputs, contiguous
+    const std::int8_t* xo = xe + 64;                              // the 16 odd ones
+    for (std::size_t i = 0; i < 16; ++i) {
+      const std::uint8_t c = codes[b * 16 + i];
+      d += static_cast<std::int32_t>(c & 0x0f) * xe[i] + static_cast<std::int32_t>(c >> 4) * xo[i];
+    }
+    const std::size_t g = b / r;
+    const std::int32_t z = Asym ? zp[g] : 8;
+    d -= z * act.sum[b];
+    acc += sw[g] * (static_cast<float>(d) * act.scale[b]);
+  }
+  return acc;
+}
+
+template <class Arch, bool Asym, bool Vnni>
+[[nodiscard]] inline float q4_row(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp, std::size_t cols,
+                                  std::size_t r, const BlockQ8& act) noexcept {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  if constexpr (is_avx512bw_v<Arch>) return q4_row_avx512<Asym, Vnni && has_vnni>(codes, sw, zp, cols, r, act);
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>) return q4_row_avx2<Asym>(codes, sw, zp, cols, r, act);
+#endif
+  return q4_row_generic<Asym>(codes, sw, zp, cols, r, act);
+}
+
+}  // namespace detail
+
+/// W4A8 GEMV: y[k] = Σ_b s[k][g(b)]·a[b]·Σ_{j in b}(u[k][j] − z[k][g(b)])·qx[j] (see the header).
+/// codes rows × cols/2 bytes; scales (and zeros, or nullptr for symmetric) rows × cols/group;
+/// group ∈ {32, 64, 128}, cols % group == 0; `act` built for the same cols.
+template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+void gemv_q4_a8(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+                std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads = 1) noexcept {
+  const std::size_t r = group / 32;
+  const std::size_t ng = cols / group;
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      const std::uint8_t* c = codes + k * (cols / 2);
+      if (zeros != nullptr) {
+        y[k] = detail::q4_row<Arch, true, Vnni>(c, scales + k * ng, zeros + k * ng, cols, r, act);
+      } else {
+        y[k] = detail::q4_row<Arch, false, Vnni>(c, scales + k * ng, nullptr, cols, r, act);
+      }
+    }
+  });
+}
+
+/// Float-activation int4 GEMV: quantizes x per block of 32 into `work` (block_q8_workspace_bytes(cols)
+/// bytes) and runs gemv_q4_a8. Error bound in the header comment.
+template <class Arch = xsimd::default_arch>
+void gemv_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+                 std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads = 1) noexcept {
+  const BlockQ8 act = BlockQ8::carve(work, cols);
+  quantize_block_q8(x, cols, act);
+  gemv_q4_a8<Arch>(codes, scales, zeros, rows, cols, group, act, y, threads);
+}
+
+/// Scalar reference: y[k] = Σ_j W[k][j]·x[j] with W dequantized exactly (double accumulation).
+inline void gemv_q4_reference(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros,
+                              std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y) noexcept {
+  const std::size_t ng = cols / group;
+  for (std::size_t k = 0; k < rows; ++k) {
+    double s = 0.0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const std::uint8_t byte = codes[k * (cols / 2) + j / 2];
+      const int u = (j % 2 == 0) ? (byte & 0x0f) : (byte >> 4);
+      const int z = zeros != nullptr ? zeros[k * ng + j / group] : 8;
+      s += static_cast<double>(scales[k * ng + j / group]) * (u - z) * x[j];
+    }
+    y[k] = static_cast<float>(s);
+  }
+}
+
+SPARQ_TARGET_END
+
+}  // namespace sparq::kernels

@@ -1,0 +1,243 @@
+// int8 per-channel GEMV: float activations (W8A32) and int8 per-token activations (W8A8).
+//
+// Weights: codes q (int8, [−127, 127]) rows × cols row-major, one float scale per row:
+// W[k][j] ≈ scale[k]·q[k][j].
+//  - gemv_q8_f32:  y[k] = scale[k]·Σ_j q[k][j]·x[j]   (x float; weights widened to float, FMA)
+//  - gemv_q8_a8:   y[k] = sx·scale[k]·Σ_j q[k][j]·qx[j] (x ≈ sx·qx, qx ∈ [−127, 127]; the sum is
+//                  exact in int32 for cols ≤ 131072, since |Σ| ≤ cols·127²)
+// Integer inner products (dot_s8):
+//  - AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, so the activations are made
+//    unsigned, ux = qx + 128 (a xor with 0x80), and Σ q·ux − 128·Σ q is computed, Σ q by a second
+//    vpdpbusd against a vector of ones (no precomputed row sums needed).
+//  - AVX-512BW / AVX2 without VNNI: maddubs(|q|, sign(q)·qx) — the sign moves to the activation so
+//    the unsigned operand is |q| ≤ 127 and each int16 pair sum is ≤ 2·127·127 = 32258 < 32767:
+//    vpmaddubsw never saturates; then vpmaddwd with ones widens to int32.
+//  - SSE2: both operands sign-extended to int16 and multiplied with pmaddwd.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "sparq/kernels/gemv_common.hpp"
+
+namespace sparq::kernels {
+
+SPARQ_TARGET_BEGIN
+
+namespace detail {
+
+/// Σ_j a[j]·b[j] over int8 (a = weights, b = activations, both in [−127, 127]), exact int32.
+/// Vnni selects vpdpbusd on AVX-512 (the default follows the TU's -mavx512vnni).
+template <class Arch, bool Vnni = has_vnni>
+[[nodiscard]] inline std::int32_t dot_s8(const std::int8_t* a, const std::int8_t* b, std::size_t n) noexcept {
+  if constexpr (is_avx512bw_v<Arch>) {
+    std::size_t j = 0;
+    if constexpr (Vnni && has_vnni) {
+#if defined(__AVX512VNNI__)
+      const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+      const __m512i ones = _mm512_set1_epi8(1);
+      __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+      __m512i cor0 = _mm512_setzero_si512(), cor1 = _mm512_setzero_si512();
+      for (; j + 128 <= n; j += 128) {
+        const __m512i w0 = _mm512_loadu_si512(a + j), w1 = _mm512_loadu_si512(a + j + 64);
+        const __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(b + j), flip);
+        const __m512i x1 = _mm512_xor_si512(_mm512_loadu_si512(b + j + 64), flip);
+        acc0 = _mm512_dpbusd_epi32(acc0, x0, w0);
+        acc1 = _mm512_dpbusd_epi32(acc1, x1, w1);
+        cor0 = _mm512_dpbusd_epi32(cor0, ones, w0);
+        cor1 = _mm512_dpbusd_epi32(cor1, ones, w1);
+      }
+      for (; j < n; j += 64) {  // masked tail: lanes past n load 0 weights and contribute nothing
+        const __mmask64 m = n - j >= 64 ? ~__mmask64{0} : ((__mmask64{1} << (n - j)) - 1);
+        const __m512i w0 = _mm512_maskz_loadu_epi8(m, a + j);
+        const __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + j), flip);
+        acc0 = _mm512_dpbusd_epi32(acc0, x0, w0);
+        cor0 = _mm512_dpbusd_epi32(cor0, ones, w0);
+      }
+      const __m512i acc = _mm512_add_epi32(acc0, acc1), cor = _mm512_add_epi32(cor0, cor1);
+      return _mm512_reduce_add_epi32(_mm512_sub_epi32(acc, _mm512_slli_epi32(cor, 7)));
+#endif
+    } else {
+      const __m512i ones16 = _mm512_set1_epi16(1);
+      const __m512i zero = _mm512_setzero_si512();
+      __m512i acc0 = zero, acc1 = zero;
+      auto step = [&](__m512i w, __m512i x, __m512i& acc) {
+        const __m512i aw = _mm512_abs_epi8(w);
+        const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), zero, x);
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sx), ones16));
+      };
+      for (; j + 128 <= n; j += 128) {
+        step(_mm512_loadu_si512(a + j), _mm512_loadu_si512(b + j), acc0);
+        step(_mm512_loadu_si512(a + j + 64), _mm512_loadu_si512(b + j + 64), acc1);
+      }
+      for (; j < n; j += 64) {
+        const __mmask64 m = n - j >= 64 ? ~__mmask64{0} : ((__mmask64{1} << (n - j)) - 1);
+        step(_mm512_maskz_loadu_epi8(m, a + j), _mm512_maskz_loadu_epi8(m, b + j), acc0);
+      }
+      return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+    }
+  }
+#if defined(__AVX2__)
+  if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>) {
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    std::size_t j = 0;
+    auto step = [&](__m256i w, __m256i x, __m256i& acc) {
+      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones16));
+    };
+    for (; j + 64 <= n; j += 64) {
+      step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j)),
+           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j)), acc0);
+      step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j + 32)),
+           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j + 32)), acc1);
+    }
+    for (; j + 32 <= n; j += 32) {
+      step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + j)),
+           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j)), acc0);
+    }
+    const __m256i acc = _mm256_add_epi32(acc0, acc1);
+    const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    std::int32_t s = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xb1)));
+    for (; j < n; ++j) s += static_cast<std::int32_t>(a[j]) * b[j];
+    return s;
+  }
+#endif
+#if defined(__SSE2__)
+  if constexpr (!is_avx2_v<Arch> && !is_avx512bw_v<Arch>) {
+    __m128i acc = _mm_setzero_si128();
+    std::size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + j));
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j));
+      // sign-extend bytes to int16: interleave with itself, arithmetic shift right by 8
+      const __m128i wl = _mm_srai_epi16(_mm_unpacklo_epi8(w, w), 8), wh = _mm_srai_epi16(_mm_unpackhi_epi8(w, w), 8);
+      const __m128i xl = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8), xh = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
+      acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_madd_epi16(wl, xl), _mm_madd_epi16(wh, xh)));
+    }
+    const __m128i s2 = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4e));
+    std::int32_t s = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xb1)));
+    for (; j < n; ++j) s += static_cast<std::int32_t>(a[j]) * b[j];
+    return s;
+  }
+#endif
+  std::int32_t s = 0;
+  for (std::size_t j = 0; j < n; ++j) s += static_cast<std::int32_t>(a[j]) * b[j];
+  return s;
+}
+
+/// Σ_j float(q[j])·x[j] (int8 weights widened to float), fixed order per arch.
+template <class Arch>
+[[nodiscard]] inline float dot_s8_f32(const std::int8_t* q, const float* x, std::size_t n) noexcept {
+  std::size_t j = 0;
+  if constexpr (is_avx512bw_v<Arch>) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    auto wf = [](const std::int8_t* p) {
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    };
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (; j + 64 <= n; j += 64) {
+      s0 = _mm512_fmadd_ps(wf(q + j), _mm512_loadu_ps(x + j), s0);
+      s1 = _mm512_fmadd_ps(wf(q + j + 16), _mm512_loadu_ps(x + j + 16), s1);
+      s2 = _mm512_fmadd_ps(wf(q + j + 32), _mm512_loadu_ps(x + j + 32), s2);
+      s3 = _mm512_fmadd_ps(wf(q + j + 48), _mm512_loadu_ps(x + j + 48), s3);
+    }
+    for (; j < n; j += 16) {
+      const __mmask16 m = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+      const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + j)));
+      s0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m, x + j), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+#endif
+  }
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>) {
+    auto wf = [](const std::int8_t* p) {
+      return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+    };
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (; j + 32 <= n; j += 32) {
+      s0 = _mm256_fmadd_ps(wf(q + j), _mm256_loadu_ps(x + j), s0);
+      s1 = _mm256_fmadd_ps(wf(q + j + 8), _mm256_loadu_ps(x + j + 8), s1);
+      s2 = _mm256_fmadd_ps(wf(q + j + 16), _mm256_loadu_ps(x + j + 16), s2);
+      s3 = _mm256_fmadd_ps(wf(q + j + 24), _mm256_loadu_ps(x + j + 24), s3);
+    }
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    float r = _mm_cvtss_f32(h);
+    for (; j < n; ++j) r += static_cast<float>(q[j]) * x[j];
+    return r;
+  }
+#endif
+  // SSE2 / generic: four scalar partial sums (the compiler vectorizes the widening).
+  float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (; j + 4 <= n; j += 4) {
+    for (std::size_t i = 0; i < 4; ++i) s[i] += static_cast<float>(q[j + i]) * x[j + i];
+  }
+  float r = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; j < n; ++j) r += static_cast<float>(q[j]) * x[j];
+  return r;
+}
+
+}  // namespace detail
+
+/// W8A32: y[k] = scale[k]·Σ_j q[k][j]·x[j]. q rows × cols row-major (row stride cols).
+template <class Arch = xsimd::default_arch>
+void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
+                 float* y, int threads = 1) noexcept {
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) y[k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x, cols);
+  });
+}
+
+/// W8A8: y[k] = sx·scale[k]·Σ_j q[k][j]·qx[j], integer sum exact (cols ≤ 131072).
+template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+void gemv_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
+                float sx, float* y, int threads = 1) noexcept {
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      y[k] = sx * scale[k] * static_cast<float>(detail::dot_s8<Arch, Vnni>(q + k * cols, qx, cols));
+    }
+  });
+}
+
+/// Per-token symmetric int8 quantization of activations: qx = round-half-even(x/sx), sx = max|x|/127
+/// (sx = 0 and qx = 0 for an all-zero x). Returns sx.
+inline float quantize_per_token_q8(const float* x, std::size_t n, std::int8_t* qx) noexcept {
+  float amax = 0.0f;
+  for (std::size_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  for (std::size_t j = 0; j < n; ++j) {
+    qx[j] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[j] * inv), -127.0f, 127.0f));
+  }
+  return amax / 127.0f;
+}
+
+/// Scalar reference of gemv_q8_f32 (double accumulation).
+inline void gemv_q8_f32_reference(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols,
+                                  const float* x, float* y) noexcept {
+  for (std::size_t k = 0; k < rows; ++k) {
+    double s = 0.0;
+    for (std::size_t j = 0; j < cols; ++j) s += static_cast<double>(q[k * cols + j]) * x[j];
+    y[k] = static_cast<float>(scale[k] * s);
+  }
+}
+
+/// Scalar reference of the W8A8 integer sums: acc[k] = Σ_j q[k][j]·qx[j] (exact).
+inline void gemv_q8_a8_reference(const std::int8_t* q, std::size_t rows, std::size_t cols, const std::int8_t* qx,
+                                 std::int32_t* acc) noexcept {
+  for (std::size_t k = 0; k < rows; ++k) {
+    std::int32_t s = 0;
+    for (std::size_t j = 0; j < cols; ++j) s += static_cast<std::int32_t>(q[k * cols + j]) * qx[j];
+    acc[k] = s;
+  }
+}
+
+SPARQ_TARGET_END
+
+}  // namespace sparq::kernels
