@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -48,21 +49,21 @@ inline const std::array<float, 256> e4m3_table = [] {
 [[nodiscard]] inline float decode_e4m3(std::uint8_t c) noexcept { return e4m3_table[c]; }
 
 /// Encodes x to E4M3: round half to even, saturating at ±448, NaN → S.1111.111.
+/// Normal range: the float32 bits are rounded to 3 mantissa bits (add 2^19 − 1 plus the lowest kept
+/// bit, then truncate: round half to even), and the exponent is re-biased from 127 to 7.
 [[nodiscard]] inline std::uint8_t encode_e4m3(float x) noexcept {
-  const std::uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
-  if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7F);
-  const float a = std::fabs(x);
-  if (a >= e4m3_max) return static_cast<std::uint8_t>(sign | 0x7E);
-  unsigned code;
-  if (a < detail::pow2(-6)) {
-    // Subnormal grid step 2^-9; a code of 8 is the smallest normal (E=1, M=0), which is right.
-    code = static_cast<unsigned>(std::nearbyint(a * detail::pow2(9)));
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  const std::uint8_t sign = static_cast<std::uint8_t>((bits >> 24) & 0x80u);
+  const std::uint32_t abs = bits & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7F);  // NaN
+  if (abs >= 0x43E00000u) return static_cast<std::uint8_t>(sign | 0x7E);  // ≥ 448 (and Inf)
+  std::uint32_t code;
+  if (abs < 0x3C800000u) {
+    // |x| < 2^-6: subnormal grid step 2^-9 (exact scaling); a code of 8 is the smallest normal.
+    code = static_cast<std::uint32_t>(std::nearbyint(std::bit_cast<float>(abs) * detail::pow2(9)));
   } else {
-    int e = 0;
-    const float f = std::frexp(a, &e);  // a = f · 2^e, f ∈ [0.5, 1)
-    const int ex = e - 1;               // a ∈ [2^ex, 2^(ex+1))
-    const float mant = (std::ldexp(f, 1) - 1.0f) * 8.0f;  // exact: a/2^ex − 1 ∈ [0, 1), ×8
-    code = static_cast<unsigned>((ex + 7) << 3) + static_cast<unsigned>(std::nearbyint(mant));
+    const std::uint32_t r = abs + 0x7FFFFu + ((abs >> 20) & 1u);
+    code = (r >> 20) - (120u << 3);  // exponent 127 − 7 = 120 re-biased; mantissa carries over
   }
   if (code > 0x7Eu) code = 0x7Eu;  // rounding up past 448 saturates
   return static_cast<std::uint8_t>(sign | code);

@@ -251,12 +251,17 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
                               p.code_hi(), p.signed_codes(), u, prefetch);
       break;
     case SchemeKind::nf4:
-      for (std::size_t i = 0; i < n; ++i) {
-        u[i] = nf4::encode(std::min(std::max(x[i] * inv[i / G], -1.0f), 1.0f));
+      for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += G) {
+        const float s = inv[g];
+        for (std::size_t i = i0, i1 = std::min(n, i0 + G); i < i1; ++i)
+          u[i] = nf4::encode(std::min(std::max(x[i] * s, -1.0f), 1.0f));
       }
       break;
     case SchemeKind::fp8_e4m3:
-      for (std::size_t i = 0; i < n; ++i) u[i] = fp8::encode_e4m3(x[i] * inv[i / G]);
+      for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += G) {
+        const float s = inv[g];
+        for (std::size_t i = i0, i1 = std::min(n, i0 + G); i < i1; ++i) u[i] = fp8::encode_e4m3(x[i] * s);
+      }
       break;
   }
   if (bits != 8) kernels::pack_codes(u, n, bits, out);
@@ -270,6 +275,25 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
   detail::check_input(w, "quant::fit");
   QuantParams p = QuantParams::make(cfg, w.rows(), w.cols());
   std::vector<float> tmp, scratch, inv(p.groups_per_row);
+  if (cfg.granularity == GranularityKind::per_tensor && cfg.calibrator == CalibratorKind::minmax) {
+    // One range over all rows, from the SIMD row kernels (max/min are exact in any order).
+    float a = 0.0f, mn = w.row(0)[0], mx = w.row(0)[0], t0 = 0.0f, t1 = 0.0f;
+    for (std::size_t r = 0; r < w.rows(); ++r) {
+      if (cfg.scheme == SchemeKind::asymmetric) {
+        kernels::group_minmax(w.row(r), w.cols(), w.cols(), &t0, &t1);
+        mn = std::min(mn, t0);
+        mx = std::max(mx, t1);
+      } else {
+        (void)kernels::group_absmax(w.row(r), w.cols(), w.cols(), &t0);
+        a = std::max(a, t0);
+      }
+    }
+    const detail::ScaleZero sz =
+        cfg.scheme == SchemeKind::asymmetric ? detail::from_minmax(cfg, mn, mx) : detail::from_absmax(cfg, a);
+    p.scales[0] = sz.scale;
+    if (!p.zeros.empty()) p.zeros[0] = sz.zero;
+    return p;
+  }
   if (cfg.granularity == GranularityKind::per_tensor) {
     std::vector<detail::Piece> pieces;
     for (std::size_t r = 0; r < w.rows(); ++r) pieces.push_back({w.row(r), w.cols()});
@@ -282,6 +306,22 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
   return p;
 }
 
+namespace detail {
+/// Encodes every row of w with the parameters already in q (checking each row for NaN/Inf unless
+/// the caller has already done so).
+inline void encode_all(MatrixView<const float> w, QuantizedTensor& q, bool check = true) {
+  const QuantParams& params = q.params();
+  std::vector<float> inv(params.groups_per_row);
+  std::vector<std::uint8_t> ubuf;
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    const float* s = params.row_scales(r);
+    for (std::size_t g = 0; g < inv.size(); ++g) inv[g] = 1.0f / s[g];
+    if (check) check_row(w, r, "quant::quantize");
+    encode_row(q, r, w.row(r), inv.data(), ubuf, r + 1 < w.rows() ? w.row(r + 1) : nullptr);
+  }
+}
+}  // namespace detail
+
 /// Quantizes w with given parameters (shape must match; values are validated).
 [[nodiscard]] inline QuantizedTensor quantize(MatrixView<const float> w, const QuantParams& params) {
   params.validate();
@@ -290,14 +330,7 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
               w.rows(), "x", w.cols(), " but the parameters were fitted for ", params.rows, "x",
               params.cols);
   QuantizedTensor q(params);
-  std::vector<float> inv(params.groups_per_row);
-  std::vector<std::uint8_t> ubuf;
-  for (std::size_t r = 0; r < w.rows(); ++r) {
-    const float* s = params.row_scales(r);
-    for (std::size_t g = 0; g < inv.size(); ++g) inv[g] = 1.0f / s[g];
-    detail::check_row(w, r, "quant::quantize");
-    detail::encode_row(q, r, w.row(r), inv.data(), ubuf, r + 1 < w.rows() ? w.row(r + 1) : nullptr);
-  }
+  detail::encode_all(w, q);
   return q;
 }
 
@@ -305,16 +338,22 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
 /// already match (every code, scale and zero is rewritten). One pass per row for row granularities.
 inline void quantize_into(MatrixView<const float> w, const QuantConfig& cfg, QuantizedTensor& q) {
   cfg.validate();
-  if (cfg.granularity == GranularityKind::per_tensor) {
-    q = quantize(w, fit(w, cfg));
-    return;
-  }
   detail::check_shape(w, "quant::quantize");
   const QuantConfig& have = q.config();
   const bool reuse = q.rows() == w.rows() && q.cols() == w.cols() && have.scheme == cfg.scheme &&
                      have.bits == cfg.bits && have.granularity == cfg.granularity &&
                      have.group_size == cfg.group_size &&
                      have.options.tail_group == cfg.options.tail_group;
+  if (cfg.granularity == GranularityKind::per_tensor) {
+    QuantParams p = fit(w, cfg);  // one range over the whole matrix first
+    if (reuse) {
+      q.params() = std::move(p);
+    } else {
+      q = QuantizedTensor(std::move(p));
+    }
+    detail::encode_all(w, q, /*check=*/false);  // fit() checked every value
+    return;
+  }
   if (reuse) {
     q.params().config = cfg;
   } else {
