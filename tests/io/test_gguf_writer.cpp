@@ -215,3 +215,48 @@ TEST_CASE("GGUF writer validates its input", "[io][gguf][errors]") {
   CHECK_THROWS_AS(ok.write("/nonexistent-dir/x.gguf"), sparq::error);
   CHECK_FALSE(std::filesystem::exists("/nonexistent-dir/x.gguf"));
 }
+
+TEST_CASE("Q4_0 codes at near-ties equal the unfused reference (x*id rounded, then + 8.5)", "[io][ggml]") {
+  // Reference with explicit roundings: a product of two floats is exact in double, and the cast
+  // to float rounds it exactly as an IEEE float multiply; same for the float add. The test binary is built with -mfma, so a fused a*b+c in the encoder would differ.
+  auto ref_code = [](float x, float id) {
+    // volatile: otherwise the compiler folds the casts back into float ops and fuses them.
+    const volatile float p = static_cast<float>(static_cast<double>(x) * static_cast<double>(id));
+    const float v = static_cast<float>(static_cast<double>(p) + 8.5);
+    return std::min(15, static_cast<int>(v));
+  };
+  std::size_t checked = 0;
+  for (float m : {-8.8f, 9.3f, -0.0137f, 123.456f, -1.1f}) {
+    const float d = m / -8.0f;
+    const float id = 1.0f / d;
+    std::vector<float> vals;
+    for (int k = 1; k <= 15; ++k) {
+      const float t = static_cast<float>((k - 8.5) / static_cast<double>(id));
+      float lo = t, hi = t;
+      vals.push_back(t);
+      for (int u = 0; u < 4; ++u) {
+        lo = std::nextafter(lo, -INFINITY);
+        hi = std::nextafter(hi, INFINITY);
+        vals.push_back(lo);
+        vals.push_back(hi);
+      }
+    }
+    for (std::size_t start = 0; start < vals.size(); start += 31) {
+      float x[32];
+      x[0] = m;  // the block extreme, so d and id are the ones computed above
+      for (int j = 1; j < 32; ++j) {
+        const float v = vals[(start + static_cast<std::size_t>(j)) % vals.size()];
+        x[j] = std::fabs(v) < std::fabs(m) ? v : 0.0f;
+      }
+      BlockQ4_0 b;
+      quantize_block_q4_0(x, b);
+      for (int j = 0; j < 32; ++j) {
+        const int c = j < 16 ? (b.qs[j] & 15) : (b.qs[j - 16] >> 4);
+        INFO("m " << m << " x " << x[j]);
+        REQUIRE(c == ref_code(x[j], id));
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked > 500);
+}

@@ -12,6 +12,8 @@
 //   Q4_0: m = the element of largest |x| with its sign (first one on ties), d = m / -8,
 //         id = d ? 1/d : 0, q = min(15, trunc(x * id + 8.5)), d stored as fp16. The extreme value
 //         m maps to q = 0 exactly; the opposite end of the range can reach 16, clamped to 15.
+//         x * id is rounded to float before 8.5 is added (never fused into an FMA), so every
+//         build (with or without -mfma) writes the same codes.
 // Dequantization uses the fp16-rounded d, so |x - x̂| <= d/2 + |q - z| * |d - fp16(d)| for values
 // inside the representable range (z = 0 for Q8_0, 8 for Q4_0).
 #pragma once
@@ -87,6 +89,19 @@ inline void quantize_block_q8_0(const float* x, BlockQ8_0& b) noexcept {
   for (std::size_t j = 0; j < ggml_qk; ++j) b.qs[j] = static_cast<std::int8_t>(std::roundf(x[j] * id));
 }
 
+namespace detail {
+/// a * b rounded to float before it is used: compilers otherwise fuse `a * b + c` into one FMA
+/// when FMA is enabled, which moves ties and would make FMA and non-FMA builds write different
+/// Q4_0 codes. The empty asm makes the rounded product opaque to the optimizer.
+[[nodiscard]] inline float mul_unfused(float a, float b) noexcept {
+  float p = a * b;
+#if defined(__GNUC__)
+  __asm__("" : "+m"(p));
+#endif
+  return p;
+}
+}  // namespace detail
+
 /// Quantizes one block of 32 floats to Q4_0 (ggml reference rule, see the file comment).
 inline void quantize_block_q4_0(const float* x, BlockQ4_0& b) noexcept {
   float amax = 0.0f, m = 0.0f;
@@ -100,7 +115,8 @@ inline void quantize_block_q4_0(const float* x, BlockQ4_0& b) noexcept {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = float_to_fp16(d);
   for (std::size_t j = 0; j < ggml_qk / 2; ++j) {
-    const float v0 = x[j] * id + 8.5f, v1 = x[j + 16] * id + 8.5f;
+    const float v0 = detail::mul_unfused(x[j], id) + 8.5f;
+    const float v1 = detail::mul_unfused(x[j + 16], id) + 8.5f;
     const auto q0 = static_cast<std::uint8_t>(std::min(15, static_cast<int>(v0)));
     const auto q1 = static_cast<std::uint8_t>(std::min(15, static_cast<int>(v1)));
     b.qs[j] = static_cast<std::uint8_t>(q0 | (q1 << 4));
