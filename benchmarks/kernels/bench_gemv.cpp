@@ -1,0 +1,161 @@
+// GEMV/GEMM kernel benchmarks: K = 4096 inputs, 65,536 output rows (weights streamed from memory),
+// next to a memcpy and a STREAM-triad yardstick measured in the same binary.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "sparq/kernels/gemv_f32.hpp"
+#include "sparq/kernels/gemv_q4.hpp"
+#include "sparq/kernels/gemv_q8.hpp"
+
+namespace sk = sparq::kernels;
+
+namespace {
+
+constexpr std::size_t K = 4096;
+constexpr std::size_t R = 65536;
+constexpr std::size_t kCopyBytes = std::size_t{256} << 20;
+
+// 64-byte aligned, untouched-until-filled buffer.
+template <class T>
+struct Buf {
+  std::unique_ptr<T[], void (*)(T*)> p{nullptr, [](T* q) { std::free(q); }};
+  std::size_t n = 0;
+  explicit Buf(std::size_t count) : n(count) {
+    p.reset(static_cast<T*>(std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64)));
+  }
+  T* data() { return p.get(); }
+};
+
+std::uint64_t next(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+void fill_bytes(void* dst, std::size_t n, std::uint64_t seed) {
+  auto* d = static_cast<unsigned char*>(dst);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const std::uint64_t v = next(seed);
+    std::memcpy(d + i, &v, 8);
+  }
+  for (; i < n; ++i) d[i] = static_cast<unsigned char>(next(seed));
+}
+void fill_floats(float* d, std::size_t n, std::uint64_t seed, float lo, float hi) {
+  for (std::size_t i = 0; i < n; ++i) d[i] = lo + (hi - lo) * static_cast<float>(next(seed) >> 40) / 16777216.0f;
+}
+void fill_i8(std::int8_t* d, std::size_t n, std::uint64_t seed) {
+  fill_bytes(d, n, seed);
+  for (std::size_t i = 0; i < n; ++i)
+    if (d[i] == -128) d[i] = -127;
+}
+
+void counters(benchmark::State& st, double bytes_per_call, double weights_per_call) {
+  st.SetBytesProcessed(static_cast<std::int64_t>(bytes_per_call * static_cast<double>(st.iterations())));
+  st.SetItemsProcessed(static_cast<std::int64_t>(weights_per_call * static_cast<double>(st.iterations())));
+  st.counters["weights/s"] = benchmark::Counter(weights_per_call * static_cast<double>(st.iterations()),
+                                                benchmark::Counter::kIsRate);
+}
+
+void bm_memcpy(benchmark::State& st) {
+  Buf<char> a(kCopyBytes), b(kCopyBytes);
+  fill_bytes(a.data(), kCopyBytes, 1);
+  std::memset(b.data(), 0, kCopyBytes);
+  for (auto _ : st) {
+    std::memcpy(b.data(), a.data(), kCopyBytes);
+    benchmark::ClobberMemory();
+  }
+  // bytes moved = read + write
+  st.SetBytesProcessed(static_cast<std::int64_t>(2 * kCopyBytes * st.iterations()));
+}
+
+void bm_triad(benchmark::State& st) {
+  const std::size_t n = kCopyBytes / sizeof(float);
+  Buf<float> a(n), b(n), c(n);
+  fill_floats(b.data(), n, 2, -1, 1);
+  fill_floats(c.data(), n, 3, -1, 1);
+  std::memset(a.data(), 0, n * sizeof(float));
+  float* pa = a.data();
+  const float* pb = b.data();
+  const float* pc = c.data();
+  for (auto _ : st) {
+    for (std::size_t i = 0; i < n; ++i) pa[i] = pb[i] + 3.0f * pc[i];
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(static_cast<std::int64_t>(3 * n * sizeof(float) * st.iterations()));
+}
+
+void bm_f32(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  Buf<float> w(K * R), x(K), y(R);
+  fill_floats(w.data(), K * R, 4, -1, 1);
+  fill_floats(x.data(), K, 5, -1, 1);
+  for (auto _ : st) {
+    sk::gemv_f32(w.data(), R, K, x.data(), y.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, 4.0 * K * R, static_cast<double>(K) * R);
+}
+
+void bm_q8(benchmark::State& st, bool a8) {
+  const int threads = static_cast<int>(st.range(0));
+  Buf<std::int8_t> q(K * R), qx(K);
+  Buf<float> s(R), x(K), y(R);
+  fill_i8(q.data(), K * R, 6);
+  fill_floats(s.data(), R, 7, 0.001f, 0.01f);
+  fill_floats(x.data(), K, 8, -1, 1);
+  for (auto _ : st) {
+    if (a8) {
+      const float sx = sk::quantize_per_token_q8(x.data(), K, qx.data());  // dynamic per-token, in the timing
+      sk::gemv_q8_a8(q.data(), s.data(), R, K, qx.data(), sx, y.data(), threads);
+    } else {
+      sk::gemv_q8_f32(q.data(), s.data(), R, K, x.data(), y.data(), threads);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, (1.0 * K + 4.0) * R, static_cast<double>(K) * R);
+}
+
+void bm_q4(benchmark::State& st, std::size_t group, bool asym) {
+  const int threads = static_cast<int>(st.range(0));
+  const std::size_t ng = K / group;
+  Buf<std::uint8_t> codes(K / 2 * R), zeros(ng * R), work(sk::block_q8_workspace_bytes(K));
+  Buf<float> s(ng * R), x(K), y(R);
+  fill_bytes(codes.data(), K / 2 * R, 9);
+  fill_bytes(zeros.data(), ng * R, 10);
+  for (std::size_t i = 0; i < ng * R; ++i) zeros.data()[i] &= 15;
+  fill_floats(s.data(), ng * R, 11, 0.001f, 0.01f);
+  fill_floats(x.data(), K, 12, -1, 1);
+  for (auto _ : st) {
+    sk::gemv_q4_f32(codes.data(), s.data(), asym ? zeros.data() : nullptr, R, K, group, x.data(), y.data(),
+                    work.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, (0.5 * K + (4.0 + (asym ? 1.0 : 0.0)) * static_cast<double>(ng)) * R, static_cast<double>(K) * R);
+}
+
+const std::string kShape = "/4096x65536";
+
+int reg = [] {
+  benchmark::RegisterBenchmark("yardstick/memcpy/256MiB", bm_memcpy)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("yardstick/triad/256MiB", bm_triad)->Unit(benchmark::kMillisecond)->UseRealTime();
+  auto th = [](benchmark::internal::Benchmark* b) {
+    b->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  };
+  th(benchmark::RegisterBenchmark(("gemv/f32" + kShape).c_str(), bm_f32));
+  th(benchmark::RegisterBenchmark(("gemv/int8_a32" + kShape).c_str(), bm_q8, false));
+  th(benchmark::RegisterBenchmark(("gemv/int8_a8" + kShape).c_str(), bm_q8, true));
+  th(benchmark::RegisterBenchmark(("gemv/int4_g32" + kShape).c_str(), bm_q4, 32, false));
+  th(benchmark::RegisterBenchmark(("gemv/int4_g32_asym" + kShape).c_str(), bm_q4, 32, true));
+  th(benchmark::RegisterBenchmark(("gemv/int4_g128" + kShape).c_str(), bm_q4, 128, false));
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
