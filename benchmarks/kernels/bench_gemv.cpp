@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sparq/kernels/gemv_f32.hpp"
+#include "sparq/kernels/gemv_nm.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
 
@@ -139,6 +140,44 @@ void bm_q4(benchmark::State& st, std::size_t group, bool asym) {
   counters(st, (0.5 * K + (4.0 + (asym ? 1.0 : 0.0)) * static_cast<double>(ng)) * R, static_cast<double>(K) * R);
 }
 
+// 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values. Dense-equivalent weights/s.
+void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
+  const int threads = static_cast<int>(st.range(0));
+  const std::size_t nk = K / m * n, ib = sk::nm_index_row_bytes(nk, m), ng = nk / 32;
+  Buf<std::uint8_t> idx(ib * R);
+  fill_bytes(idx.data(), ib * R, 13);
+  if (m == 4) {  // make every byte a valid 2:4 pattern: two groups, each with positions a < b
+    const std::uint8_t pairs[6] = {0 | 1 << 2, 0 | 2 << 2, 0 | 3 << 2, 1 | 2 << 2, 1 | 3 << 2, 2 | 3 << 2};
+    for (std::size_t i = 0; i < ib * R; ++i) {
+      const std::uint8_t r = idx.data()[i];
+      idx.data()[i] = static_cast<std::uint8_t>(pairs[(r & 15) % 6] | pairs[(r >> 4) % 6] << 4);
+    }
+  }
+  Buf<float> x(K), y(R);
+  fill_floats(x.data(), K, 14, -1, 1);
+  double bytes = static_cast<double>(ib) * R;
+  if (fmt == 0) {
+    Buf<float> v(nk * R);
+    fill_floats(v.data(), nk * R, 15, -1, 1);
+    for (auto _ : st) {
+      sk::gemv_nm_f32(v.data(), idx.data(), R, K, n, m, x.data(), y.data(), threads);
+      benchmark::DoNotOptimize(y.data());
+    }
+    bytes += 4.0 * nk * R;
+  } else {
+    Buf<std::uint8_t> codes(nk / 2 * R);
+    Buf<float> s(ng * R);
+    fill_bytes(codes.data(), nk / 2 * R, 16);
+    fill_floats(s.data(), ng * R, 17, 0.001f, 0.01f);
+    for (auto _ : st) {
+      sk::gemv_nm_q4(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, n, m, x.data(), y.data(), threads);
+      benchmark::DoNotOptimize(y.data());
+    }
+    bytes += (0.5 * nk + 4.0 * ng) * R;
+  }
+  counters(st, bytes, static_cast<double>(K) * R);
+}
+
 const std::string kShape = "/4096x65536";
 
 int reg = [] {
@@ -153,6 +192,9 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/int4_g32" + kShape).c_str(), bm_q4, 32, false));
   th(benchmark::RegisterBenchmark(("gemv/int4_g32_asym" + kShape).c_str(), bm_q4, 32, true));
   th(benchmark::RegisterBenchmark(("gemv/int4_g128" + kShape).c_str(), bm_q4, 128, false));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_f32" + kShape).c_str(), bm_nm, 2, 4, 0));
+  th(benchmark::RegisterBenchmark(("gemv/nm48_f32" + kShape).c_str(), bm_nm, 4, 8, 0));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32" + kShape).c_str(), bm_nm, 2, 4, 1));
   return 0;
 }();
 

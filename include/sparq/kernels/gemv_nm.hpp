@@ -1,0 +1,214 @@
+// N:M-sparse GEMV (2:4 and 4:8; values float, int8 per-row or int4 per-group), float activations.
+//
+// Layout (the JSQ output format): for each row and each group g of M consecutive inputs exactly N
+// values are kept, in increasing column order: values[row][g·N + i], i < N. Per kept value an
+// index, its position inside its group (0..M−1), packed per row, each row starting on a byte:
+//   M = 4: 2 bits per index, index i at bits [2(i%4), 2(i%4)+2) of byte i/4  (row bytes ⌈nk/4⌉)
+//   M = 8: 4 bits per index, index i in the low nibble of byte i/2 if i is even, else the high one
+//          (row bytes ⌈nk/2⌉)
+// with nk = cols·N/M kept values per row. y[k] = Σ_i v[k][i]·x[M·⌊i/N⌋ + idx[k][i]], with v:
+//   gemv_nm_f32: v float;  gemv_nm_q8: v = scale[k]·q (int8 codes, per-row scale);
+//   gemv_nm_q4:  v = s[k][g]·(u − z[k][g]) with the kept values packed as int4 (gemv_q4.hpp layout)
+//                over the nk kept values, groups of G counted over kept values (G | nk).
+// AVX-512 with N/M = 1/2: 16 kept values cover 32 inputs; their indices become lane offsets
+// (index + M·group) and one vpermt2ps gathers the 16 activations from two registers. Other archs
+// and other N:M ratios use the portable loop. cols % M == 0 (callers check).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "sparq/kernels/gemv_common.hpp"
+
+namespace sparq::kernels {
+
+SPARQ_TARGET_BEGIN
+
+/// Bytes of one row's packed indices for `kept` kept values of an N:M pattern with group size m.
+[[nodiscard]] constexpr std::size_t nm_index_row_bytes(std::size_t kept, std::size_t m) noexcept {
+  return m == 4 ? (kept + 3) / 4 : (kept + 1) / 2;
+}
+
+/// The in-group position of kept value i of a row's packed index array.
+[[nodiscard]] inline unsigned nm_index(const std::uint8_t* row_idx, std::size_t i, std::size_t m) noexcept {
+  if (m == 4) return (row_idx[i / 4] >> (2 * (i % 4))) & 3u;
+  return (i % 2 == 0) ? (row_idx[i / 2] & 15u) : (row_idx[i / 2] >> 4);
+}
+
+namespace detail {
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+/// Offsets (relative to the first of 32 inputs) of 16 kept values whose packed indices start at
+/// `ip` (4 bytes for M = 4, 8 bytes for M = 8; the caller guarantees they are readable).
+template <std::size_t M>
+[[nodiscard]] inline __m512i nm_offsets16(const std::uint8_t* ip) noexcept {
+  if constexpr (M == 4) {
+    std::uint32_t w;
+    std::memcpy(&w, ip, 4);
+    const __m512i sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    const __m512i v = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(w)), sh), _mm512_set1_epi32(3));
+    return _mm512_add_epi32(v, base);
+  } else {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ip));
+    const __m512i dup = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));  // byte i/2 in lane i
+    const __m512i sh = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+    const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
+    return _mm512_add_epi32(_mm512_and_si512(_mm512_srlv_epi32(dup, sh), _mm512_set1_epi32(15)), base);
+  }
+}
+
+/// Σ over one row of v(i)·x[...] for N/M = 1/2, where load_v(i0, mask) gives 16 float values.
+template <std::size_t M, class LoadV>
+[[nodiscard]] inline float nm_row_avx512(const std::uint8_t* idx, std::size_t cols, const float* x,
+                                         LoadV&& load_v) noexcept {
+  const std::size_t nk = cols / 2;
+  const std::size_t ib = nm_index_row_bytes(nk, M);
+  constexpr std::size_t step_bytes = M == 4 ? 4 : 8;  // index bytes per 16 kept values
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 32 <= nk; i += 32) {
+    const std::size_t c = 2 * i;
+    const __m512 x0 = _mm512_permutex2var_ps(_mm512_loadu_ps(x + c), nm_offsets16<M>(idx + i / 16 * step_bytes),
+                                             _mm512_loadu_ps(x + c + 16));
+    const __m512 x1 = _mm512_permutex2var_ps(_mm512_loadu_ps(x + c + 32),
+                                             nm_offsets16<M>(idx + (i + 16) / 16 * step_bytes),
+                                             _mm512_loadu_ps(x + c + 48));
+    acc0 = _mm512_fmadd_ps(load_v(i, __mmask16(0xffff)), x0, acc0);
+    acc1 = _mm512_fmadd_ps(load_v(i + 16, __mmask16(0xffff)), x1, acc1);
+  }
+  for (; i < nk; i += 16) {
+    const std::size_t left = nk - i;
+    const auto vm = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    std::uint8_t ibuf[8] = {};
+    std::memcpy(ibuf, idx + i / 16 * step_bytes, std::min(step_bytes, ib - i / 16 * step_bytes));
+    const std::size_t c = 2 * i, xl = cols - c;
+    const auto m0 = xl >= 16 ? __mmask16(0xffff) : __mmask16((1u << xl) - 1);
+    const auto m1 = xl >= 32 ? __mmask16(0xffff) : xl <= 16 ? __mmask16(0) : __mmask16((1u << (xl - 16)) - 1);
+    const __m512 xv = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, x + c), nm_offsets16<M>(ibuf),
+                                             _mm512_maskz_loadu_ps(m1, x + c + 16));
+    acc0 = _mm512_fmadd_ps(load_v(i, vm), xv, acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+#endif
+
+template <class Arch>
+[[nodiscard]] constexpr bool nm_fast(std::size_t n, std::size_t m) noexcept {
+  return is_avx512bw_v<Arch> && ((n == 2 && m == 4) || (n == 4 && m == 8));
+}
+
+}  // namespace detail
+
+/// y[k] = Σ_i values[k][i]·x[M·⌊i/N⌋ + idx[k][i]] (float values, rows × nk row-major).
+template <class Arch = xsimd::default_arch>
+void gemv_nm_f32(const float* values, const std::uint8_t* idx, std::size_t rows, std::size_t cols, std::size_t n,
+                 std::size_t m, const float* x, float* y, int threads = 1) noexcept {
+  const std::size_t nk = cols / m * n, ib = nm_index_row_bytes(nk, m);
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      const float* v = values + k * nk;
+      const std::uint8_t* ip = idx + k * ib;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+      if constexpr (detail::is_avx512bw_v<Arch>) {
+        if (detail::nm_fast<Arch>(n, m)) {
+          auto lv = [v](std::size_t i, __mmask16 mk) { return _mm512_maskz_loadu_ps(mk, v + i); };
+          y[k] = m == 4 ? detail::nm_row_avx512<4>(ip, cols, x, lv) : detail::nm_row_avx512<8>(ip, cols, x, lv);
+          continue;
+        }
+      }
+#endif
+      float s = 0.0f;
+      for (std::size_t i = 0; i < nk; ++i) s = std::fma(v[i], x[m * (i / n) + nm_index(ip, i, m)], s);
+      y[k] = s;
+    }
+  });
+}
+
+/// y[k] = scale[k]·Σ_i q[k][i]·x[M·⌊i/N⌋ + idx[k][i]] (int8 codes, one scale per row).
+template <class Arch = xsimd::default_arch>
+void gemv_nm_q8(const std::int8_t* q, const float* scale, const std::uint8_t* idx, std::size_t rows, std::size_t cols,
+                std::size_t n, std::size_t m, const float* x, float* y, int threads = 1) noexcept {
+  const std::size_t nk = cols / m * n, ib = nm_index_row_bytes(nk, m);
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      const std::int8_t* v = q + k * nk;
+      const std::uint8_t* ip = idx + k * ib;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+      if constexpr (detail::is_avx512bw_v<Arch>) {
+        if (detail::nm_fast<Arch>(n, m)) {
+          auto lv = [v](std::size_t i, __mmask16 mk) {
+            return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, v + i)));
+          };
+          y[k] = scale[k] * (m == 4 ? detail::nm_row_avx512<4>(ip, cols, x, lv) : detail::nm_row_avx512<8>(ip, cols, x, lv));
+          continue;
+        }
+      }
+#endif
+      float s = 0.0f;
+      for (std::size_t i = 0; i < nk; ++i) s = std::fma(static_cast<float>(v[i]), x[m * (i / n) + nm_index(ip, i, m)], s);
+      y[k] = scale[k] * s;
+    }
+  });
+}
+
+/// int4 kept values: y[k] = Σ_i s[k][i/G]·(u[k][i] − z[k][i/G])·x[M·⌊i/N⌋ + idx[k][i]], codes rows ×
+/// nk/2 bytes, scales/zeros rows × nk/G (zeros nullptr = symmetric, z = 8). G ∈ {32, 64, 128}, G | nk.
+template <class Arch = xsimd::default_arch>
+void gemv_nm_q4(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t group,
+                const std::uint8_t* idx, std::size_t rows, std::size_t cols, std::size_t n, std::size_t m,
+                const float* x, float* y, int threads = 1) noexcept {
+  const std::size_t nk = cols / m * n, ib = nm_index_row_bytes(nk, m), ng = nk / group;
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      const std::uint8_t* c = codes + k * (nk / 2);
+      const float* sw = scales + k * ng;
+      const std::uint8_t* zr = zeros != nullptr ? zeros + k * ng : nullptr;
+      const std::uint8_t* ip = idx + k * ib;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+      if constexpr (detail::is_avx512bw_v<Arch>) {
+        if (detail::nm_fast<Arch>(n, m)) {
+          // values are scaled per kept-group: fold s·(u − z) into the 16 loaded values
+          auto lv = [&](std::size_t i, __mmask16) {
+            const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + i / 2));
+            const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
+            const __m512i u = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+            const std::size_t g = i / group;
+            const int z = zr != nullptr ? zr[g] : 8;
+            const __m512 uf = _mm512_cvtepi32_ps(_mm512_sub_epi32(u, _mm512_set1_epi32(z)));
+            return _mm512_mul_ps(uf, _mm512_set1_ps(sw[g]));
+          };
+          y[k] = m == 4 ? detail::nm_row_avx512<4>(ip, cols, x, lv) : detail::nm_row_avx512<8>(ip, cols, x, lv);
+          continue;
+        }
+      }
+#endif
+      float s = 0.0f;
+      for (std::size_t i = 0; i < nk; ++i) {
+        const int u = (i % 2 == 0) ? (c[i / 2] & 15) : (c[i / 2] >> 4);
+        const int z = zr != nullptr ? zr[i / group] : 8;
+        s = std::fma(sw[i / group] * static_cast<float>(u - z), x[m * (i / n) + nm_index(ip, i, m)], s);
+      }
+      y[k] = s;
+    }
+  });
+}
+
+/// Scalar reference (double accumulation) over an explicit value accessor v(k, i).
+template <class V>
+void gemv_nm_reference(V&& v, const std::uint8_t* idx, std::size_t rows, std::size_t cols, std::size_t n,
+                       std::size_t m, const float* x, float* y) {
+  const std::size_t nk = cols / m * n, ib = nm_index_row_bytes(nk, m);
+  for (std::size_t k = 0; k < rows; ++k) {
+    double s = 0.0;
+    for (std::size_t i = 0; i < nk; ++i) s += static_cast<double>(v(k, i)) * x[m * (i / n) + nm_index(idx + k * ib, i, m)];
+    y[k] = static_cast<float>(s);
+  }
+}
+
+SPARQ_TARGET_END
+
+}  // namespace sparq::kernels
