@@ -1,0 +1,165 @@
+// Blocked Cholesky factorisation, lower-triangular inverse, and the upper inverse factor U (H^-1 = U^T U).
+//
+// All matrices are row-major with a leading dimension, T = float or double (the FP64 option of
+// SparseGPT/GPTQ). Only the lower triangle of the input is read.
+//
+//   cholesky_lower(A):   A = L L^T, L lower with a positive diagonal, written over the lower
+//                        triangle of A (the strict upper triangle is set to 0). Right-looking,
+//                        blocks of NB = 64: unblocked factor of the diagonal block, row-wise
+//                        triangular solve of the panel, trailing update A22 -= L21 L21^T by gemm.
+//   invert_lower(L):     X = L^-1 (lower). Blocked: X_ii = inv(L_ii) (unblocked), then
+//                        X[i, 0:i] = -X_ii * (L[i, 0:i] * X[0:i, 0:i]) by two gemms per block row.
+//   inverse_upper_factor(H): the upper-triangular U with H^-1 = U^T U, which SparseGPT and GPTQ
+//                        call "Hinv" (the reference forms H^-1 and takes its upper Cholesky
+//                        factor). Computed without forming H^-1: with P the reversal permutation,
+//                        chol(P H P) = L' gives H = R R^T with R = P L' P upper, so
+//                        H^-1 = R^-T R^-1 and U = R^-1 = P inv(L') P. By uniqueness of the
+//                        Cholesky factor with a positive diagonal this is the same U, with one
+//                        factorisation and one triangular inverse instead of two and an inverse.
+//
+// Failure: the functions return the index of the first pivot that is not positive and finite
+// (n on success), leaving the output partly written. Callers retry with more damping.
+// Deterministic for any thread count (gemm is; the row-wise solves partition rows statically).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "sparq/kernels/gemm.hpp"
+#include "sparq/simd/arch.hpp"
+
+namespace sparq::kernels {
+
+SPARQ_TARGET_BEGIN
+
+namespace chol_detail {
+
+/// Sum of a[i]*b[i] over n elements (vectorised; fixed order, so deterministic).
+template <class Arch, class T>
+inline T dot(const T* a, const T* b, std::size_t n) noexcept {
+  using batch = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = batch::size;
+  batch s0(T(0)), s1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    s0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), s0);
+    s1 = xsimd::fma(batch::load_unaligned(a + i + W), batch::load_unaligned(b + i + W), s1);
+  }
+  for (; i + W <= n; i += W) s0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), s0);
+  T s = xsimd::hadd(s0 + s1);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+inline constexpr std::size_t NB = 64;
+
+/// Unblocked Cholesky of the nb x nb block at A (lower triangle). Returns nb on success.
+template <class Arch, class T>
+inline std::size_t potrf_unblocked(T* A, std::size_t nb, std::size_t lda) noexcept {
+  for (std::size_t j = 0; j < nb; ++j) {
+    T* rj = A + j * lda;
+    const T d = rj[j] - dot<Arch>(rj, rj, j);
+    if (!(d > T(0)) || !std::isfinite(d)) return j;
+    const T ljj = std::sqrt(d);
+    rj[j] = ljj;
+    const T inv = T(1) / ljj;
+    for (std::size_t i = j + 1; i < nb; ++i) {
+      T* ri = A + i * lda;
+      ri[j] = (ri[j] - dot<Arch>(ri, rj, j)) * inv;
+    }
+  }
+  return nb;
+}
+
+}  // namespace chol_detail
+
+/// In-place lower Cholesky (see the file comment). Returns n on success, otherwise the index of
+/// the first failing pivot.
+template <class Arch = xsimd::default_arch, class T>
+std::size_t cholesky_lower(T* A, std::size_t n, std::size_t lda) {
+  using chol_detail::NB;
+  for (std::size_t k0 = 0; k0 < n; k0 += NB) {
+    const std::size_t nb = std::min(NB, n - k0);
+    T* Akk = A + k0 * lda + k0;
+    const std::size_t r = chol_detail::potrf_unblocked<Arch>(Akk, nb, lda);
+    if (r != nb) return k0 + r;
+    const std::size_t rest = n - k0 - nb;
+    if (rest == 0) break;
+    // Panel: row i of L21 solves L11 * l_i^T = a_i^T (forward substitution along the row).
+    T* A21 = A + (k0 + nb) * lda + k0;
+    const long long nrest = static_cast<long long>(rest);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rest * nb * nb > 200000)
+#endif
+    for (long long ii = 0; ii < nrest; ++ii) {
+      T* ri = A21 + static_cast<std::size_t>(ii) * lda;
+      for (std::size_t j = 0; j < nb; ++j) {
+        const T* rj = Akk + j * lda;
+        ri[j] = (ri[j] - chol_detail::dot<Arch>(ri, rj, j)) / rj[j];
+      }
+    }
+    // Trailing update A22 -= L21 L21^T (full square; only the lower half is used later).
+    T* A22 = A + (k0 + nb) * lda + k0 + nb;
+    gemm<Arch>(Trans::no, Trans::yes, rest, rest, nb, T(-1), A21, lda, A21, lda, T(1), A22, lda);
+  }
+  for (std::size_t i = 0; i < n; ++i) std::fill(A + i * lda + i + 1, A + i * lda + n, T(0));
+  return n;
+}
+
+/// X = L^-1 for lower-triangular L (n x n, positive diagonal assumed). X may not alias L.
+/// The strict upper triangle of X is set to 0.
+template <class Arch = xsimd::default_arch, class T>
+void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t ldx) {
+  using chol_detail::NB;
+  for (std::size_t i = 0; i < n; ++i) std::fill(X + i * ldx, X + i * ldx + n, T(0));
+  std::vector<T> tmp;
+  for (std::size_t i0 = 0; i0 < n; i0 += NB) {
+    const std::size_t nb = std::min(NB, n - i0);
+    // Diagonal block: row by row, X_ij = -(sum_{p=j}^{i-1} L_ip X_pj) / L_ii, X_ii = 1/L_ii.
+    for (std::size_t i = 0; i < nb; ++i) {
+      const T* li = L + (i0 + i) * ldl + i0;
+      T* xi = X + (i0 + i) * ldx + i0;
+      const T inv = T(1) / li[i];
+      for (std::size_t j = 0; j < i; ++j) {
+        T s = T(0);
+        for (std::size_t p = j; p < i; ++p) s += li[p] * X[(i0 + p) * ldx + i0 + j];
+        xi[j] = -s * inv;
+      }
+      xi[i] = inv;
+    }
+    if (i0 == 0) continue;
+    // Off-diagonal block row: X[i0:i0+nb, 0:i0] = -X_ii * (L[i0:i0+nb, 0:i0] * X[0:i0, 0:i0]).
+    tmp.assign(nb * i0, T(0));
+    gemm<Arch>(Trans::no, Trans::no, nb, i0, i0, T(1), L + i0 * ldl, ldl, X, ldx, T(0), tmp.data(),
+               i0);
+    gemm<Arch>(Trans::no, Trans::no, nb, i0, nb, T(-1), X + i0 * ldx + i0, ldx, tmp.data(), i0,
+               T(0), X + i0 * ldx, ldx);
+  }
+}
+
+/// U (upper, n x n) with H^-1 = U^T U, from symmetric positive definite H (lower triangle read).
+/// Returns n on success, else the index (in H's order) of a failing pivot; U is then unspecified.
+template <class Arch = xsimd::default_arch, class T>
+std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* U, std::size_t ldu) {
+  std::vector<T> R(n * n);
+  // R = P H P (reversal), full symmetric copy taken from H's lower triangle.
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      const T v = H[i * ldh + j];
+      R[(n - 1 - i) * n + (n - 1 - j)] = v;
+      R[(n - 1 - j) * n + (n - 1 - i)] = v;
+    }
+  const std::size_t r = cholesky_lower<Arch>(R.data(), n, n);
+  if (r != n) return n - 1 - r;
+  std::vector<T> X(n * n);
+  invert_lower<Arch>(R.data(), n, n, X.data(), n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) U[i * ldu + j] = X[(n - 1 - i) * n + (n - 1 - j)];
+  return n;
+}
+
+SPARQ_TARGET_END
+
+}  // namespace sparq::kernels

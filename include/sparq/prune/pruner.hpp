@@ -1,0 +1,112 @@
+// Pruner<Metric, Pattern>: score weights with a PruneMetric, select a mask with a SparsityPattern, apply it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "sparq/core/error.hpp"
+#include "sparq/core/matrix_view.hpp"
+#include "sparq/prune/magnitude.hpp"
+#include "sparq/prune/nm.hpp"
+#include "sparq/prune/output_channels.hpp"
+#include "sparq/prune/prune_options.hpp"
+#include "sparq/prune/sar.hpp"
+#include "sparq/prune/input_channels.hpp"
+#include "sparq/prune/unstructured.hpp"
+#include "sparq/prune/unstructured_layer.hpp"
+#include "sparq/prune/wanda.hpp"
+
+namespace sparq {
+
+namespace prune_detail {
+inline void check_weights(MatrixView<const float> w, const char* who) {
+  SPARQ_CHECK(w.rows() > 0 && w.cols() > 0, who, ": empty weight matrix ", w.rows(), "x", w.cols());
+  for (std::size_t r = 0; r < w.rows(); ++r) {
+    const float* wr = w.row(r);
+    for (std::size_t c = 0; c < w.cols(); ++c)
+      if (!std::isfinite(wr[c]))
+        detail::fail(who, ": non-finite weight ", wr[c], " at row ", r, ", column ", c, " (expected finite values)");
+  }
+}
+}  // namespace prune_detail
+
+/// Prunes one cout x cin weight matrix (rows = outputs): `score` gives the metric's importance of
+/// every weight, `mask` the pattern's selection (1 kept, 0 pruned), `apply` sets pruned weights to
+/// exactly 0.0f, and `prune` does all three and returns the mask. Metrics that rewrite the kept
+/// weights (SparseGPT) have their own specialisation (sparse_gpt.hpp).
+///
+///   Pruner<Wanda, Unstructured> p({.sparsity = 0.5});
+///   PruneMask m = p.prune(w.view(), column_sq);   // every row of w now has floor(0.5*cin) zeros
+template <PruneMetric Metric, SparsityPattern Pattern>
+class Pruner {
+ public:
+  using metric_type = Metric;
+  using pattern_type = Pattern;
+  using stats_type = typename Metric::stats_type;
+  using options_type = PruneOptions;
+
+  Pruner() = default;
+  explicit Pruner(const PruneOptions& options) : options_(options) { options_.validate(); }
+
+  [[nodiscard]] const PruneOptions& options() const noexcept { return options_; }
+
+  /// Importance of every weight (cout x cin). Throws on bad shapes, non-finite weights/statistics.
+  [[nodiscard]] Matrix<float> score(MatrixView<const float> w, const stats_type& stats) const {
+    validate(w, stats);
+    Matrix<float> s(w.rows(), w.cols());
+    Metric::score(w, stats, options_, s.view());
+    return s;
+  }
+
+  /// The keep mask the pattern selects from the scores.
+  [[nodiscard]] PruneMask mask(MatrixView<const float> w, const stats_type& stats) const {
+    const Matrix<float> s = score(w, stats);
+    PruneMask m(w.rows(), w.cols());
+    Pattern::select(s.view(), options_, m.view());
+    return m;
+  }
+
+  /// Sets w(r, c) = 0.0f wherever mask(r, c) == 0. Throws on a shape mismatch.
+  static void apply(MatrixView<float> w, const PruneMask& mask) {
+    SPARQ_CHECK(mask.rows() == w.rows() && mask.cols() == w.cols(), "Pruner::apply: mask is ", mask.rows(),
+                "x", mask.cols(), ", weights are ", w.rows(), "x", w.cols());
+    for (std::size_t r = 0; r < w.rows(); ++r) {
+      float* wr = w.row(r);
+      const std::uint8_t* mr = mask.row(r);
+      for (std::size_t c = 0; c < w.cols(); ++c)
+        if (mr[c] == 0) wr[c] = 0.0f;
+    }
+  }
+
+  /// score + mask + apply; returns the mask.
+  PruneMask prune(MatrixView<float> w, const stats_type& stats) const {
+    PruneMask m = mask(w, stats);
+    apply(w, m);
+    return m;
+  }
+
+  /// For metrics without statistics (Magnitude).
+  PruneMask prune(MatrixView<float> w) const
+    requires std::is_same_v<stats_type, NoStats>
+  {
+    return prune(w, NoStats{});
+  }
+  [[nodiscard]] PruneMask mask(MatrixView<const float> w) const
+    requires std::is_same_v<stats_type, NoStats>
+  {
+    return mask(w, NoStats{});
+  }
+
+ private:
+  void validate(MatrixView<const float> w, const stats_type& stats) const {
+    options_.validate();
+    prune_detail::check_weights(w, "Pruner");
+    Pattern::validate(w.rows(), w.cols());
+    Metric::check(w, stats);
+  }
+
+  PruneOptions options_{};
+};
+
+}  // namespace sparq
