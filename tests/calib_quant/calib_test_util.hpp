@@ -62,6 +62,35 @@ inline double output_error(const Matrix<float>& x, sparq::MatrixView<const float
   return err;
 }
 
+/// XᵀX in double (cin x cin), for fast repeated output errors.
+inline Matrix<double> gram_of(const Matrix<float>& x) {
+  const std::size_t n = x.cols();
+  Matrix<double> g(n, n);
+  for (std::size_t t = 0; t < x.rows(); ++t)
+    for (std::size_t i = 0; i < n; ++i) {
+      const double xi = x(t, i);
+      for (std::size_t j = 0; j < n; ++j) g(i, j) += xi * x(t, j);
+    }
+  return g;
+}
+
+/// ‖X Aᵀ − X Bᵀ‖_F² = Σ_o d_oᵀ (XᵀX) d_o with d_o = a_o − b_o (same quantity as output_error).
+inline double output_error_gram(const Matrix<double>& g, sparq::MatrixView<const float> a,
+                                sparq::MatrixView<const float> b) {
+  const std::size_t n = a.cols();
+  std::vector<double> d(n);
+  double err = 0.0;
+  for (std::size_t o = 0; o < a.rows(); ++o) {
+    for (std::size_t j = 0; j < n; ++j) d[j] = static_cast<double>(a(o, j)) - b(o, j);
+    for (std::size_t i = 0; i < n; ++i) {
+      double gi = 0.0;
+      for (std::size_t j = 0; j < n; ++j) gi += g(i, j) * d[j];
+      err += d[i] * gi;
+    }
+  }
+  return err;
+}
+
 inline sparq::HessianAccumulator hessian_of(const Matrix<float>& x) {
   sparq::HessianAccumulator acc(x.cols());
   acc.add(x.view());

@@ -155,6 +155,12 @@ inline Matrix<float> concat_outputs(MatrixView<const float> x, std::span<const M
 
 /// The AWQ stage.
 class AwqScale {
+  static std::size_t total_rows(std::span<const MatrixView<const float>> ws) noexcept {
+    std::size_t n = 0;
+    for (const auto& w : ws) n += w.rows();
+    return n;
+  }
+
  public:
   AwqScale() = default;
   explicit AwqScale(AwqOptions opt) : opt_(opt) {}
@@ -178,7 +184,8 @@ class AwqScale {
     auto run = [&](std::span<const MatrixView<const float>> ws) {
       return module ? module(x, ws) : detail::concat_outputs(x, ws);
     };
-    const Matrix<float> o = run(linears);
+    // Reference output (only its shape is needed for the default module: the loss uses X(W − Ŵ)ᵀ).
+    const Matrix<float> o = module ? run(linears) : Matrix<float>(x.rows(), total_rows(linears));
     // x̄_j = mean |x_j| in double.
     std::vector<double> xbar(cin, 0.0);
     for (std::size_t t = 0; t < x.rows(); ++t)
@@ -208,16 +215,25 @@ class AwqScale {
           for (std::size_t j = 0; j < cin; ++j) ws(r, j) = w(r, j) * s[j];
         detail::awq_fake_quantize_into(ws.view(), opt_, cand[f].data());
         for (std::size_t r = 0; r < w.rows(); ++r)
-          for (std::size_t j = 0; j < cin; ++j) cand[f](r, j) /= s[j];
+          for (std::size_t j = 0; j < cin; ++j) {
+            const float q = cand[f](r, j) / s[j];
+            // Default block output: the loss only needs X·(W − Ŵ)ᵀ, one GEMM per candidate.
+            cand[f](r, j) = module ? q : w(r, j) - q;
+          }
         views.push_back(cand[f].view());
       }
-      const Matrix<float> oq = run(views);
-      SPARQ_CHECK(oq.rows() == o.rows() && oq.cols() == o.cols(), "AwqScale: module output is ",
-                  oq.rows(), "x", oq.cols(), ", expected ", o.rows(), "x", o.cols());
       double loss = 0.0;
-      for (std::size_t k = 0; k < o.size(); ++k) {
-        const double d = static_cast<double>(o.data()[k]) - oq.data()[k];
-        loss += d * d;
+      if (module) {
+        const Matrix<float> oq = run(views);
+        SPARQ_CHECK(oq.rows() == o.rows() && oq.cols() == o.cols(), "AwqScale: module output is ",
+                    oq.rows(), "x", oq.cols(), ", expected ", o.rows(), "x", o.cols());
+        for (std::size_t k = 0; k < o.size(); ++k) {
+          const double d = static_cast<double>(o.data()[k]) - oq.data()[k];
+          loss += d * d;
+        }
+      } else {
+        const Matrix<float> diff = detail::concat_outputs(x, views);
+        for (float v : diff.storage()) loss += static_cast<double>(v) * v;
       }
       loss /= static_cast<double>(o.size());
       res.losses.push_back(loss);
@@ -269,6 +285,7 @@ class AwqScale {
         float m0 = 0.0f;
         for (std::size_t a = 0; a < g; ++a) m0 = std::max(m0, std::fabs(wr[a]));
         std::vector<float> wc(g), d(g);
+        std::vector<double> gd(g);
         double best = std::numeric_limits<double>::infinity();
         float best_m = m0;
         for (int i = 0; i < std::max(ncand, 1); ++i) {
@@ -276,13 +293,15 @@ class AwqScale {
           for (std::size_t a = 0; a < g; ++a) wc[a] = std::clamp(wr[a], -m, m);
           const auto p = detail::awq_fit(wc.data(), g, opt_);
           for (std::size_t a = 0; a < g; ++a) d[a] = detail::calib::fake_quantize(wc[a], p, maxq) - wr[a];
-          double e = 0.0;
+          // e = dᵀ G d, with G d accumulated column-wise (axpy form: vectorises, no reduction).
+          std::fill(gd.begin(), gd.end(), 0.0);
           for (std::size_t a = 0; a < g; ++a) {
-            double ga = 0.0;
+            const double da = d[a];
             const double* gr = gram.data() + a * g;
-            for (std::size_t b = 0; b < g; ++b) ga += gr[b] * d[b];
-            e += d[a] * ga;
+            for (std::size_t b = 0; b < g; ++b) gd[b] += gr[b] * da;
           }
+          double e = 0.0;
+          for (std::size_t a = 0; a < g; ++a) e += d[a] * gd[a];
           if (e < best) {
             best = e;
             best_m = m;

@@ -74,8 +74,11 @@ inline void gemm_acc(std::size_t m, std::size_t n, std::size_t k, float alpha, c
 inline void gemm_abt(std::size_t m, std::size_t n, std::size_t k, const float* A, std::size_t lda,
                      const float* B, std::size_t ldb, float* Y, std::size_t ldy) {
   std::vector<float> bt(k * n);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t p = 0; p < k; ++p) bt[p * n + i] = B[i * ldb + p];
+  constexpr std::size_t T = 32;  // blocked transpose
+  for (std::size_t i0 = 0; i0 < n; i0 += T)
+    for (std::size_t p0 = 0; p0 < k; p0 += T)
+      for (std::size_t i = i0; i < std::min(n, i0 + T); ++i)
+        for (std::size_t p = p0; p < std::min(k, p0 + T); ++p) bt[p * n + i] = B[i * ldb + p];
   for (std::size_t i = 0; i < m; ++i) std::fill(Y + i * ldy, Y + i * ldy + n, 0.0f);
   gemm_acc(m, n, k, 1.0f, A, lda, bt.data(), n, Y, ldy);
 }
