@@ -8,7 +8,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include "sparq/kernels/gemm_q.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
+#include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
@@ -178,6 +180,54 @@ void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
   counters(st, bytes, static_cast<double>(K) * R);
 }
 
+void bm_bf16(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  Buf<std::uint16_t> w(K * R);
+  Buf<float> x(K), y(R);
+  fill_bytes(w.data(), 2 * K * R, 18);
+  for (std::size_t i = 0; i < K * R; ++i) w.data()[i] &= 0xbfff;  // finite values
+  fill_floats(x.data(), K, 19, -1, 1);
+  for (auto _ : st) {
+    sk::gemv_bf16(w.data(), R, K, x.data(), y.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, 2.0 * K * R, static_cast<double>(K) * R);
+}
+
+// Prefill GEMM: 512 tokens x 4096 inputs x 4096 outputs; fmt 0 = f32, 1 = int8 (W8A8), 2 = int4 g32.
+void bm_gemm(benchmark::State& st, int fmt) {
+  constexpr std::size_t T = 512, N = 4096;
+  const int threads = static_cast<int>(st.range(0));
+  Buf<float> x(T * K), y(T * N), s(N * (K / 32)), sx(T);
+  fill_floats(x.data(), T * K, 20, -1, 1);
+  fill_floats(s.data(), N * (K / 32), 21, 0.001f, 0.01f);
+  if (fmt == 0) {
+    Buf<float> w(N * K);
+    fill_floats(w.data(), N * K, 22, -1, 1);
+    for (auto _ : st) {
+      sk::gemv_f32_batch(w.data(), N, K, x.data(), T, y.data(), threads);
+      benchmark::DoNotOptimize(y.data());
+    }
+  } else if (fmt == 1) {
+    Buf<std::int8_t> q(N * K), qx(T * K);
+    fill_i8(q.data(), N * K, 23);
+    for (auto _ : st) {
+      for (std::size_t t = 0; t < T; ++t) sx.data()[t] = sk::quantize_per_token_q8(x.data() + t * K, K, qx.data() + t * K);
+      sk::gemm_q8_a8(q.data(), s.data(), N, K, qx.data(), sx.data(), T, y.data(), threads);
+      benchmark::DoNotOptimize(y.data());
+    }
+  } else {
+    Buf<std::uint8_t> codes(N * K / 2), work(sk::gemm_q4_workspace_bytes(K, T));
+    fill_bytes(codes.data(), N * K / 2, 24);
+    for (auto _ : st) {
+      sk::gemm_q4_f32(codes.data(), s.data(), nullptr, N, K, 32, x.data(), T, y.data(), work.data(), threads);
+      benchmark::DoNotOptimize(y.data());
+    }
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * T * N * K * static_cast<double>(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 const std::string kShape = "/4096x65536";
 
 int reg = [] {
@@ -195,6 +245,10 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/nm24_f32" + kShape).c_str(), bm_nm, 2, 4, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm48_f32" + kShape).c_str(), bm_nm, 4, 8, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32" + kShape).c_str(), bm_nm, 2, 4, 1));
+  th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_bf16));
+  th(benchmark::RegisterBenchmark("gemm/f32/512x4096x4096", bm_gemm, 0));
+  th(benchmark::RegisterBenchmark("gemm/int8_a8/512x4096x4096", bm_gemm, 1));
+  th(benchmark::RegisterBenchmark("gemm/int4_g32/512x4096x4096", bm_gemm, 2));
   return 0;
 }();
 

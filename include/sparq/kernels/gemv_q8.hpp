@@ -159,7 +159,8 @@ template <class Arch>
       return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
     };
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (; j + 32 <= n; j += 32) {
+    const std::size_t n32 = n / 32 * 32;
+    for (; j < n32; j += 32) {
       s0 = _mm256_fmadd_ps(wf(q + j), _mm256_loadu_ps(x + j), s0);
       s1 = _mm256_fmadd_ps(wf(q + j + 8), _mm256_loadu_ps(x + j + 8), s1);
       s2 = _mm256_fmadd_ps(wf(q + j + 16), _mm256_loadu_ps(x + j + 16), s2);
@@ -170,17 +171,18 @@ template <class Arch>
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
     float r = _mm_cvtss_f32(h);
-    for (; j < n; ++j) r += static_cast<float>(q[j]) * x[j];
+    for (std::size_t i = n32; i < n; ++i) r = std::fma(static_cast<float>(q[i]), x[i], r);
     return r;
   }
 #endif
   // SSE2 / generic: four scalar partial sums (the compiler vectorizes the widening).
   float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (; j + 4 <= n; j += 4) {
-    for (std::size_t i = 0; i < 4; ++i) s[i] += static_cast<float>(q[j + i]) * x[j + i];
+  const std::size_t n4 = n / 4 * 4;
+  for (std::size_t b = 0; b < n4; b += 4) {
+    for (std::size_t i = 0; i < 4; ++i) s[i] = std::fma(static_cast<float>(q[b + i]), x[b + i], s[i]);
   }
   float r = (s[0] + s[1]) + (s[2] + s[3]);
-  for (; j < n; ++j) r += static_cast<float>(q[j]) * x[j];
+  for (std::size_t i = n4; i < n; ++i) r = std::fma(static_cast<float>(q[i]), x[i], r);
   return r;
 }
 

@@ -1,0 +1,73 @@
+// Quantized prefill GEMM Y = X·Wᵀ for int8 per-channel (float or int8 per-token activations) and int4 per-group weights.
+//
+// X is tokens × cols row-major, Y tokens × rows row-major; W layouts as in gemv_q8.hpp / gemv_q4.hpp.
+// Blocking: each work item takes 16 weight rows (16·cols bytes for int8: they stay in L1/L2) and
+// runs them against every token, so the weights are streamed from memory once per call instead of
+// once per token. Y[t][k] is computed by exactly the same row kernel as the GEMV, so every row of
+// Y equals the corresponding GEMV output bit for bit, for any thread count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sparq/kernels/gemv_q4.hpp"
+#include "sparq/kernels/gemv_q8.hpp"
+
+namespace sparq::kernels {
+
+SPARQ_TARGET_BEGIN
+
+/// Y[t][k] = scale[k]·Σ_j q[k][j]·X[t][j] (W8A32).
+template <class Arch = xsimd::default_arch>
+void gemm_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
+                 std::size_t tokens, float* y, int threads = 1) noexcept {
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t k = r0; k < r1; ++k)
+        y[t * rows + k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x + t * cols, cols);
+  });
+}
+
+/// Y[t][k] = sx[t]·scale[k]·Σ_j q[k][j]·qx[t][j] (W8A8, per-token int8 activations qx tokens × cols).
+template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+void gemm_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
+                const float* sx, std::size_t tokens, float* y, int threads = 1) noexcept {
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t k = r0; k < r1; ++k)
+        y[t * rows + k] =
+            sx[t] * scale[k] * static_cast<float>(detail::dot_s8<Arch, Vnni>(q + k * cols, qx + t * cols, cols));
+  });
+}
+
+/// Workspace bytes gemm_q4_f32 needs for `tokens` tokens of `cols` inputs.
+[[nodiscard]] constexpr std::size_t gemm_q4_workspace_bytes(std::size_t cols, std::size_t tokens) noexcept {
+  return block_q8_workspace_bytes(cols) * tokens;
+}
+
+/// int4 prefill: quantizes every token per block of 32 (as gemv_q4_f32) into `work`
+/// (gemm_q4_workspace_bytes), then Y[t] = gemv_q4_a8(W, act[t]) for all tokens, row blocks outermost.
+template <class Arch = xsimd::default_arch>
+void gemm_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+                 std::size_t cols, std::size_t group, const float* x, std::size_t tokens, float* y, void* work,
+                 int threads = 1) noexcept {
+  const std::size_t wb = block_q8_workspace_bytes(cols);
+  auto* base = static_cast<unsigned char*>(work);
+  for (std::size_t t = 0; t < tokens; ++t) quantize_block_q8(x + t * cols, cols, BlockQ8::carve(base + t * wb, cols));
+  const std::size_t r = group / 32, ng = cols / group;
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const BlockQ8 act = BlockQ8::carve(base + t * wb, cols);
+      for (std::size_t k = r0; k < r1; ++k) {
+        const std::uint8_t* c = codes + k * (cols / 2);
+        y[t * rows + k] = zeros != nullptr
+                              ? detail::q4_row<Arch, true, detail::has_vnni>(c, scales + k * ng, zeros + k * ng, cols, r, act)
+                              : detail::q4_row<Arch, false, detail::has_vnni>(c, scales + k * ng, nullptr, cols, r, act);
+      }
+    }
+  });
+}
+
+SPARQ_TARGET_END
+
+}  // namespace sparq::kernels

@@ -1,0 +1,85 @@
+// Quantized prefill GEMM (rows equal the GEMV bit for bit) and bf16/fp16 GEMV against references.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "pack_helpers.hpp"
+#include "sparq/core/half.hpp"
+#include "sparq/kernels/gemm_q.hpp"
+#include "sparq/kernels/gemv_half.hpp"
+#include "sparq_test.hpp"
+
+namespace sk = sparq::kernels;
+
+TEST_CASE("quantized GEMM rows equal the GEMV for every token", "[kernels][gemm]") {
+  const std::size_t rows = 35, cols = 640, tokens = 6, group = 64, ng = cols / group;
+  const auto q = kt::rand_i8(rows * cols, 1);
+  const auto sc = kt::rand_scales(rows, 2);
+  const auto x = sparq_test::randn(tokens * cols, 3);
+  std::vector<std::int8_t> qx(tokens * cols);
+  std::vector<float> sx(tokens);
+  for (std::size_t t = 0; t < tokens; ++t) sx[t] = sk::quantize_per_token_q8(x.data() + t * cols, cols, qx.data() + t * cols);
+  const auto u = kt::rand_u8(rows * cols, 4, 15);
+  const auto codes = kt::pack_nibbles(u, rows, cols);
+  const auto s4 = kt::rand_scales(rows * ng, 5);
+  const auto z4 = kt::rand_u8(rows * ng, 6, 15);
+  sparq_test::for_each_arch([&](auto arch) {
+    using A = decltype(arch);
+    INFO("arch " << A::name());
+    std::vector<float> y(tokens * rows), yg(rows);
+    std::vector<unsigned char> work(sk::gemm_q4_workspace_bytes(cols, tokens)), w1(sk::block_q8_workspace_bytes(cols));
+    sk::gemm_q8_f32<A>(q.data(), sc.data(), rows, cols, x.data(), tokens, y.data(), 2);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      sk::gemv_q8_f32<A>(q.data(), sc.data(), rows, cols, x.data() + t * cols, yg.data());
+      for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[t * rows + k] == yg[k]);
+    }
+    sk::gemm_q8_a8<A>(q.data(), sc.data(), rows, cols, qx.data(), sx.data(), tokens, y.data(), 2);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      sk::gemv_q8_a8<A>(q.data(), sc.data(), rows, cols, qx.data() + t * cols, sx[t], yg.data());
+      for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[t * rows + k] == yg[k]);
+    }
+    for (bool asym : {false, true}) {
+      const std::uint8_t* zp = asym ? z4.data() : nullptr;
+      sk::gemm_q4_f32<A>(codes.data(), s4.data(), zp, rows, cols, group, x.data(), tokens, y.data(), work.data(), 2);
+      for (std::size_t t = 0; t < tokens; ++t) {
+        sk::gemv_q4_f32<A>(codes.data(), s4.data(), zp, rows, cols, group, x.data() + t * cols, yg.data(), w1.data());
+        for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[t * rows + k] == yg[k]);
+      }
+    }
+  });
+}
+
+TEST_CASE("gemv_bf16 and gemv_f16 match the double reference", "[kernels][gemv][half]") {
+  for (std::size_t cols : {1, 15, 16, 17, 64, 65, 200, 1027}) {
+    const std::size_t rows = 13;
+    const auto wf = sparq_test::randn(rows * cols, 7 + static_cast<unsigned>(cols));
+    const auto x = sparq_test::randn(cols, 8);
+    std::vector<std::uint16_t> wb(rows * cols), wh(rows * cols);
+    for (std::size_t i = 0; i < wf.size(); ++i) {
+      wb[i] = sparq::float_to_bf16(wf[i]);
+      wh[i] = sparq::float_to_fp16(wf[i]);
+    }
+    std::vector<double> rb(rows, 0.0), rh(rows, 0.0), mb(rows, 0.0), mh(rows, 0.0);
+    for (std::size_t k = 0; k < rows; ++k)
+      for (std::size_t j = 0; j < cols; ++j) {
+        const double b = sparq::bf16_to_float(wb[k * cols + j]), h = sparq::fp16_to_float(wh[k * cols + j]);
+        rb[k] += b * x[j];
+        rh[k] += h * x[j];
+        mb[k] += std::fabs(b * x[j]);
+        mh[k] += std::fabs(h * x[j]);
+      }
+    sparq_test::for_each_arch([&](auto arch) {
+      using A = decltype(arch);
+      INFO("arch " << A::name() << " cols " << cols);
+      std::vector<float> y(rows), y2(rows);
+      sk::gemv_bf16<A>(wb.data(), rows, cols, x.data(), y.data());
+      for (std::size_t k = 0; k < rows; ++k) REQUIRE(std::fabs(y[k] - rb[k]) <= 1e-5 * mb[k] + 1e-30);
+      sk::gemv_f16<A>(wh.data(), rows, cols, x.data(), y.data());
+      sk::gemv_f16<A>(wh.data(), rows, cols, x.data(), y2.data(), 2);
+      REQUIRE(y == y2);
+      for (std::size_t k = 0; k < rows; ++k) REQUIRE(std::fabs(y[k] - rh[k]) <= 1e-5 * mh[k] + 1e-30);
+    });
+  }
+}
