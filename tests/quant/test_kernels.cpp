@@ -231,3 +231,29 @@ TEST_CASE("all_finite finds NaN and Inf anywhere", "[quant][kernels]") {
     }
   });
 }
+
+TEST_CASE("asymmetric parameters agree exactly with the scalar reference", "[quant][kernels]") {
+  auto mn = sparq_test::randn(203, 71, 2.0f), mx = sparq_test::randn(203, 72, 2.0f);
+  for (std::size_t i = 0; i < mn.size(); ++i) {
+    if (mn[i] > mx[i]) std::swap(mn[i], mx[i]);
+    if (i % 7 == 0) mn[i] = mx[i] = 0.0f;        // degenerate → [−1, 1]
+    if (i % 11 == 0) mn[i] = std::fabs(mn[i]);   // all positive: lo = 0, zero = 0
+    if (i % 13 == 0) mx[i] = -std::fabs(mx[i]);  // all negative: zero = maxq
+  }
+  sparq_test::for_each_arch([&](auto arch) {
+    using A = decltype(arch);
+    for (float maxq : {3.0f, 15.0f, 255.0f}) {
+      const std::size_t n = mn.size();
+      std::vector<float> s1(n), i1(n), s2(n), i2(n);
+      std::vector<std::uint8_t> z1(n), z2(n);
+      k::asymmetric_params<A>(mn.data(), mx.data(), n, maxq, s1.data(), i1.data(), z1.data());
+      k::asymmetric_params_scalar(mn.data(), mx.data(), n, maxq, s2.data(), i2.data(), z2.data());
+      REQUIRE(same_bits(s1, s2));
+      REQUIRE(same_bits(i1, i2));
+      REQUIRE(z1 == z2);
+      REQUIRE(s2[0] == 2.0f / maxq);
+      REQUIRE(z2[0] == static_cast<std::uint8_t>(std::nearbyint(1.0f / s2[0])));  // z = round(−lo/Δ), lo = −1
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(z2[i] <= maxq);
+    }
+  });
+}

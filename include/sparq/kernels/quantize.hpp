@@ -73,6 +73,25 @@ inline void symmetric_scales_scalar(const float* absmax, std::size_t ng, float q
   }
 }
 
+/// Asymmetric (GPTQ §4.3) parameters from group min/max: lo = min(mn, 0), hi = max(mx, 0)
+/// (both 0 → [−1, 1]), scale = max((hi − lo)/maxq, FLT_MIN), zero = clamp(nearbyint(−lo/scale),
+/// 0, maxq), inv = 1/scale.
+inline void asymmetric_params_scalar(const float* mn, const float* mx, std::size_t ng, float maxq,
+                                     float* scale, float* inv, std::uint8_t* zero) noexcept {
+  for (std::size_t g = 0; g < ng; ++g) {
+    float lo = std::min(mn[g], 0.0f), hi = std::max(mx[g], 0.0f);
+    if (lo == 0.0f && hi == 0.0f) {
+      lo = -1.0f;
+      hi = 1.0f;
+    }
+    const float s = std::max((hi - lo) / maxq, 1.17549435e-38f);
+    const float z = std::min(std::max(std::nearbyint(-lo / s), 0.0f), maxq);
+    scale[g] = s;
+    inv[g] = 1.0f / s;
+    zero[g] = static_cast<std::uint8_t>(static_cast<int>(z));
+  }
+}
+
 /// Codes of one row (see the header comment); one byte per code.
 inline void quantize_codes_scalar(const float* x, std::size_t n, std::size_t group, const float* inv,
                                   const std::uint8_t* zeros, int zero_const, int lo, int hi,
@@ -210,6 +229,31 @@ inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, fl
     }
   }
   symmetric_scales_scalar(absmax + g, ng - g, qmax, scale + g, inv + g);
+}
+
+/// Asymmetric parameters from group min/max (see asymmetric_params_scalar; IEEE operations only,
+/// so bit-identical to it).
+template <class Arch = xsimd::default_arch>
+inline void asymmetric_params(const float* mn, const float* mx, std::size_t ng, float maxq, float* scale,
+                              float* inv, std::uint8_t* zero) noexcept {
+  std::size_t g = 0;
+  if constexpr (quant_isa::has_simd<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    const B z0 = B::broadcast(0.0f), one = B::broadcast(1.0f), q = B::broadcast(maxq),
+            tiny = B::broadcast(1.17549435e-38f);
+    for (; g + B::size <= ng; g += B::size) {
+      B lo = xsimd::min(B::load_unaligned(mn + g), z0), hi = xsimd::max(B::load_unaligned(mx + g), z0);
+      const auto degenerate = (lo == z0) && (hi == z0);
+      lo = xsimd::select(degenerate, -one, lo);
+      hi = xsimd::select(degenerate, one, hi);
+      const B s = xsimd::max((hi - lo) / q, tiny);
+      const B z = xsimd::min(xsimd::max(xsimd::nearbyint(-lo / s), z0), q);
+      s.store_unaligned(scale + g);
+      (one / s).store_unaligned(inv + g);
+      quant_isa::store_low_bytes<Arch>(xsimd::nearbyint_as_int(z), zero + g);
+    }
+  }
+  asymmetric_params_scalar(mn + g, mx + g, ng - g, maxq, scale + g, inv + g, zero + g);
 }
 
 /// Codes of one row (see the header comment); one byte per code. `prefetch` (optional) is the

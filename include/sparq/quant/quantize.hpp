@@ -92,16 +92,9 @@ inline void check_input(MatrixView<const float> w, const char* who) {
 
 /// Scale and zero from a min/max (Asymmetric, GPTQ §4.3: the range is widened to contain 0).
 [[nodiscard]] inline ScaleZero from_minmax(const QuantConfig& c, float mn, float mx) noexcept {
-  float lo = std::min(mn, 0.0f), hi = std::max(mx, 0.0f);
-  if (lo == 0.0f && hi == 0.0f) {
-    lo = -1.0f;
-    hi = 1.0f;
-  }
-  const int maxq = (1 << c.bits) - 1;
   ScaleZero s;
-  s.scale = std::max((hi - lo) / static_cast<float>(maxq), FLT_MIN);
-  const float z = std::nearbyint(-lo / s.scale);
-  s.zero = static_cast<std::uint8_t>(std::min(std::max(z, 0.0f), static_cast<float>(maxq)));
+  float inv = 0.0f;
+  kernels::asymmetric_params_scalar(&mn, &mx, 1, static_cast<float>((1 << c.bits) - 1), &s.scale, &inv, &s.zero);
   return s;
 }
 
@@ -211,11 +204,9 @@ inline bool fit_row(QuantParams& p, std::size_t r, const float* x, float* inv, s
     tmp.resize(2 * ng);
     if (c.scheme == SchemeKind::asymmetric) {
       kernels::group_minmax(x, n, G, tmp.data(), tmp.data() + ng);
-      for (std::size_t g = 0; g < ng; ++g) {
-        const ScaleZero sz = from_minmax(c, tmp[g], tmp[ng + g]);
-        scale[g] = sz.scale;
-        zero[g] = sz.zero;
-      }
+      kernels::asymmetric_params(tmp.data(), tmp.data() + ng, ng, static_cast<float>((1 << c.bits) - 1),
+                                 scale, inv, zero);
+      return true;
     } else {
       if (!kernels::group_absmax(x, n, G, tmp.data())) return false;
       if (c.scheme == SchemeKind::symmetric && !c.options.full_range) {
