@@ -2,8 +2,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
+#include <sparq/model/input_quant_linear.hpp>
 #include <sparq/model/load.hpp>
 #include <sparq/model/perplexity.hpp>
 
@@ -21,6 +23,8 @@ void usage(std::FILE* out) {
                "  --max-tokens N     tokens scored, 0 = all (default 60000)\n"
                "  --seq-len N        window length, 0 = the model's seq_len (default 0)\n"
                "  --threads N        OpenMP threads, 0 = default (default 0)\n"
+               "  --act-bits N       fake-quantize every decoder linear's input per token to N bits (0 = off)\n"
+               "  --attn-bits N      fake-quantize the q/k/v outputs per token to N bits (0 = off)\n"
                "  --help             this text\n");
 }
 
@@ -37,7 +41,7 @@ int main(int argc, char** argv) try {
   const std::string data = env && *env ? env : SPARQ_DATA_DIR;
   std::string model_path = data + "/models/stories260K.bin";
   std::string tok_path, text_path = data + "/text/tinystories_valid_head.txt";
-  long long max_tokens = 60000, seq_len = 0, threads = 0;
+  long long max_tokens = 60000, seq_len = 0, threads = 0, act_bits = 0, attn_bits = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -46,7 +50,8 @@ int main(int argc, char** argv) try {
     }
     const bool has_value = i + 1 < argc;
     long long* num = a == "--max-tokens" ? &max_tokens : a == "--seq-len" ? &seq_len
-                   : a == "--threads" ? &threads : nullptr;
+                   : a == "--threads" ? &threads : a == "--act-bits" ? &act_bits
+                   : a == "--attn-bits" ? &attn_bits : nullptr;
     if (num && has_value) {
       if (!parse_size(argv[++i], *num)) {
         std::fprintf(stderr, "sparq-ppl: %s expects a non-negative integer, got '%s'\n", a.c_str(), argv[i]);
@@ -64,7 +69,20 @@ int main(int argc, char** argv) try {
       return 2;
     }
   }
-  const auto model = sparq::model::load_model(model_path);
+  if ((act_bits != 0 && (act_bits < 2 || act_bits > 16)) || (attn_bits != 0 && (attn_bits < 2 || attn_bits > 16))) {
+    std::fprintf(stderr, "sparq-ppl: --act-bits and --attn-bits must be 0 or 2..16\n");
+    return 2;
+  }
+  auto model = sparq::model::load_model(model_path);
+  if (act_bits > 0) {
+    for (std::size_t b = 0; b < model.config().n_layers; ++b) {
+      for (auto l : sparq::model::all_linears) {
+        model.set_linear(b, l, std::make_unique<sparq::model::InputQuantLinear>(model.take_linear(b, l),
+                                                                                static_cast<int>(act_bits)));
+      }
+    }
+  }
+  model.set_attention_input_bits(static_cast<int>(attn_bits));
   if (tok_path.empty()) tok_path = sparq::model::default_tokenizer_path(model_path, model.config().vocab_size);
   const auto tok = sparq::model::load_tokenizer(tok_path, model);
   const auto t0 = std::chrono::steady_clock::now();
@@ -76,6 +94,7 @@ int main(int argc, char** argv) try {
   const auto r = sparq::model::perplexity(model, stream, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("model %s\ntext %s\n", model_path.c_str(), text_path.c_str());
+  std::printf("activation bits %lld (linear inputs), %lld (q/k/v outputs); 0 = float\n", act_bits, attn_bits);
   std::printf("tokens %zu, windows %zu of %zu, scored %zu\n", r.tokens, r.windows, r.seq_len, r.scored_tokens);
   std::printf("mean NLL %.5f nats/token, perplexity %.5f\n", r.mean_nll, r.perplexity);
   std::printf("time %.2f s (%.0f tokens/s)\n", secs, static_cast<double>(r.tokens) / secs);

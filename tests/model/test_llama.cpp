@@ -195,6 +195,14 @@ TEST_CASE("Llama: LinearOps are replaceable; activation fake-quant hooks in", "[
     for (std::size_t k = 0; k < cfg.hidden_dim; ++k) ref += static_cast<double>(w2(o, k)) * xq[k];
     CHECK(y[o] == Approx(ref).margin(1e-4));
   }
+  // q/k/v output quantization (attention BMM inputs) perturbs a little more; 0 restores.
+  model.set_attention_input_bits(8);
+  const auto qa = run(model);
+  CHECK(max_abs_diff(qa.data(), q.data(), q.size()) > 0.0f);
+  CHECK(max_abs_diff(qa.data(), base.data(), base.size()) < 0.1f * scale);
+  model.set_attention_input_bits(0);
+  CHECK(max_abs_diff(run(model).data(), q.data(), q.size()) == 0.0f);
+  CHECK_THROWS_AS(model.set_attention_input_bits(1), sparq::error);
   CHECK_THROWS_AS(InputQuantLinear(nullptr, 8), sparq::error);
   CHECK_THROWS_AS(InputQuantLinear(std::make_unique<DenseLinear>(sparq::Matrix<float>(2, 2)), 1), sparq::error);
 }

@@ -33,6 +33,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/model/dense_linear.hpp"
+#include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/detail/attention_kernels.hpp"
 #include "sparq/model/linear_op.hpp"
 #include "sparq/model/llama_state.hpp"
@@ -185,6 +186,15 @@ class Llama {
   /// Restores the dense view of the block's float weights for (b, l).
   void reset_linear(std::size_t b, Linear l) { (void)take_linear(b, l); }
 
+  /// Fake-quantizes the outputs of wq, wk and wv per token (before RoPE) with `bits` (2..16), as
+  /// SmoothQuant/JSQ do to simulate int8 attention BMMs (`quantize_bmm_input`); 0 switches it off.
+  void set_attention_input_bits(int bits) {
+    SPARQ_CHECK(bits == 0 || (bits >= 2 && bits <= 16), "Llama::set_attention_input_bits: bits = ",
+                bits, ", expected 0 (off) or 2..16");
+    attn_bits_ = bits;
+  }
+  [[nodiscard]] int attention_input_bits() const noexcept { return attn_bits_; }
+
   /// Sum of weight_bytes() over every decoder linear.
   [[nodiscard]] std::size_t linear_weight_bytes() const noexcept {
     std::size_t n = 0;
@@ -241,6 +251,13 @@ class Llama {
     ops[index(Linear::wq)]->gemm(xb, q);
     ops[index(Linear::wk)]->gemm(xb, kc);
     ops[index(Linear::wv)]->gemm(xb, vc);
+    if (attn_bits_ > 0) {
+      for (std::size_t i = 0; i < n; ++i) {
+        fake_quantize_token(q.row(i), q.row(i), dim, attn_bits_);
+        fake_quantize_token(kc.row(i), kc.row(i), kv, attn_bits_);
+        fake_quantize_token(vc.row(i), vc.row(i), kv, attn_bits_);
+      }
+    }
     for (std::size_t i = 0; i < n; ++i) {
       rope(q.row(i), dim, pos0 + i);
       rope(kc.row(i), kv, pos0 + i);
@@ -389,6 +406,7 @@ class Llama {
   std::vector<std::array<bool, 7>> is_view_;
   std::unique_ptr<DenseLinear> classifier_;
   std::vector<float> rope_cos_, rope_sin_;
+  int attn_bits_ = 0;
 };
 
 }  // namespace sparq::model
