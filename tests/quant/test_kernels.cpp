@@ -8,6 +8,7 @@
 #include "sparq/kernels/dequantize.hpp"
 #include "sparq/kernels/pack.hpp"
 #include "sparq/kernels/quantize.hpp"
+#include "sparq/quant/nf4.hpp"
 #include "sparq_test.hpp"
 
 namespace k = sparq::kernels;
@@ -254,6 +255,29 @@ TEST_CASE("asymmetric parameters agree exactly with the scalar reference", "[qua
       REQUIRE(s2[0] == 2.0f / maxq);
       REQUIRE(z2[0] == static_cast<std::uint8_t>(std::nearbyint(1.0f / s2[0])));  // z = round(−lo/Δ), lo = −1
       for (std::size_t i = 0; i < n; ++i) REQUIRE(z2[i] <= maxq);
+    }
+  });
+}
+
+TEST_CASE("16-level table codes (NF4) agree with the scalar reference and nf4::encode", "[quant][kernels]") {
+  sparq_test::for_each_arch([&](auto arch) {
+    using A = decltype(arch);
+    for (std::size_t n : sizes) {
+      auto x = data(n, 900 + static_cast<unsigned>(n));
+      for (std::size_t i = 3; i < n; i += 17) x[i] = sparq::nf4::midpoints[i % 15];  // exact ties
+      for (std::size_t g : {std::size_t{16}, std::size_t{64}, n}) {
+        const std::size_t ng = k::group_count(n, g);
+        std::vector<float> inv(ng, 1.0f);
+        for (std::size_t j = 1; j < ng; ++j) inv[j] = 0.3f + 0.1f * static_cast<float>(j % 5);
+        std::vector<std::uint8_t> a(n), b(n);
+        k::table16_codes<A>(x.data(), n, g, inv.data(), sparq::nf4::midpoints.data(), a.data());
+        k::table16_codes_scalar(x.data(), n, g, inv.data(), sparq::nf4::midpoints.data(), b.data());
+        REQUIRE(a == b);
+        for (std::size_t i = 0; i < n; ++i) {
+          const float v = std::min(std::max(x[i] * inv[i / g], -1.0f), 1.0f);
+          REQUIRE(b[i] == sparq::nf4::encode(v));
+        }
+      }
     }
   });
 }

@@ -92,6 +92,22 @@ inline void asymmetric_params_scalar(const float* mn, const float* mx, std::size
   }
 }
 
+/// Nearest-level codes of a 16-level table given its 15 ascending midpoints `mid` (NF4): for
+/// v = clamp(x·inv[g], −1, 1), u = #{k : mid[k] < v} + #{k odd : mid[k] == v} (a tie goes to the
+/// even code).
+inline void table16_codes_scalar(const float* x, std::size_t n, std::size_t group, const float* inv,
+                                 const float* mid, std::uint8_t* out) noexcept {
+  for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+    const std::size_t i1 = std::min(n, i0 + group);
+    for (std::size_t i = i0; i < i1; ++i) {
+      const float v = std::min(std::max(x[i] * inv[g], -1.0f), 1.0f);
+      unsigned u = 0;
+      for (unsigned k = 0; k < 15; ++k) u += (k & 1u) ? (mid[k] <= v) : (mid[k] < v);
+      out[i] = static_cast<std::uint8_t>(u);
+    }
+  }
+}
+
 /// Codes of one row (see the header comment); one byte per code.
 inline void quantize_codes_scalar(const float* x, std::size_t n, std::size_t group, const float* inv,
                                   const std::uint8_t* zeros, int zero_const, int lo, int hi,
@@ -229,6 +245,40 @@ inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, fl
     }
   }
   symmetric_scales_scalar(absmax + g, ng - g, qmax, scale + g, inv + g);
+}
+
+/// Nearest-level codes of a 16-level table (see table16_codes_scalar); SIMD compares and counts.
+template <class Arch = xsimd::default_arch>
+inline void table16_codes(const float* x, std::size_t n, std::size_t group, const float* inv,
+                          const float* mid, std::uint8_t* out) noexcept {
+  if constexpr (!quant_isa::has_simd<Arch>) {
+    table16_codes_scalar(x, n, group, inv, mid, out);
+  } else {
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    B m[15];
+    for (unsigned k = 0; k < 15; ++k) m[k] = B::broadcast(mid[k]);
+    const B lo = B::broadcast(-1.0f), hi = B::broadcast(1.0f);
+    const B one = B::broadcast(1.0f), zero = B::broadcast(0.0f);
+    for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += group) {
+      const std::size_t i1 = std::min(n, i0 + group);
+      const B s = B::broadcast(inv[g]);
+      std::size_t i = i0;
+      for (; i + W <= i1; i += W) {
+        const B v = xsimd::min(xsimd::max(B::load_unaligned(x + i) * s, lo), hi);
+        B u = zero;  // the count, exact in float
+        for (unsigned k = 0; k < 15; ++k) {
+          const auto c = (k & 1u) ? (m[k] <= v) : (m[k] < v);
+          u += xsimd::select(c, one, zero);
+        }
+        quant_isa::store_low_bytes<Arch>(xsimd::nearbyint_as_int(u), out + i);
+      }
+      if (i < i1) {
+        const float sg = inv[g];
+        table16_codes_scalar(x + i, i1 - i, i1 - i, &sg, mid, out + i);
+      }
+    }
+  }
 }
 
 /// Asymmetric parameters from group min/max (see asymmetric_params_scalar; IEEE operations only,

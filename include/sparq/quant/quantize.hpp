@@ -241,12 +241,8 @@ inline void encode_row(QuantizedTensor& q, std::size_t r, const float* x, const 
       kernels::quantize_codes(x, n, G, inv, p.row_zeros(r), p.symmetric_zero(), p.code_lo(),
                               p.code_hi(), p.signed_codes(), u, prefetch);
       break;
-    case SchemeKind::nf4:
-      for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += G) {
-        const float s = inv[g];
-        for (std::size_t i = i0, i1 = std::min(n, i0 + G); i < i1; ++i)
-          u[i] = nf4::encode(std::min(std::max(x[i] * s, -1.0f), 1.0f));
-      }
+    case SchemeKind::nf4:  // nearest level, the same rule as nf4::encode
+      kernels::table16_codes(x, n, G, inv, nf4::midpoints.data(), u);
       break;
     case SchemeKind::fp8_e4m3:
       for (std::size_t g = 0, i0 = 0; i0 < n; ++g, i0 += G) {
