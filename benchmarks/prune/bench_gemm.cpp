@@ -58,12 +58,19 @@ void BM_openblas_sgemm(benchmark::State& st) {
   report(st, o);
 }
 
-}  // namespace
+const int registered = [] {
+  auto reg = [](const char* name, void (*fn)(benchmark::State&), int64_t m, int64_t n, int64_t k, int it) {
+    auto* b = benchmark::RegisterBenchmark(name, fn)->Args({m, n, k})->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (it > 0) b->Iterations(it);
+  };
+  reg("gemm/f32/2048x4096x4096", BM_sparq_gemm, 2048, 4096, 4096, 2);
+  reg("gemm/f32/2048x4096x4096/openblas", BM_openblas_sgemm, 2048, 4096, 4096, 2);
+  reg("gemm/f32_nt/2048x4096x4096", BM_sparq_gemm_nt, 2048, 4096, 4096, 2);
+  reg("gemm/f32/512x512x512", BM_sparq_gemm, 512, 512, 512, 0);
+  reg("gemm/f32/512x512x512/openblas", BM_openblas_sgemm, 512, 512, 512, 0);
+  return 0;
+}();
 
-BENCHMARK(BM_sparq_gemm)->Name("gemm/f32/2048x4096x4096")->Args({2048, 4096, 4096})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_openblas_sgemm)->Name("gemm/f32/2048x4096x4096/openblas")->Args({2048, 4096, 4096})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_sparq_gemm_nt)->Name("gemm/f32_nt/2048x4096x4096")->Args({2048, 4096, 4096})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_sparq_gemm)->Name("gemm/f32/512x512x512")->Args({512, 512, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_openblas_sgemm)->Name("gemm/f32/512x512x512/openblas")->Args({512, 512, 512})->Unit(benchmark::kMillisecond)->UseRealTime();
+}  // namespace
 
 BENCHMARK_MAIN();
