@@ -11,6 +11,7 @@
 #include "calib_test_util.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/quant/gptq.hpp"
+#include "sparq/quant/quantizer.hpp"
 #include "sparq_test.hpp"
 
 using namespace calib_test;

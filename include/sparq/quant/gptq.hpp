@@ -51,7 +51,9 @@
 #include "sparq/core/stats.hpp"
 #include "sparq/quant/detail/calib_grid.hpp"
 #include "sparq/quant/detail/calib_linalg.hpp"
-#include "sparq/quant/quantizer.hpp"
+#include "sparq/quant/calibrator.hpp"
+#include "sparq/quant/granularity.hpp"
+#include "sparq/quant/scheme.hpp"
 
 namespace sparq {
 
@@ -72,6 +74,10 @@ struct GptqSpec {
 /// Quantizer<Symmetric, ...> GPTQ uses its own full-range grid (§4.3: zero (maxq+1)/2, i.e.
 /// QuantOptions::full_range), not the restricted default [−qmax, qmax]; MseClip maps to GPTQ's
 /// MSE search with the default grid 100 / maxshrink 0.8 / norm 2.4.
+// Declared here (defined in quant/quantizer.hpp) so that GPTQ does not pull in the SIMD quantizer kernels.
+template <QuantScheme Scheme, Granularity Gran, unsigned Bits, RangeCalibrator Calibrator>
+class Quantizer;
+
 namespace detail {
 template <class Q>
 concept has_gptq_spec = requires {
@@ -116,8 +122,8 @@ struct GptqGrid {
 };
 static_assert(GptqWeightQuantizer<GptqGrid<4>>);
 static_assert(GptqWeightQuantizer<GptqGrid<3, true, 128, true>>);
-static_assert(GptqWeightQuantizer<Quantizer<Asymmetric, PerGroup<128>, 4>>);
-static_assert(!GptqWeightQuantizer<Quantizer<NF4, PerGroup<64>, 4>>);
+static_assert(GptqWeightQuantizer<Quantizer<Asymmetric, PerGroup<128>, 4, MinMax>>);
+static_assert(!GptqWeightQuantizer<Quantizer<NF4, PerGroup<64>, 4, MinMax>>);
 
 /// How GPTQ treats zeros already present in W.
 enum class MaskMode : std::uint8_t {
