@@ -63,6 +63,12 @@ TEST_CASE("NMCompressed 2:4 and 4:8 round trip exactly with the documented layou
   wi(0, 1) = 3; wi(0, 3) = -7; wi(0, 6) = 100;
   const auto ci = NMCompressed<2, 4, std::int8_t>::from_dense(wi.view());
   REQUIRE(ci.to_dense().storage() == wi.storage());
+  // The worked example of docs/pruning.md: [0, 1.5, 0, -2 | 3, 0, 0, 0] -> values [1.5, -2, 3, 0], byte 0x4D.
+  Matrix<float> ex(1, 8, 0.0f);
+  ex(0, 1) = 1.5f; ex(0, 3) = -2.0f; ex(0, 4) = 3.0f;
+  const auto cex = NMCompressed<2, 4>::from_dense(ex.view());
+  REQUIRE(cex.values() == std::vector<float>{1.5f, -2.0f, 3.0f, 0.0f});
+  REQUIRE(cex.indices() == std::vector<std::uint8_t>{0x4D});
   // Errors: too many non-zeros, ragged columns.
   const Matrix<float> dense = rand_matrix(2, 8, 4);
   REQUIRE_THROWS_WITH((NMCompressed<2, 4>::from_dense(dense.view())), Catch::Contains("4 non-zeros"));
