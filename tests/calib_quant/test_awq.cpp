@@ -169,7 +169,7 @@ TEST_CASE("AWQ on stories260K's blocks: function kept before quantization, never
   REQUIRE(groups.size() == 3);  // GQA: no wv -> wo
   const AwqOptions opt{4, 0};   // hidden_dim 172 has no divisor among 32/64/128: one group per row
   const sparq::AwqScale awq(opt);
-  for (std::size_t b = 0; b < model.blocks.size(); b += 2) {
+  for (std::size_t b = 0; b < model.blocks.size(); b += 4) {
     auto blk = model.blocks[b];
     for (const auto& g : groups) {
       const std::size_t cin = sparq::group_channels(blk, g);
