@@ -5,7 +5,7 @@
 #include <string>
 
 #include <sparq/model/generate.hpp>
-#include <sparq/model/load.hpp>
+#include <sparq/io/load.hpp>
 
 namespace {
 
@@ -69,9 +69,9 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "sparq-generate: need --steps >= 1, --temperature >= 0, --top-p in (0, 1], --seed >= 0\n");
     return 2;
   }
-  const auto model = sparq::model::load_model(model_path);
-  if (tok_path.empty()) tok_path = sparq::model::default_tokenizer_path(model_path, model.config().vocab_size);
-  const auto tok = sparq::model::load_tokenizer(tok_path, model);
+  const auto loaded = sparq::io::load(model_path, tok_path);  // GGUF: its own vocabulary unless --tokenizer
+  const auto& model = loaded.model;
+  const auto& tok = loaded.tokenizer;
   sparq::model::Sampler sampler(static_cast<float>(temperature), temperature > 0 ? static_cast<float>(top_p) : 1.0f,
                                 static_cast<std::uint64_t>(seed));
   const auto r = sparq::model::generate(model, tok, prompt, static_cast<std::size_t>(steps), sampler,

@@ -6,7 +6,7 @@
 #include <string>
 
 #include <sparq/model/input_quant_linear.hpp>
-#include <sparq/model/load.hpp>
+#include <sparq/io/load.hpp>
 #include <sparq/model/perplexity.hpp>
 
 namespace {
@@ -73,7 +73,8 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "sparq-ppl: --act-bits and --attn-bits must be 0 or 2..16\n");
     return 2;
   }
-  auto model = sparq::model::load_model(model_path);
+  auto loaded = sparq::io::load(model_path, tok_path);  // GGUF: its own vocabulary unless --tokenizer
+  auto& model = loaded.model;
   if (act_bits > 0) {
     for (std::size_t b = 0; b < model.config().n_layers; ++b) {
       for (auto l : sparq::model::all_linears) {
@@ -83,8 +84,7 @@ int main(int argc, char** argv) try {
     }
   }
   model.set_attention_input_bits(static_cast<int>(attn_bits));
-  if (tok_path.empty()) tok_path = sparq::model::default_tokenizer_path(model_path, model.config().vocab_size);
-  const auto tok = sparq::model::load_tokenizer(tok_path, model);
+  const auto& tok = loaded.tokenizer;
   const auto t0 = std::chrono::steady_clock::now();
   const auto stream = sparq::model::document_token_stream_file(text_path, tok, static_cast<std::size_t>(max_tokens));
   sparq::model::PerplexityOptions opt;

@@ -1,10 +1,56 @@
-// Umbrella header: everything sparq offers.
+// Umbrella header: everything sparq offers (include the narrower headers to build faster).
 #pragma once
 
+// core/: vocabulary
 #include "sparq/core/error.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
 #include "sparq/simd/arch.hpp"
-#include "sparq/model/llama_weights.hpp"
+
+// kernels/: hot loops over raw buffers
+#include "sparq/kernels/cholesky.hpp"
+#include "sparq/kernels/dispatch.hpp"
+#include "sparq/kernels/gemm.hpp"
+#include "sparq/kernels/gemm_q.hpp"
+#include "sparq/kernels/gemv_bitmask.hpp"
+#include "sparq/kernels/gemv_f32.hpp"
+#include "sparq/kernels/gemv_half.hpp"
+#include "sparq/kernels/gemv_nm.hpp"
+#include "sparq/kernels/gemv_q4.hpp"
+#include "sparq/kernels/gemv_q8.hpp"
+
+// quant/: Quantizer<Scheme, Granularity, Bits, Calibrator>, GPTQ, SmoothQuant, AWQ
+#include "sparq/quant/awq.hpp"
+#include "sparq/quant/gptq.hpp"
+#include "sparq/quant/layer_group.hpp"
+#include "sparq/quant/quantizer.hpp"
+#include "sparq/quant/smooth.hpp"
+
+// prune/: Pruner<Metric, Pattern>, SparseGPT, OWL, sparse storage
+#include "sparq/prune/bitmask_sparse.hpp"
+#include "sparq/prune/csr_matrix.hpp"
+#include "sparq/prune/nm_compressed.hpp"
+#include "sparq/prune/owl.hpp"
+#include "sparq/prune/pruner.hpp"
+#include "sparq/prune/quantizer_column_adapter.hpp"
+#include "sparq/prune/sparse_gpt.hpp"
+
+// joint/: JSQ pieces
+#include "sparq/joint/activation_edit.hpp"
+#include "sparq/joint/annealing.hpp"
+
+// model/: Llama runtime, tokenizer, perplexity, layer-by-layer calibration
+#include "sparq/model/calibration.hpp"
+#include "sparq/model/generate.hpp"
+#include "sparq/model/input_quant_linear.hpp"
+#include "sparq/model/llama.hpp"
+#include "sparq/model/perplexity.hpp"
+#include "sparq/model/tokenizer.hpp"
+
+// io/: llama2.c, GGUF, safetensors, sparq container, model loading
+#include "sparq/io/container.hpp"
+#include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/llama2c.hpp"
+#include "sparq/io/load.hpp"
+#include "sparq/io/safetensors.hpp"

@@ -8,7 +8,7 @@
 
 #include "calib_test_util.hpp"
 #include "sparq/model/calibration.hpp"
-#include "sparq/model/load.hpp"
+#include "sparq/io/load.hpp"
 #include "sparq/model/perplexity.hpp"
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"
@@ -115,8 +115,8 @@ TEST_CASE("Calibration stages on stories260K with real activations (tinystories_
   const std::string tok_path = sparq_test::data_path("models/tok512.bin");
   const std::string text_path = sparq_test::data_path("text/tinystories_train_head.txt");
   if (model_path.empty() || tok_path.empty() || text_path.empty()) return;
-  auto model = sparq::model::load_model(model_path);
-  const auto tok = sparq::model::load_tokenizer(tok_path, model);
+  auto model = sparq::io::load_model(model_path);
+  const auto tok = sparq::io::load_tokenizer(tok_path, model);
   const auto stream = sparq::model::document_token_stream_file(text_path, tok);
   // Calibration: the first 8 consecutive windows of 128 tokens (1024 tokens).
   const auto windows = sparq::model::calibration_windows(stream, 8, 128);
