@@ -355,7 +355,11 @@ inline void quantize_into(MatrixView<const float> w, const QuantConfig& cfg, Qua
     if (!detail::fit_row(q.params(), r, w.row(r), inv.data(), tmp, scratch)) {
       detail::check_row(w, r, "quant::quantize");  // throws, naming the value
     }
-    detail::encode_row(q, r, w.row(r), inv.data(), ubuf, r + 1 < w.rows() ? w.row(r + 1) : nullptr);
+    // Prefetch distance (measured, 4096x4096, one thread): 8-bit rows encode fast, so the row after
+    // next is fetched (6.2-6.7 vs 5.6-5.9 G elements/s); packed widths spend longer per row and do
+    // best fetching the next one (5.8 vs 5.2 G elements/s at int4 g32).
+    const std::size_t ahead = q.params().bits() == 8 ? 2 : 1;
+    detail::encode_row(q, r, w.row(r), inv.data(), ubuf, r + ahead < w.rows() ? w.row(r + ahead) : nullptr);
   }
 }
 
