@@ -382,7 +382,17 @@ int main(int argc, char** argv) try {
     } else {
       for (std::size_t b = 0; b < cfg.n_layers; ++b) cb.compress_block(b, model.block_weights(b), model);
     }
-    if (r->w8a8) model.set_attention_input_bits(8);
+    if (r->w8a8) {
+      model.set_attention_input_bits(8);
+      for (std::size_t b = 0; b < cfg.n_layers; ++b)  // invariant: every decoder linear reads int8 inputs
+        for (Linear l : sparq::model::all_linears)
+          SPARQ_CHECK(dynamic_cast<const sparq::model::InputQuantLinear*>(&model.linear(b, l)) != nullptr,
+                      "recipe ", r->name, ": block ", b, " ", sparq::model::linear_name(l),
+                      " has no 8-bit input quantizer");
+    }
+    SPARQ_CHECK(cb.counts.size() == cfg.n_layers * std::size(sparq::model::all_linears), "recipe ", r->name,
+                ": compressed ", cb.counts.size(), " linears, expected ",
+                cfg.n_layers * std::size(sparq::model::all_linears));
     const auto t1 = std::chrono::steady_clock::now();
     const auto res = sparq::model::perplexity(model, eval_stream, popt);
     const auto t2 = std::chrono::steady_clock::now();
