@@ -1,11 +1,8 @@
-// sparq-compress: compress a Llama model with a pruning / SmoothQuant / W8A8 recipe (or compare them all)
-// through the layer-wise calibration driver, and report sparsity, stored bytes, MACs and perplexity.
+// sparq-compress: compress a Llama model with one recipe (or the paper's comparison), evaluate
+// perplexity, and report sparsity, bits, stored bytes, MACs and perplexity per method.
 //
-// Every recipe starts from a fresh copy of the dense weights. Calibration statistics come from the
-// driver (model/calibration.hpp): block by block, the inputs of every linear group on the
-// calibration windows, with error propagation (block b+1 sees the outputs of the compressed
-// block b, including its activation fake-quantization). Quantized rows are evaluated with FAKE
-// quantization (quantize -> dequantize floats), not with packed integer kernels.
+// Every row starts from a fresh copy of the dense weights. Calibration statistics come from the
+// layer-wise driver (model/calibration.hpp) with error propagation.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +19,7 @@
 #include <sparq/core/stats.hpp>
 #include <sparq/io/load.hpp>
 #include <sparq/joint/activation_edit.hpp>
+#include <sparq/joint/annealing.hpp>
 #include <sparq/model/calibration.hpp>
 #include <sparq/model/input_quant_linear.hpp>
 #include <sparq/model/perplexity.hpp>
@@ -30,52 +29,159 @@
 #include <sparq/quant/quantizer.hpp>
 #include <sparq/quant/smooth.hpp>
 
+#include "cli.hpp"
+#include "report.hpp"
+
 namespace {
 
 using sparq::Matrix;
 using sparq::MatrixView;
 using sparq::model::Linear;
+using namespace sparq_compress;
+
+// ---------------------------------------------------------------------------------------------
+// Recipes (interim engine; replaced by sparq::joint's executor)
 
 enum class Metric { none, magnitude, wanda, sparsegpt, sar };
-enum class Pattern { dense, unstructured, nm24 };
 
-struct Recipe {
-  const char* name;
+struct Spec {
   Metric metric = Metric::none;
-  Pattern pattern = Pattern::dense;
-  bool smooth = false;     // SmoothQuant alpha = 0.5 folded into rms_att / rms_ffn
-  bool w8a8 = false;       // RTN int8 per-channel weights + per-token int8 linear inputs + int8 q/k/v
-  double edit_r = 0.0;     // JSQ activation editor strength (Eq. 5, per tensor); 0 = off
-  const char* what;
+  double sparsity = 0;
+  std::size_t n = 0, m = 0;  // N:M (0: unstructured)
+  bool smooth = false;
+  double alpha = 0.5;
+  int wbits = 32, abits = 32;
+  std::size_t group = 0;
+  bool edit = false;
+  double edit_r = 5e-5;      // per tensor, every block (unless search)
+  bool search = false;
 };
 
-const std::vector<Recipe>& recipes() {
-  static const std::vector<Recipe> r = {
-      {"dense", Metric::none, Pattern::dense, false, false, 0.0, "the model as loaded (f32)"},
-      {"magnitude", Metric::magnitude, Pattern::unstructured, false, false, 0.0,
-       "Pruner<Magnitude, Unstructured>: |W|, per output row"},
-      {"wanda", Metric::wanda, Pattern::unstructured, false, false, 0.0,
-       "Pruner<Wanda, Unstructured>: |W|*||x_j||, per output row"},
-      {"wanda-2:4", Metric::wanda, Pattern::nm24, false, false, 0.0, "Pruner<Wanda, NM<2,4>>"},
-      {"sparsegpt", Metric::sparsegpt, Pattern::unstructured, false, false, 0.0,
-       "Pruner<SparseGPT, Unstructured>: OBS with weight updates, H = 2/n X^T X"},
-      {"sparsegpt-2:4", Metric::sparsegpt, Pattern::nm24, false, false, 0.0, "Pruner<SparseGPT, NM<2,4>>"},
-      {"w8a8", Metric::none, Pattern::dense, false, true, 0.0,
-       "RTN int8 symmetric per-channel weights, int8 per-token linear inputs and q/k/v"},
-      {"smoothquant", Metric::none, Pattern::dense, true, true, 0.0, "Smooth alpha=0.5 folded, then w8a8"},
-      {"wanda+smoothquant", Metric::wanda, Pattern::unstructured, true, true, 0.0, "wanda, smooth, w8a8"},
-      {"sparsegpt+smoothquant", Metric::sparsegpt, Pattern::unstructured, true, true, 0.0,
-       "sparsegpt, smooth, w8a8"},
-      {"jsq-noedit", Metric::sar, Pattern::unstructured, true, true, 0.0,
-       "Pruner<SAR, Unstructured> lambda=2 over the mean sequence, smooth, w8a8 (no editor, no search)"},
-      {"jsq-noedit-2:4", Metric::sar, Pattern::nm24, true, true, 0.0, "Pruner<SAR, NM<2,4>>, smooth, w8a8"},
-      {"jsq", Metric::sar, Pattern::unstructured, true, true, 5e-5,
-       "jsq-noedit with the activation editor r=5e-5 (per tensor) on the calibration inputs; no search"},
-  };
-  return r;
+struct Method {
+  std::string name, recipe, note;
+  Spec spec;
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream is(s);
+  while (std::getline(is, cur, sep)) out.push_back(cur);
+  return out;
 }
 
-// Statistics of one linear group's input over the calibration windows of one block.
+double parse_double(const std::string& what, const std::string& v) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  SPARQ_CHECK(end != v.c_str() && *end == '\0', "recipe: ", what, " expects a number, got '", v, "'");
+  return x;
+}
+
+// Grammar: comma-separated stages; "edit[:r]" "search" "magnitude|wanda|sparsegpt|sar:S[:N:M]"
+// "smooth[:alpha]" "wXaY[gG]".
+Spec parse_recipe_string(const std::string& recipe) {
+  Spec s;
+  bool quant = false;
+  for (const std::string& stage : split(recipe, ',')) {
+    const auto parts = split(stage, ':');
+    SPARQ_CHECK(!parts.empty() && !parts[0].empty(), "recipe '", recipe, "': empty stage");
+    const std::string& k = parts[0];
+    SPARQ_CHECK(!quant, "recipe '", recipe, "': stage '", stage, "' after the quantizer (quantization must be last)");
+    if (k == "dense") {
+      SPARQ_CHECK(parts.size() == 1, "recipe: 'dense' takes no argument");
+    } else if (k == "edit") {
+      s.edit = true;
+      if (parts.size() > 1) s.edit_r = parse_double("edit", parts[1]);
+      SPARQ_CHECK(s.edit_r >= 0 && s.edit_r <= 0.5, "recipe: edit strength ", s.edit_r, ", expected [0, 0.5]");
+    } else if (k == "search") {
+      s.search = true;
+    } else if (k == "magnitude" || k == "wanda" || k == "sparsegpt" || k == "sar") {
+      SPARQ_CHECK(s.metric == Metric::none, "recipe '", recipe, "': two pruning stages");
+      SPARQ_CHECK(!s.smooth, "recipe '", recipe, "': pruning after smoothing is not supported");
+      s.metric = k == "magnitude" ? Metric::magnitude : k == "wanda" ? Metric::wanda
+               : k == "sparsegpt" ? Metric::sparsegpt : Metric::sar;
+      SPARQ_CHECK(parts.size() == 2 || parts.size() == 4, "recipe: '", stage,
+                  "' expects NAME:SPARSITY or NAME:0:N:M (e.g. wanda:0.5, sar:0:2:4)");
+      s.sparsity = parse_double(k, parts[1]);
+      SPARQ_CHECK(s.sparsity >= 0 && s.sparsity < 1, "recipe: sparsity ", s.sparsity, ", expected [0, 1)");
+      if (parts.size() == 4) {
+        s.n = static_cast<std::size_t>(parse_double("N", parts[2]));
+        s.m = static_cast<std::size_t>(parse_double("M", parts[3]));
+        SPARQ_CHECK((s.n == 2 && s.m == 4) || (s.n == 4 && s.m == 8), "recipe: N:M = ", s.n, ":", s.m,
+                    ", expected 2:4 or 4:8");
+        s.sparsity = 1.0 - static_cast<double>(s.n) / static_cast<double>(s.m);
+      }
+    } else if (k == "smooth") {
+      s.smooth = true;
+      if (parts.size() > 1) s.alpha = parse_double("smooth", parts[1]);
+      SPARQ_CHECK(s.alpha >= 0 && s.alpha <= 1, "recipe: smooth alpha ", s.alpha, ", expected [0, 1]");
+    } else if (k.size() >= 4 && k[0] == 'w') {
+      int wb = 0, ab = 0;
+      unsigned g = 0;
+      char tail = 0;
+      const int got = std::sscanf(k.c_str(), "w%da%dg%u%c", &wb, &ab, &g, &tail);
+      SPARQ_CHECK(got == 2 || got == 3, "recipe: quantizer '", k, "', expected wXaY or wXaYgG (e.g. w8a8, w4a8g32)");
+      SPARQ_CHECK(wb == 4 || wb == 8, "recipe: weight bits ", wb, ", expected 4 or 8");
+      SPARQ_CHECK(ab == 8 || ab == 16 || ab == 32, "recipe: activation bits ", ab, ", expected 8, 16 or 32");
+      SPARQ_CHECK(got == 2 || g == 32 || g == 64 || g == 128, "recipe: group ", g, ", expected 32, 64 or 128");
+      s.wbits = wb;
+      s.abits = ab;
+      s.group = got == 3 ? g : 0;
+      quant = true;
+    } else {
+      sparq::detail::fail("recipe '", recipe, "': unknown stage '", stage,
+                          "' (expected dense, edit[:r], search, magnitude|wanda|sparsegpt|sar:S[:N:M], "
+                          "smooth[:alpha], wXaY[gG])");
+    }
+  }
+  SPARQ_CHECK(!s.search || s.edit, "recipe '", recipe, "': 'search' needs an 'edit' stage");
+  return s;
+}
+
+std::string quant_stage(int wbits, int abits, std::size_t group) {
+  if (wbits >= 32) return "";
+  return "w" + std::to_string(wbits) + "a" + std::to_string(abits) + (group ? "g" + std::to_string(group) : "");
+}
+
+// The paper's comparison (Tables 1-3) at sparsity S and bits W/A.
+std::vector<Method> compare_methods(const Args& a) {
+  char sp[32];
+  std::snprintf(sp, sizeof sp, "%g", a.sparsity);
+  const std::string S = sp, q = quant_stage(a.wbits, a.abits, static_cast<std::size_t>(a.group));
+  const std::string sq = q.empty() ? "smooth" : "smooth," + q;
+  std::vector<Method> v = {
+      {"dense", "dense", "the model as loaded", {}},
+      {"magnitude", "magnitude:" + S, "", {}},
+      {"wanda", "wanda:" + S, "", {}},
+      {"sparsegpt", "sparsegpt:" + S, "", {}},
+      {"smoothquant", sq, "", {}},
+      {"wanda+smoothquant", "wanda:" + S + "," + sq, "", {}},
+      {"sparsegpt+smoothquant", "sparsegpt:" + S + "," + sq, "", {}},
+      {"jsq", "edit,search,sar:" + S + "," + sq, "SAR + searched editor", {}},
+      {"jsq -SAR", "edit,search,wanda:" + S + "," + sq, "Wanda metric instead of SAR", {}},
+      {"jsq -Editing", "sar:" + S + "," + sq, "no activation editor", {}},
+      {"jsq -Search", "edit:5e-05,sar:" + S + "," + sq, "editor r = 5e-5 in every layer", {}},
+      {"jsq 2:4", "edit,search,sar:0:2:4," + sq, "", {}},
+      {"jsq 4:8", "edit,search,sar:0:4:8," + sq, "4:8 where cin % 8 == 0, else 2:4", {}},
+  };
+  for (auto& m : v) m.spec = parse_recipe_string(m.recipe);
+  return v;
+}
+
+// Named recipes: the compare rows under short names, at --sparsity / --wbits / --abits.
+std::optional<Method> named_method(const std::string& name, const Args& a) {
+  static const std::map<std::string, std::string> alias = {
+      {"jsq-sar", "jsq -SAR"}, {"jsq-noedit", "jsq -Editing"}, {"jsq-nosearch", "jsq -Search"},
+      {"jsq-2:4", "jsq 2:4"}, {"jsq-4:8", "jsq 4:8"}};
+  const std::string key = alias.count(name) ? alias.at(name) : name;
+  for (auto& m : compare_methods(a))
+    if (m.name == key) return m;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interim executor
+
 struct GroupStats {
   std::optional<sparq::ColumnSquareSum> sq;
   std::optional<sparq::HessianAccumulator> h;
@@ -83,369 +189,316 @@ struct GroupStats {
   std::optional<sparq::MeanSequence> mean;
 };
 
-struct LinearCount {
-  std::size_t rows = 0, cols = 0, nnz = 0;
-};
+template <class Q>
+void fake_quantize_inplace(Matrix<float>& w) {
+  sparq::QuantOptions o;
+  o.tail_group = true;  // w2 (cin 172) with g32/g128: the last group of a row is shorter
+  const Q q(o);
+  const Matrix<float> fq = q.fake_quantize(std::as_const(w).view());
+  std::copy(fq.data(), fq.data() + fq.size(), w.data());
+}
 
-// Runs one recipe on block b: prune (with the recipe's statistic), smooth, fake-quantize the weights,
-// and wrap every linear in an 8-bit per-token input quantizer.
-class RecipeCallbacks final : public sparq::model::LayerwiseCallbacks {
+class SpecCallbacks final : public sparq::model::LayerwiseCallbacks {
  public:
-  RecipeCallbacks(const Recipe& r, double sparsity) : r_(r), sparsity_(sparsity) {
-    if (r.edit_r > 0) edit_.emplace(sparq::ActivationEditOptions{sparq::EditMode::MinMaxTensor, r.edit_r});
-  }
+  SpecCallbacks(const Spec& s, std::vector<double> edit_r) : s_(s), edit_r_(std::move(edit_r)) {}
 
-  void on_linear_input(std::size_t, Linear leader, MatrixView<const float> x, std::size_t) override {
+  void on_linear_input(std::size_t b, Linear leader, MatrixView<const float> x, std::size_t) override {
     std::optional<Matrix<float>> edited;
-    if (edit_) edited = edit_->edited(x);
+    if (s_.edit && edit_r_[b] > 0)
+      edited = sparq::ActivationEdit(sparq::ActivationEditOptions{sparq::EditMode::MinMaxTensor, edit_r_[b]}).edited(x);
     const MatrixView<const float> in = edited ? MatrixView<const float>(edited->view()) : x;
-    GroupStats& s = stats_[leader];
+    GroupStats& st = stats_[leader];
     const std::size_t cin = in.cols();
-    if (r_.metric == Metric::wanda || r_.metric == Metric::sar) {
-      if (!s.sq) s.sq.emplace(cin);
-      s.sq->add(in);
+    if (s_.metric == Metric::wanda || s_.metric == Metric::sar) {
+      if (!st.sq) st.sq.emplace(cin);
+      st.sq->add(in);
     }
-    if (r_.metric == Metric::sar) {
-      if (!s.mean) s.mean.emplace(in.rows(), cin);
-      s.mean->add(in);
+    if (s_.metric == Metric::sar) {
+      if (!st.mean) st.mean.emplace(in.rows(), cin);
+      st.mean->add(in);
     }
-    if (r_.metric == Metric::sparsegpt) {
-      if (!s.h) s.h.emplace(cin);
-      s.h->add(in);
+    if (s_.metric == Metric::sparsegpt) {
+      if (!st.h) st.h.emplace(cin);
+      st.h->add(in);
     }
-    if (r_.smooth && (leader == Linear::wq || leader == Linear::w1)) {
-      if (!s.absmax) s.absmax.emplace(cin);
-      s.absmax->add(in);
+    if (s_.smooth && (leader == Linear::wq || leader == Linear::w1)) {
+      if (!st.absmax) st.absmax.emplace(cin);
+      st.absmax->add(in);
     }
   }
 
   void compress_block(std::size_t b, sparq::model::LlamaBlock& blk, sparq::model::Llama& model) override {
-    for (Linear l : sparq::model::all_linears) prune(blk.linear(l), stats_[sparq::model::input_group_leader(l)]);
-    if (r_.smooth) {
-      const sparq::Smooth smooth(sparq::SmoothOptions{0.5f});
-      for (const auto& g : sparq::llama_smooth_groups()) {
-        const GroupStats& s = stats_.at(sparq::model::input_group_leader(g.linears[0]));
-        (void)smooth.apply(blk, g, *s.absmax);
-      }
-    }
-    if (r_.w8a8) {
-      const sparq::Quantizer<sparq::Symmetric, sparq::PerChannel, 8> q;
-      for (Linear l : sparq::model::all_linears) {
-        Matrix<float>& w = blk.linear(l);
-        const Matrix<float> fq = q.fake_quantize(std::as_const(w).view());
-        std::copy(fq.data(), fq.data() + fq.size(), w.data());  // in place: the dense views stay valid
-      }
+    for (Linear l : sparq::model::all_linears) prune(blk.linear(l), stats_[sparq::model::input_group_leader(l)], l);
+    if (s_.smooth) {
+      const sparq::Smooth smooth(sparq::SmoothOptions{static_cast<float>(s_.alpha)});
+      for (const auto& g : sparq::llama_smooth_groups())
+        (void)smooth.apply(blk, g, *stats_.at(sparq::model::input_group_leader(g.linears[0])).absmax);
     }
     for (Linear l : sparq::model::all_linears) {
-      const Matrix<float>& w = blk.linear(l);
-      counts.push_back({w.rows(), w.cols(),
-                        static_cast<std::size_t>(std::count_if(w.data(), w.data() + w.size(),
-                                                               [](float v) { return v != 0.0f; }))});
+      Matrix<float>& w = blk.linear(l);
+      using namespace sparq;
+      if (s_.wbits == 8 && s_.group == 0) fake_quantize_inplace<Quantizer<Symmetric, PerChannel, 8>>(w);
+      else if (s_.wbits == 4 && s_.group == 0) fake_quantize_inplace<Quantizer<Symmetric, PerChannel, 4>>(w);
+      else if (s_.wbits == 8 && s_.group == 32) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<32>, 8>>(w);
+      else if (s_.wbits == 4 && s_.group == 32) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<32>, 4>>(w);
+      else if (s_.wbits == 8 && s_.group == 64) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<64>, 8>>(w);
+      else if (s_.wbits == 4 && s_.group == 64) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<64>, 4>>(w);
+      else if (s_.wbits == 8 && s_.group == 128) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<128>, 8>>(w);
+      else if (s_.wbits == 4 && s_.group == 128) fake_quantize_inplace<Quantizer<Symmetric, PerGroup<128>, 4>>(w);
+      LinearInfo li;
+      li.rows = w.rows();
+      li.cols = w.cols();
+      li.nnz = static_cast<std::size_t>(std::count_if(w.data(), w.data() + w.size(), [](float v) { return v != 0.0f; }));
+      li.pruned = s_.metric != Metric::none;
+      if (li.pruned && s_.m) {
+        li.m = w.cols() % s_.m == 0 ? s_.m : 4;
+        li.n = li.m / 2;
+      }
+      li.wbits = s_.wbits;
+      li.group = s_.group;
+      linears.push_back(li);
     }
     model.refresh_block(b);
-    if (r_.w8a8) {
+    if (s_.abits < 32)
       for (Linear l : sparq::model::all_linears)
-        model.set_linear(b, l, std::make_unique<sparq::model::InputQuantLinear>(model.take_linear(b, l), 8));
-    }
+        model.set_linear(b, l, std::make_unique<sparq::model::InputQuantLinear>(model.take_linear(b, l), s_.abits));
     stats_.clear();
   }
 
-  std::vector<LinearCount> counts;  // every decoder linear after compression, block by block
+  std::vector<LinearInfo> linears;
 
  private:
-  void prune(Matrix<float>& w, const GroupStats& s) const {
+  template <class Pat>
+  void prune_with(Matrix<float>& w, const GroupStats& st) const {
     sparq::PruneOptions o;
-    o.sparsity = sparsity_;
+    o.sparsity = static_cast<float>(s_.sparsity);
     o.lambda = sparq::jsq_paper_lambda;
     const auto view = w.view();
-    const bool nm = r_.pattern == Pattern::nm24;
-    switch (r_.metric) {
+    switch (s_.metric) {
       case Metric::none: return;
-      case Metric::magnitude:
-        if (nm) (void)sparq::Pruner<sparq::Magnitude, sparq::NM<2, 4>>(o).prune(view);
-        else (void)sparq::Pruner<sparq::Magnitude, sparq::Unstructured>(o).prune(view);
-        return;
-      case Metric::wanda:
-        if (nm) (void)sparq::Pruner<sparq::Wanda, sparq::NM<2, 4>>(o).prune(view, *s.sq);
-        else (void)sparq::Pruner<sparq::Wanda, sparq::Unstructured>(o).prune(view, *s.sq);
-        return;
-      case Metric::sparsegpt:
-        if (nm) (void)sparq::Pruner<sparq::SparseGPT, sparq::NM<2, 4>>(o).prune(view, *s.h);
-        else (void)sparq::Pruner<sparq::SparseGPT, sparq::Unstructured>(o).prune(view, *s.h);
-        return;
-      case Metric::sar: {
-        const sparq::SarStats st(*s.sq, *s.mean);
-        if (nm) (void)sparq::Pruner<sparq::SAR, sparq::NM<2, 4>>(o).prune(view, st);
-        else (void)sparq::Pruner<sparq::SAR, sparq::Unstructured>(o).prune(view, st);
-        return;
-      }
+      case Metric::magnitude: (void)sparq::Pruner<sparq::Magnitude, Pat>(o).prune(view); return;
+      case Metric::wanda: (void)sparq::Pruner<sparq::Wanda, Pat>(o).prune(view, *st.sq); return;
+      case Metric::sparsegpt: (void)sparq::Pruner<sparq::SparseGPT, Pat>(o).prune(view, *st.h); return;
+      case Metric::sar: (void)sparq::Pruner<sparq::SAR, Pat>(o).prune(view, sparq::SarStats(*st.sq, *st.mean)); return;
     }
   }
+  void prune(Matrix<float>& w, const GroupStats& st, Linear) const {
+    if (s_.m == 0) prune_with<sparq::Unstructured>(w, st);
+    else if (s_.m == 8 && w.cols() % 8 == 0) prune_with<sparq::NM<4, 8>>(w, st);
+    else prune_with<sparq::NM<2, 4>>(w, st);  // 2:4, or 4:8 on a cin that is not a multiple of 8
+  }
 
-  const Recipe& r_;
-  double sparsity_;
-  std::optional<sparq::ActivationEdit> edit_;
+  const Spec& s_;
+  std::vector<double> edit_r_;
   std::map<Linear, GroupStats> stats_;
 };
 
-// Theoretical stored bytes of one linear (see docs/compress.md): values of `vb` bytes, plus a
-// per-row f32 scale when quantized, plus the sparse format's metadata.
-struct Storage {
-  double bytes = 0;
-  double macs = 0;  // multiply-accumulates per token (stored values)
+struct Compressed {
+  sparq::model::Llama model;
+  std::vector<LinearInfo> linears;
 };
 
-Storage storage_of(const LinearCount& c, Pattern p, bool int8) {
-  const double vb = int8 ? 1.0 : 4.0;
-  const double rows = static_cast<double>(c.rows), cols = static_cast<double>(c.cols);
-  const double scales = int8 ? 4.0 * rows : 0.0;
-  Storage s;
-  switch (p) {
-    case Pattern::dense:
-      s.macs = rows * cols;
-      s.bytes = s.macs * vb + scales;
-      break;
-    case Pattern::unstructured: {  // BitmaskSparse layout: row masks + (rows+1) u64 offsets + kept values
-      const double nnz = static_cast<double>(c.nnz);
-      s.macs = nnz;
-      s.bytes = rows * static_cast<double>((c.cols + 7) / 8) + (rows + 1) * 8.0 + nnz * vb + scales;
-      break;
-    }
-    case Pattern::nm24: {  // NMCompressed<2,4> layout: cols/2 kept values per row + 2-bit index each
-      const std::size_t kept_row = c.cols / 4 * 2;
-      s.macs = rows * static_cast<double>(kept_row);
-      s.bytes = s.macs * vb + rows * static_cast<double>((kept_row * 2 + 7) / 8) + scales;
-      break;
-    }
+Compressed run_spec(const Spec& s, const std::vector<double>& edit_r, const sparq::model::LlamaWeights& dense,
+                    const std::vector<std::vector<int>>& windows) {
+  sparq::model::Llama model{sparq::model::LlamaWeights(dense)};
+  SpecCallbacks cb(s, edit_r);
+  const std::size_t L = dense.config.n_layers;
+  if (s.metric != Metric::none || s.smooth || s.wbits < 32 || s.abits < 32) {
+    (void)sparq::model::run_layerwise(model, windows, cb);
+  } else {
+    for (std::size_t b = 0; b < L; ++b) cb.compress_block(b, model.block_weights(b), model);
   }
-  return s;
+  if (s.abits < 32) model.set_attention_input_bits(s.abits);
+  SPARQ_CHECK(cb.linears.size() == L * std::size(sparq::model::all_linears), "compressed ", cb.linears.size(),
+              " linears, expected ", L * std::size(sparq::model::all_linears));
+  return {std::move(model), std::move(cb.linears)};
 }
 
-struct Row {
-  std::string method;
-  double sparsity = 0;
-  int wbits = 32, abits = 32;
-  double bytes = 0, dense_bytes = 0, macs_rel = 1;
-  double ppl = 0, nll = 0, secs = 0, eval_secs = 0;
+// ---------------------------------------------------------------------------------------------
+
+struct Context {
+  const Args& args;
+  const sparq::model::LlamaWeights& dense;
+  std::vector<std::vector<int>> windows;
+  std::vector<int> eval_stream, heldout_stream;
+  std::vector<double> choices;
 };
 
-struct Args {
-  std::string model, tokenizer, calib, eval, json, recipe = "compare";
-  long long nsamples = 32, seqlen = 256, max_tokens = 60000;
-  double sparsity = 0.5;
-};
-
-void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: sparq-compress [options]\n"
-               "  Compresses the model with a recipe through the layer-wise calibration driver (error\n"
-               "  propagation) and prints sparsity, stored weight bytes, MACs and perplexity.\n"
-               "  Quantized recipes are evaluated with fake quantization (quantize->dequantize floats).\n"
-               "options:\n"
-               "  --model PATH       llama2.c or GGUF model (default: <data>/models/stories260K.bin)\n"
-               "  --tokenizer PATH   llama2.c tokenizer (default: tok<vocab>.bin beside the model / GGUF vocab)\n"
-               "  --calib PATH       calibration text (default: <data>/text/tinystories_train_head.txt)\n"
-               "  --eval PATH        evaluation text (default: <data>/text/tinystories_valid_head.txt)\n"
-               "  --nsamples N       calibration windows (default 32)\n"
-               "  --seqlen N         tokens per calibration window (default 256)\n"
-               "  --max-tokens N     evaluation tokens, 0 = all (default 60000)\n"
-               "  --sparsity S       unstructured sparsity in [0, 1) (default 0.5; 2:4 recipes are 0.5)\n"
-               "  --recipe R         one recipe or 'compare' = all (default compare)\n"
-               "  --json PATH        also write the table as JSON\n"
-               "  --help             this text\n"
-               "recipes:\n");
-  for (const auto& r : recipes()) std::fprintf(out, "  %-22s %s\n", r.name, r.what);
-  std::fprintf(out, "  (data dir: $SPARQ_DATA_DIR, else %s)\n", SPARQ_DATA_DIR);
+std::string pattern_of(const Spec& s, const std::vector<LinearInfo>& lin) {
+  if (s.metric == Metric::none) return "dense";
+  if (s.m == 0) return "unstr";
+  bool mixed = false;
+  for (const auto& l : lin) mixed |= l.m != s.m;
+  return std::to_string(s.n) + ":" + std::to_string(s.m) + (mixed ? "*" : "");
 }
 
-bool parse_count(const char* s, long long& v) {
-  char* end = nullptr;
-  v = std::strtoll(s, &end, 10);
-  return end != s && *end == '\0' && v >= 0;
-}
-
-// Returns -1 to continue, else the exit code.
-int parse_args(int argc, char** argv, Args& a) {
-  const char* env = std::getenv("SPARQ_DATA_DIR");
-  const std::string data = env && *env ? env : SPARQ_DATA_DIR;
-  a.model = data + "/models/stories260K.bin";
-  a.calib = data + "/text/tinystories_train_head.txt";
-  a.eval = data + "/text/tinystories_valid_head.txt";
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      usage(stdout);
-      return 0;
+Row run_method(const Method& me, Context& ctx) {
+  const Spec& s = me.spec;
+  const std::size_t L = ctx.dense.config.n_layers;
+  std::vector<double> edit_r(L, s.edit ? s.edit_r : 0.0);
+  Row row;
+  row.method = me.name;
+  row.recipe = me.recipe;
+  row.note = me.note;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (s.search) {
+    sparq::model::PerplexityOptions hopt;
+    hopt.max_tokens = 0;
+    auto objective = [&](const std::vector<std::size_t>& v) {
+      std::vector<double> r(L);
+      for (std::size_t i = 0; i < L; ++i) r[i] = ctx.choices[v[i]];
+      Compressed c = run_spec(s, r, ctx.dense, ctx.windows);
+      return -1e4 * std::log(sparq::model::perplexity(c.model, ctx.heldout_stream, hopt).perplexity);
+    };
+    std::vector<std::size_t> start(L, 0);
+    for (std::size_t i = 0; i < ctx.choices.size(); ++i)
+      if (ctx.choices[i] == 5e-5) std::fill(start.begin(), start.end(), i);
+    sparq::AnnealOptions ao;
+    ao.steps = static_cast<std::size_t>(ctx.args.sa_steps);
+    ao.seed = static_cast<std::uint64_t>(ctx.args.sa_seed);
+    const auto res = sparq::anneal(start, ctx.choices.size(), objective, ao, [&](const sparq::AnnealStep& st) {
+      std::fprintf(stderr, "  [%s] SA step %zu/%zu T=%.1f score %.1f %s%s\n", me.name.c_str(), st.step + 1, ao.steps,
+                   st.temperature, st.score, st.accepted ? "accepted" : "rejected", st.cached ? " (cached)" : "");
+    });
+    std::string vs;
+    for (std::size_t i = 0; i < L; ++i) {
+      edit_r[i] = ctx.choices[res.best[i]];
+      char b[32];
+      std::snprintf(b, sizeof b, "%s%g", i ? "," : "", edit_r[i]);
+      vs += b;
     }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "sparq-compress: unknown or incomplete argument '%s'\n", k.c_str());
-      usage(stderr);
-      return 2;
-    }
-    const char* v = argv[++i];
-    long long* num = k == "--nsamples" ? &a.nsamples : k == "--seqlen" ? &a.seqlen
-                   : k == "--max-tokens" ? &a.max_tokens : nullptr;
-    if (num) {
-      if (!parse_count(v, *num) || (num != &a.max_tokens && *num == 0)) {
-        std::fprintf(stderr, "sparq-compress: %s expects a %s integer, got '%s'\n", k.c_str(),
-                     num == &a.max_tokens ? "non-negative" : "positive", v);
-        return 2;
-      }
-    } else if (k == "--sparsity") {
-      char* end = nullptr;
-      a.sparsity = std::strtod(v, &end);
-      if (end == v || *end != '\0' || !(a.sparsity >= 0.0 && a.sparsity < 1.0)) {
-        std::fprintf(stderr, "sparq-compress: --sparsity expects a number in [0, 1), got '%s'\n", v);
-        return 2;
-      }
-    } else if (k == "--model") {
-      a.model = v;
-    } else if (k == "--tokenizer") {
-      a.tokenizer = v;
-    } else if (k == "--calib") {
-      a.calib = v;
-    } else if (k == "--eval") {
-      a.eval = v;
-    } else if (k == "--json") {
-      a.json = v;
-    } else if (k == "--recipe") {
-      a.recipe = v;
-      const bool known = a.recipe == "compare" ||
-                         std::any_of(recipes().begin(), recipes().end(),
-                                     [&](const Recipe& r) { return a.recipe == r.name; });
-      if (!known) {
-        std::fprintf(stderr, "sparq-compress: unknown recipe '%s' (expected compare or one of:", v);
-        for (const auto& r : recipes()) std::fprintf(stderr, " %s", r.name);
-        std::fprintf(stderr, ")\n");
-        return 2;
-      }
-    } else {
-      std::fprintf(stderr, "sparq-compress: unknown argument '%s'\n", k.c_str());
-      usage(stderr);
-      return 2;
-    }
+    char b[160];
+    std::snprintf(b, sizeof b, "V=[%s] steps=%zu evaluations=%zu heldout ppl %.4f -> %.4f", vs.c_str(), ao.steps,
+                  res.evaluations, std::exp(-res.start_score / 1e4), std::exp(-res.best_score / 1e4));
+    row.search = b;
   }
-  return -1;
+  Compressed c = run_spec(s, edit_r, ctx.dense, ctx.windows);
+  const auto t1 = std::chrono::steady_clock::now();
+  sparq::model::PerplexityOptions popt;
+  popt.max_tokens = static_cast<std::size_t>(ctx.args.max_tokens);
+  const auto res = sparq::model::perplexity(c.model, ctx.eval_stream, popt);
+  const auto t2 = std::chrono::steady_clock::now();
+
+  double total = 0, nnz = 0, dense_macs = 0;
+  for (const auto& li : c.linears) {
+    const Storage st = storage_of(li);
+    row.theory_bytes += st.bytes;
+    row.macs += st.macs;
+    total += static_cast<double>(li.rows * li.cols);
+    nnz += static_cast<double>(li.nnz);
+    dense_macs += static_cast<double>(li.rows * li.cols);
+  }
+  row.bytes = row.theory_bytes;
+  row.dense_bytes = 4.0 * total;
+  row.sparsity = 1.0 - nnz / total;
+  row.macs_rel = row.macs / dense_macs;
+  row.wbits = s.wbits;
+  row.abits = s.abits;
+  row.group = s.group;
+  row.pattern = pattern_of(s, c.linears);
+  row.ppl_fake = res.perplexity;
+  row.nll_fake = res.mean_nll;
+  row.compress_s = std::chrono::duration<double>(t1 - t0).count();
+  row.eval_s = std::chrono::duration<double>(t2 - t1).count();
+  return row;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
+std::vector<double> parse_choices(const std::string& s) {
+  if (s.empty()) return {0.0, 4e-5, 5e-5, 6e-5, 7e-5};
+  std::vector<double> v;
+  for (const auto& p : split(s, ',')) {
+    const double r = parse_double("--edit-choices", p);
+    SPARQ_CHECK(r >= 0 && r <= 0.5, "--edit-choices: ", r, " is outside [0, 0.5]");
+    v.push_back(r);
   }
-  return o;
+  SPARQ_CHECK(!v.empty(), "--edit-choices is empty");
+  return v;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
+  using namespace sparq_compress;
+  const char* env = std::getenv("SPARQ_DATA_DIR");
+  const std::string data = env && *env ? env : SPARQ_DATA_DIR;
   Args args;
-  if (const int rc = parse_args(argc, argv, args); rc >= 0) return rc;
-
-  auto loaded = sparq::io::load(args.model, args.tokenizer);
-  const sparq::model::LlamaWeights& dense_w = loaded.model.weights();
-  const auto calib_stream = sparq::model::document_token_stream_file(
-      args.calib, loaded.tokenizer, static_cast<std::size_t>(args.nsamples * args.seqlen));
-  const auto windows = sparq::model::calibration_windows(calib_stream, static_cast<std::size_t>(args.nsamples),
-                                                         static_cast<std::size_t>(args.seqlen));
-  const auto eval_stream =
-      sparq::model::document_token_stream_file(args.eval, loaded.tokenizer, static_cast<std::size_t>(args.max_tokens));
-  sparq::model::PerplexityOptions popt;
-  popt.max_tokens = static_cast<std::size_t>(args.max_tokens);
-
-  std::vector<const Recipe*> todo;
-  for (const auto& r : recipes())
-    if (args.recipe == "compare" || args.recipe == r.name) todo.push_back(&r);
-
-  const auto& cfg = dense_w.config;
-  std::printf("sparq-compress: model %s (dim %zu, hidden %zu, %zu layers, %zu linears per layer)\n",
-              args.model.c_str(), cfg.dim, cfg.hidden_dim, cfg.n_layers, std::size(sparq::model::all_linears));
-  std::printf("protocol: calibration %lld windows x %lld tokens (first consecutive) of %s, layer-wise with "
-              "error propagation; evaluation %zu tokens of %s in windows of %zu from position 0\n",
-              args.nsamples, args.seqlen, args.calib.c_str(),
-              std::min(eval_stream.size(), popt.max_tokens ? popt.max_tokens : eval_stream.size()),
-              args.eval.c_str(), cfg.seq_len);
-  std::printf("note: W8/A8 rows use FAKE quantization (quantize->dequantize in f32), not packed int8 kernels; "
-              "bytes and MACs are theoretical for the decoder linears only (docs/compress.md)\n\n");
-  std::printf("%-22s %8s %5s %5s %12s %7s %6s %10s %8s %8s %7s\n", "method", "sparsity", "W", "A",
-              "weight_bytes", "x_dense", "MACs", "ppl", "nll", "comp_s", "eval_s");
-
-  std::vector<Row> rows;
-  for (const Recipe* r : todo) {
-    sparq::model::Llama model{sparq::model::LlamaWeights(dense_w)};
-    RecipeCallbacks cb(*r, r->pattern == Pattern::nm24 ? 0.5 : args.sparsity);
-    const auto t0 = std::chrono::steady_clock::now();
-    if (r->metric != Metric::none || r->smooth || r->w8a8) {
-      (void)sparq::model::run_layerwise(model, windows, cb);
+  std::vector<Method> todo;
+  try {
+    if (!parse_args(argc, argv, args, data)) return 0;
+    if (args.recipe == "compare") {
+      todo = compare_methods(args);
+    } else if (auto m = named_method(args.recipe, args)) {
+      todo.push_back(*m);
     } else {
-      for (std::size_t b = 0; b < cfg.n_layers; ++b) cb.compress_block(b, model.block_weights(b), model);
+      todo.push_back(Method{args.recipe, args.recipe, "", parse_recipe_string(args.recipe)});
     }
-    if (r->w8a8) {
-      model.set_attention_input_bits(8);
-      for (std::size_t b = 0; b < cfg.n_layers; ++b)  // invariant: every decoder linear reads int8 inputs
-        for (Linear l : sparq::model::all_linears)
-          SPARQ_CHECK(dynamic_cast<const sparq::model::InputQuantLinear*>(&model.linear(b, l)) != nullptr,
-                      "recipe ", r->name, ": block ", b, " ", sparq::model::linear_name(l),
-                      " has no 8-bit input quantizer");
-    }
-    SPARQ_CHECK(cb.counts.size() == cfg.n_layers * std::size(sparq::model::all_linears), "recipe ", r->name,
-                ": compressed ", cb.counts.size(), " linears, expected ",
-                cfg.n_layers * std::size(sparq::model::all_linears));
-    const auto t1 = std::chrono::steady_clock::now();
-    const auto res = sparq::model::perplexity(model, eval_stream, popt);
-    const auto t2 = std::chrono::steady_clock::now();
-
-    Row row;
-    row.method = r->name;
-    row.wbits = r->w8a8 ? 8 : 32;
-    row.abits = r->w8a8 ? 8 : 32;
-    double total = 0, nnz = 0, macs = 0, dense_macs = 0;
-    for (const auto& c : cb.counts) {
-      const Storage s = storage_of(c, r->pattern, r->w8a8);
-      row.bytes += s.bytes;
-      macs += s.macs;
-      total += static_cast<double>(c.rows * c.cols);
-      nnz += static_cast<double>(c.nnz);
-      dense_macs += static_cast<double>(c.rows * c.cols);
-    }
-    row.dense_bytes = 4.0 * total;
-    row.sparsity = 1.0 - nnz / total;
-    row.macs_rel = macs / dense_macs;
-    row.ppl = res.perplexity;
-    row.nll = res.mean_nll;
-    row.secs = std::chrono::duration<double>(t1 - t0).count();
-    row.eval_secs = std::chrono::duration<double>(t2 - t1).count();
-    std::printf("%-22s %8.4f %5s %5s %12.0f %7.3f %6.3f %10.4f %8.5f %8.2f %7.2f\n", row.method.c_str(),
-                row.sparsity, row.wbits == 32 ? "f32" : "8", row.abits == 32 ? "f32" : "8", row.bytes,
-                row.bytes / row.dense_bytes, row.macs_rel, row.ppl, row.nll, row.secs, row.eval_secs);
-    std::fflush(stdout);
-    rows.push_back(row);
+  } catch (const ArgError& e) {
+    std::fprintf(stderr, "sparq-compress: %s\n", e.msg.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparq-compress: %s\n  (--recipe expects compare, a name (dense, magnitude, wanda, "
+                 "sparsegpt, smoothquant, wanda+smoothquant, sparsegpt+smoothquant, jsq, jsq-sar, jsq-noedit, "
+                 "jsq-nosearch, jsq-2:4, jsq-4:8) or a recipe string)\n", e.what());
+    return 2;
   }
 
-  if (!args.json.empty()) {
-    std::string j = "{\n  \"model\": \"" + json_escape(args.model) + "\",\n  \"calib\": \"" +
-                    json_escape(args.calib) + "\",\n  \"eval\": \"" + json_escape(args.eval) + "\",\n";
-    j += "  \"nsamples\": " + std::to_string(args.nsamples) + ", \"seqlen\": " + std::to_string(args.seqlen) +
-         ", \"max_tokens\": " + std::to_string(args.max_tokens) + ",\n";
-    j += "  \"fake_quantization\": true,\n  \"rows\": [\n";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
-      char buf[512];
-      std::snprintf(buf, sizeof buf,
-                    "    {\"method\": \"%s\", \"sparsity\": %.6f, \"weight_bits\": %d, \"activation_bits\": %d, "
-                    "\"weight_bytes\": %.0f, \"dense_weight_bytes\": %.0f, \"macs_relative\": %.6f, "
-                    "\"perplexity\": %.6f, \"mean_nll\": %.6f, \"compress_seconds\": %.3f, \"eval_seconds\": %.3f}%s\n",
-                    json_escape(r.method).c_str(), r.sparsity, r.wbits, r.abits, r.bytes, r.dense_bytes,
-                    r.macs_rel, r.ppl, r.nll, r.secs, r.eval_secs, i + 1 < rows.size() ? "," : "");
-      j += buf;
+  try {
+    auto loaded = sparq::io::load(args.model, args.tokenizer);
+    const auto& cfg = loaded.model.config();
+    const std::size_t ncal = static_cast<std::size_t>(args.nsamples * args.seqlen);
+    const std::size_t sa_tok = static_cast<std::size_t>(args.sa_tokens);
+    const auto calib_stream = sparq::model::document_token_stream_file(args.calib, loaded.tokenizer, 0);
+    Context ctx{args, loaded.model.weights(), {}, {}, {}, parse_choices(args.edit_choices)};
+    ctx.windows = sparq::model::calibration_windows(calib_stream, static_cast<std::size_t>(args.nsamples),
+                                                    static_cast<std::size_t>(args.seqlen), args.calib_seed >= 0,
+                                                    static_cast<std::uint64_t>(std::max(0LL, args.calib_seed)));
+    // SA objective: the calibration tokens right after the consecutive calibration windows.
+    if (calib_stream.size() > ncal)
+      ctx.heldout_stream.assign(calib_stream.begin() + static_cast<std::ptrdiff_t>(ncal),
+                                calib_stream.begin() + static_cast<std::ptrdiff_t>(std::min(calib_stream.size(), ncal + sa_tok)));
+    const bool any_search = std::any_of(todo.begin(), todo.end(), [](const Method& m) { return m.spec.search; });
+    SPARQ_CHECK(!any_search || ctx.heldout_stream.size() >= 2, "the calibration text has ", calib_stream.size(),
+                " tokens: nothing is left after the ", ncal, " calibration tokens for the SA objective");
+    ctx.eval_stream = sparq::model::document_token_stream_file(args.eval, loaded.tokenizer,
+                                                               static_cast<std::size_t>(args.max_tokens));
+
+    std::printf("sparq-compress: model %s (dim %zu, hidden %zu, %zu layers, %zu linears per layer)\n",
+                args.model.c_str(), cfg.dim, cfg.hidden_dim, cfg.n_layers, std::size(sparq::model::all_linears));
+    std::printf("protocol: calibration %lld windows x %lld tokens (%s) of %s (%zu tokens), layer-wise with error "
+                "propagation; evaluation %zu tokens of %s in windows of %zu from position 0; SA objective: %zu "
+                "held-out calibration tokens, %lld steps, seed %lld\n",
+                args.nsamples, args.seqlen, args.calib_seed >= 0 ? "seeded random starts" : "first consecutive",
+                args.calib.c_str(), calib_stream.size(), ctx.eval_stream.size(), args.eval.c_str(), cfg.seq_len,
+                ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
+    std::printf("note: ppl_fake = quantize->dequantize in f32; bytes/MACs: decoder linears only (docs/compress.md)\n\n");
+    print_header();
+
+    std::vector<Row> rows;
+    const auto t_all = std::chrono::steady_clock::now();
+    for (const Method& m : todo) {
+      rows.push_back(run_method(m, ctx));
+      print_row(rows.back());
+      if (!rows.back().search.empty()) std::printf("    search: %s\n", rows.back().search.c_str());
     }
-    j += "  ]\n}\n";
-    sparq::io::detail::write_file_atomic(args.json, j.data(), j.size());
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
+    std::printf("\ntotal %.1f s\n", wall);
+
+    if (!args.json.empty()) {
+      std::string j = "{\n  \"model\": \"" + json_escape(args.model) + "\",\n  \"calib\": \"" +
+                      json_escape(args.calib) + "\",\n  \"eval\": \"" + json_escape(args.eval) + "\",\n";
+      j += "  \"nsamples\": " + std::to_string(args.nsamples) + ", \"seqlen\": " + std::to_string(args.seqlen) +
+           ", \"calib_seed\": " + std::to_string(args.calib_seed) + ", \"max_tokens\": " +
+           std::to_string(args.max_tokens) + ", \"eval_tokens\": " + std::to_string(ctx.eval_stream.size()) + ",\n";
+      j += "  \"sa_steps\": " + std::to_string(args.sa_steps) + ", \"sa_seed\": " + std::to_string(args.sa_seed) +
+           ", \"sa_tokens\": " + std::to_string(ctx.heldout_stream.size()) + ", \"total_seconds\": " +
+           json_num(wall, 3) + ",\n  \"rows\": [\n";
+      for (std::size_t i = 0; i < rows.size(); ++i) j += "    " + json_row(rows[i]) + (i + 1 < rows.size() ? ",\n" : "\n");
+      j += "  ]\n}\n";
+      sparq::io::detail::write_file_atomic(args.json, j.data(), j.size());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparq-compress: %s\n", e.what());
+    return 1;
   }
-  return 0;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "sparq-compress: %s\n", e.what());
-  return 1;
 }
