@@ -1,0 +1,108 @@
+// LowRankLinear (y = A(Bx), a factored layer) and CompensatedLinear (y = Ŵx + A(Bx), any LinearOp plus a LoRC correction).
+//
+// LowRankLinear holds A (out x r) and B (r x in) as lowrank::StoredFactor (f32, int8, f16 or
+// bf16) and runs the two products through the project's GEMV kernels: t = B x (r values), then
+// y = A t — r·(in + out) multiply-adds instead of in·out. weight_bytes() is the bytes of both
+// factors as stored (StoredFactor::bytes: values plus per-row scales for int8).
+// CompensatedLinear wraps any inner LinearOp computing Ŵx (dense, fake-quantized, packed integer,
+// sparse, ...) and adds the correction: y = inner(x) + A(Bx). weight_bytes() = inner's bytes +
+// the factors' bytes. Both are const and thread-safe (per-call scratch only), as LinearOp requires.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/core/matrix_view.hpp"
+#include "sparq/lowrank/low_rank_compensation.hpp"
+#include "sparq/lowrank/low_rank_factors.hpp"
+#include "sparq/lowrank/stored_factor.hpp"
+#include "sparq/model/linear_op.hpp"
+
+namespace sparq::model {
+
+class LowRankLinear final : public LinearOp {
+ public:
+  /// y = A(Bx). Throws sparq::error unless A is out x r and B is r x in with r ≥ 1.
+  LowRankLinear(lowrank::StoredFactor a, lowrank::StoredFactor b) : a_(std::move(a)), b_(std::move(b)) {
+    SPARQ_CHECK(a_.rows() > 0 && b_.cols() > 0 && a_.cols() > 0 && a_.cols() == b_.rows(),
+                "LowRankLinear: A is ", a_.rows(), "x", a_.cols(), " and B is ", b_.rows(), "x", b_.cols(),
+                ", expected out x r and r x in with r >= 1");
+  }
+  /// From float factors (e.g. lowrank::LowRank::apply), stored in `format`.
+  explicit LowRankLinear(const lowrank::LowRankFactors& f, lowrank::FactorFormat format = lowrank::FactorFormat::f32)
+      : LowRankLinear(lowrank::StoredFactor::encode(f.a.view(), format),
+                      lowrank::StoredFactor::encode(f.b.view(), format)) {}
+  /// From a LoRC correction (its factors alone).
+  explicit LowRankLinear(lowrank::Compensation c) : LowRankLinear(std::move(c.a), std::move(c.b)) {}
+
+  [[nodiscard]] std::size_t in_features() const noexcept override { return b_.cols(); }
+  [[nodiscard]] std::size_t out_features() const noexcept override { return a_.rows(); }
+  [[nodiscard]] std::size_t rank() const noexcept { return a_.cols(); }
+  [[nodiscard]] std::size_t weight_bytes() const noexcept override { return a_.bytes() + b_.bytes(); }
+  [[nodiscard]] std::string describe() const override {
+    return sparq::detail::concat("low-rank ", a_.rows(), "x", b_.cols(), " rank ", rank(), " ",
+                                 lowrank::factor_format_name(a_.format()));
+  }
+  [[nodiscard]] const lowrank::StoredFactor& a() const noexcept { return a_; }
+  [[nodiscard]] const lowrank::StoredFactor& b() const noexcept { return b_; }
+
+  void gemv(const float* x, float* y) const override {
+    std::vector<float> t(rank());
+    b_.gemv(x, t.data());
+    a_.gemv(t.data(), y);
+  }
+  /// y += A(Bx) (scratch t of rank() floats supplied by the caller).
+  void gemv_add(const float* x, float* y, float* t, float* tmp) const noexcept {
+    b_.gemv(x, t);
+    a_.gemv(t, tmp);
+    for (std::size_t i = 0; i < out_features(); ++i) y[i] += tmp[i];
+  }
+
+ private:
+  lowrank::StoredFactor a_, b_;
+};
+
+class CompensatedLinear final : public LinearOp {
+ public:
+  /// y = inner(x) + A(Bx). Throws sparq::error on a null inner op or factor shapes that differ
+  /// from the inner op's.
+  CompensatedLinear(std::unique_ptr<LinearOp> inner, lowrank::Compensation c)
+      : inner_(std::move(inner)), corr_(std::move(c.a), std::move(c.b)) {
+    SPARQ_CHECK(inner_ != nullptr, "CompensatedLinear: null inner LinearOp");
+    SPARQ_CHECK(corr_.out_features() == inner_->out_features() && corr_.in_features() == inner_->in_features(),
+                "CompensatedLinear: correction is ", corr_.out_features(), "x", corr_.in_features(),
+                " but the inner op is ", inner_->out_features(), "x", inner_->in_features());
+  }
+
+  [[nodiscard]] std::size_t in_features() const noexcept override { return inner_->in_features(); }
+  [[nodiscard]] std::size_t out_features() const noexcept override { return inner_->out_features(); }
+  [[nodiscard]] std::size_t weight_bytes() const noexcept override {
+    return inner_->weight_bytes() + corr_.weight_bytes();
+  }
+  [[nodiscard]] std::string describe() const override {
+    return sparq::detail::concat(inner_->describe(), " + ", corr_.describe());
+  }
+  [[nodiscard]] const LinearOp& inner() const noexcept { return *inner_; }
+  [[nodiscard]] const LowRankLinear& correction() const noexcept { return corr_; }
+
+  void gemv(const float* x, float* y) const override {
+    inner_->gemv(x, y);
+    std::vector<float> t(corr_.rank()), tmp(out_features());
+    corr_.gemv_add(x, y, t.data(), tmp.data());
+  }
+  void gemm(MatrixView<const float> X, MatrixView<float> Y) const override {
+    inner_->gemm(X, Y);
+    std::vector<float> t(corr_.rank()), tmp(out_features());
+    for (std::size_t r = 0; r < X.rows(); ++r) corr_.gemv_add(X.row(r), Y.row(r), t.data(), tmp.data());
+  }
+
+ private:
+  std::unique_ptr<LinearOp> inner_;
+  LowRankLinear corr_;
+};
+
+}  // namespace sparq::model
