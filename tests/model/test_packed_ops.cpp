@@ -1,0 +1,378 @@
+// Packed LinearOps (Q8Linear, Q4Linear, NMLinear) versus the dense float op of their dequantized
+// weights, the bit-identical int8 activation quantizer, pack_linear's grid recovery and rejections.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "sparq/model/dense_linear.hpp"
+#include "sparq/model/input_quant_linear.hpp"
+#include "sparq/model/pack_model.hpp"
+#include "sparq/prune/magnitude.hpp"
+#include "sparq/prune/nm.hpp"
+#include "sparq/prune/pruner.hpp"
+#include "sparq/quant/quantizer.hpp"
+#include "sparq_test.hpp"
+
+using namespace sparq;
+using namespace sparq::model;
+
+namespace {
+
+Matrix<float> random_matrix(std::size_t rows, std::size_t cols, unsigned seed, float sigma = 0.1f) {
+  Matrix<float> m(rows, cols);
+  const auto v = sparq_test::randn(rows * cols, seed, sigma);
+  std::copy(v.begin(), v.end(), m.data());
+  return m;
+}
+
+std::vector<float> random_x(std::size_t n, unsigned seed) {
+  auto x = sparq_test::randn(n, seed, 1.0f);
+  if (n > 3) x[n / 2] = 0.0f;
+  return x;
+}
+
+/// |y − y_ref| ≤ rel·Σ|w·x| + abs per row, with Σ|w·x| computed in double.
+void check_close(const Matrix<float>& w, const float* x, const float* y, const float* yref, double rel, double abs_tol,
+                 const std::string& what) {
+  for (std::size_t k = 0; k < w.rows(); ++k) {
+    double mag = 0.0;
+    for (std::size_t j = 0; j < w.cols(); ++j) mag += std::fabs(static_cast<double>(w(k, j)) * x[j]);
+    INFO(what << " row " << k << ": " << y[k] << " vs " << yref[k]);
+    REQUIRE(std::fabs(static_cast<double>(y[k]) - yref[k]) <= rel * mag + abs_tol);
+  }
+}
+
+/// Runs op and the dense float op of its dequantized weights on x (x fake-quantized to int8 per
+/// token first for A8 ops) and checks they agree to float rounding.
+void check_vs_dense(const PackedLinear& op, unsigned seed, const std::string& what) {
+  const Matrix<float> w = op.dequantize();
+  const DenseLinear dense(w);
+  const auto x = random_x(op.in_features(), seed);
+  std::vector<float> xin = x;
+  if (op.activations() == ActivationMode::a8) fake_quantize_token(x.data(), xin.data(), x.size(), 8);
+  std::vector<float> y(op.out_features()), yref(op.out_features());
+  op.gemv(x.data(), y.data());
+  dense.gemv(xin.data(), yref.data());
+  check_close(w, xin.data(), y.data(), yref.data(), 2e-5, 1e-6, what);
+}
+
+/// gemm over `tokens` rows equals gemv row by row, bit for bit.
+void check_gemm_equals_gemv(const LinearOp& op, std::size_t tokens, unsigned seed) {
+  Matrix<float> X(tokens, op.in_features()), Y(tokens, op.out_features());
+  const auto v = sparq_test::randn(X.size(), seed, 1.0f);
+  std::copy(v.begin(), v.end(), X.data());
+  op.gemm(X.view(), Y.view());
+  std::vector<float> y(op.out_features());
+  for (std::size_t t = 0; t < tokens; ++t) {
+    op.gemv(X.row(t), y.data());
+    for (std::size_t k = 0; k < y.size(); ++k) REQUIRE(Y(t, k) == y[k]);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("quantize_token_int8 is bit-identical to fake_quantize_token(8)", "[model][packed]") {
+  std::vector<std::vector<float>> cases;
+  for (std::size_t n : {1u, 7u, 64u, 172u, 1000u}) cases.push_back(sparq_test::randn(n, static_cast<unsigned>(n), 3.0f));
+  cases.push_back(std::vector<float>(33, 0.0f));                 // all zero: Δ = 1e-5/127
+  cases.push_back(std::vector<float>{1e-7f, -3e-6f, 2e-6f});     // below the 1e-5 floor
+  cases.push_back(std::vector<float>{127.0f, 0.5f, 1.5f, -2.5f, 63.5f});  // exact ties at Δ = 1
+  for (const auto& x : cases) {
+    std::vector<std::int8_t> q(x.size());
+    std::vector<float> ref(x.size());
+    const float d = quantize_token_int8(x.data(), x.size(), q.data());
+    fake_quantize_token(x.data(), ref.data(), x.size(), 8);
+    for (std::size_t j = 0; j < x.size(); ++j) {
+      REQUIRE(q[j] >= -127);
+      REQUIRE(static_cast<float>(q[j]) * d == ref[j]);
+    }
+  }
+}
+
+TEST_CASE("Q8Linear matches the dense op of its dequantized weights (A32 and A8)", "[model][packed]") {
+  unsigned seed = 1;
+  for (std::size_t rows : {1u, 5u, 17u, 33u}) {
+    for (std::size_t cols : {1u, 7u, 16u, 33u, 64u, 100u, 257u}) {
+      const Matrix<float> w = random_matrix(rows, cols, seed++);
+      const auto t = Quantizer<Symmetric, PerChannel, 8>{}.quantize(w.view());
+      for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+        const Q8Linear op = Q8Linear::from_quantized(t, act);
+        REQUIRE(op.weight_bytes() == rows * cols + rows * 4);
+        const Matrix<float> dq = Quantizer<Symmetric, PerChannel, 8>{}.dequantize(t);
+        const Matrix<float> mine = op.dequantize();
+        for (std::size_t i = 0; i < dq.size(); ++i) REQUIRE(mine.data()[i] == dq.data()[i]);
+        check_vs_dense(op, seed++, "q8 " + std::to_string(rows) + "x" + std::to_string(cols));
+        check_gemm_equals_gemv(op, 3, seed++);
+      }
+    }
+  }
+  // W8A8 output is exactly Δ·scale·(exact integer sum).
+  const Matrix<float> w = random_matrix(9, 50, 99);
+  const auto t = Quantizer<Symmetric, PerChannel, 8>{}.quantize(w.view());
+  const Q8Linear op = Q8Linear::from_quantized(t, ActivationMode::a8);
+  const auto x = random_x(50, 7);
+  std::vector<std::int8_t> qx(50);
+  const float d = quantize_token_int8(x.data(), 50, qx.data());
+  std::vector<float> y(9);
+  op.gemv(x.data(), y.data());
+  for (std::size_t k = 0; k < 9; ++k) {
+    std::int32_t acc = 0;
+    for (std::size_t j = 0; j < 50; ++j) acc += static_cast<std::int32_t>(op.codes()[k * 50 + j]) * qx[j];
+    REQUIRE(y[k] == d * op.scales()[k] * static_cast<float>(acc));
+  }
+}
+
+TEST_CASE("Q8Linear rejects bad inputs", "[model][packed]") {
+  REQUIRE_THROWS_AS(Q8Linear(2, 2, {1, 2, 3, -128}, {1.0f, 1.0f}, ActivationMode::a32), sparq::error);
+  REQUIRE_THROWS_AS(Q8Linear(2, 2, {1, 2, 3}, {1.0f, 1.0f}, ActivationMode::a32), sparq::error);
+  REQUIRE_THROWS_AS(Q8Linear(2, 2, {1, 2, 3, 4}, {1.0f, 0.0f}, ActivationMode::a32), sparq::error);
+  const Matrix<float> w = random_matrix(4, 64, 3);
+  const auto t4 = Quantizer<Symmetric, PerGroup<32>, 4>{}.quantize(w.view());
+  REQUIRE_THROWS_AS(Q8Linear::from_quantized(t4, ActivationMode::a32), sparq::error);
+}
+
+TEST_CASE("Q4Linear matches the dense op of its dequantized weights (every G, sym/asym, tail groups)",
+          "[model][packed]") {
+  unsigned seed = 100;
+  QuantOptions tail;
+  tail.tail_group = true;
+  auto run = [&](auto quantizer, std::size_t G) {
+    for (std::size_t rows : {1u, 7u, 18u}) {
+      for (std::size_t cols : std::vector<std::size_t>{G, 3 * G, G + 12, 172, 4 * G + 1}) {
+        const Matrix<float> w = random_matrix(rows, cols, seed++);
+        const auto t = quantizer.quantize(w.view());
+        const Matrix<float> dq = quantizer.dequantize(t);
+        for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+          const Q4Linear op = Q4Linear::from_quantized(t, act);
+          const std::size_t cp = (cols + G - 1) / G * G;
+          REQUIRE(op.padded_cols() == cp);
+          REQUIRE(op.weight_bytes() == rows * cp / 2 + rows * (cp / G) * (4 + (op.asymmetric() ? 1 : 0)));
+          const Matrix<float> mine = op.dequantize();
+          for (std::size_t i = 0; i < dq.size(); ++i) REQUIRE(mine.data()[i] == dq.data()[i]);
+          const std::string what = "q4 g" + std::to_string(G) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+          if (act == ActivationMode::a8) {
+            check_vs_dense(op, seed++, what);
+          } else {
+            // A32: the kernel rounds x to int8 per block of 32 (x ≈ a_b·q): |Δy| ≤ Σ|W|·a_b/2.
+            const auto x = random_x(cols, seed++);
+            std::vector<float> xp(cp, 0.0f);
+            std::copy(x.begin(), x.end(), xp.begin());
+            std::vector<float> y(rows), yref(rows);
+            op.gemv(x.data(), y.data());
+            DenseLinear(dq).gemv(x.data(), yref.data());
+            for (std::size_t k = 0; k < rows; ++k) {
+              double bound = 0.0, mag = 0.0;
+              for (std::size_t b = 0; b < cp / 32; ++b) {
+                float amax = 0.0f;
+                for (std::size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xp[b * 32 + j]));
+                for (std::size_t j = b * 32; j < std::min(cols, b * 32 + 32); ++j) {
+                  bound += std::fabs(dq(k, j)) * amax / 127.0 / 2.0;
+                  mag += std::fabs(static_cast<double>(dq(k, j)) * x[j]);
+                }
+              }
+              INFO(what << " A32 row " << k);
+              REQUIRE(std::fabs(static_cast<double>(y[k]) - yref[k]) <= bound + 2e-5 * mag + 1e-6);
+            }
+          }
+          check_gemm_equals_gemv(op, 3, seed++);
+        }
+      }
+    }
+  };
+  run(Quantizer<Symmetric, PerGroup<32>, 4>(tail), 32);
+  run(Quantizer<Asymmetric, PerGroup<32>, 4>(tail), 32);
+  run(Quantizer<Symmetric, PerGroup<64>, 4>(tail), 64);
+  run(Quantizer<Asymmetric, PerGroup<64>, 4>(tail), 64);
+  run(Quantizer<Symmetric, PerGroup<128>, 4>(tail), 128);
+  run(Quantizer<Asymmetric, PerGroup<128>, 4>(tail), 128);
+}
+
+TEST_CASE("Q4Linear rejects bad inputs", "[model][packed]") {
+  REQUIRE_THROWS_AS(Q4Linear(1, 48, 48, std::vector<std::uint8_t>(24, 0x88), {1.0f}, {}, ActivationMode::a32), sparq::error);
+  REQUIRE_THROWS_AS(Q4Linear(1, 32, 32, std::vector<std::uint8_t>(15, 0x88), {1.0f}, {}, ActivationMode::a32), sparq::error);
+  REQUIRE_THROWS_AS(Q4Linear(1, 32, 32, std::vector<std::uint8_t>(16, 0x88), {1.0f}, {16}, ActivationMode::a32), sparq::error);
+  // padding (columns 20..31) must hold the zero-weight code 8
+  std::vector<std::uint8_t> codes(16, 0x88);
+  codes[15] = 0x18;
+  REQUIRE_THROWS_AS(Q4Linear(1, 20, 32, codes, {1.0f}, {}, ActivationMode::a32), sparq::error);
+  codes[15] = 0x88;
+  REQUIRE_NOTHROW(Q4Linear(1, 20, 32, codes, {1.0f}, {}, ActivationMode::a32));
+  const Matrix<float> w = random_matrix(4, 64, 3);
+  const auto t8 = Quantizer<Symmetric, PerChannel, 8>{}.quantize(w.view());
+  REQUIRE_THROWS_AS(Q4Linear::from_quantized(t8, ActivationMode::a32), sparq::error);
+}
+
+namespace {
+
+/// A random N:M-pruned matrix (magnitude within each group of M; a tail group shorter than M keeps
+/// at most N), with a few already-zero weights.
+Matrix<float> random_nm(std::size_t rows, std::size_t cols, std::size_t n, std::size_t m, unsigned seed) {
+  Matrix<float> w = random_matrix(rows, cols, seed);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t g0 = 0; g0 < cols; g0 += m) {
+      const std::size_t len = std::min(m, cols - g0);
+      std::vector<std::size_t> ord(len);
+      for (std::size_t i = 0; i < len; ++i) ord[i] = g0 + i;
+      std::sort(ord.begin(), ord.end(), [&](auto a, auto b) { return std::fabs(w(r, a)) > std::fabs(w(r, b)); });
+      for (std::size_t i = n; i < len; ++i) w(r, ord[i]) = 0.0f;
+    }
+    if (r % 3 == 1) w(r, 0) = 0.0f;
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("NMLinear (2:4, 4:8; f32, int8, int4) matches the dense op of its dequantized weights", "[model][packed]") {
+  unsigned seed = 500;
+  for (auto [n, m] : {std::pair<std::size_t, std::size_t>{2, 4}, {4, 8}}) {
+    for (std::size_t rows : {1u, 5u, 19u}) {
+      for (std::size_t cols : {8u, 64u, 100u, 172u, 260u}) {
+        const Matrix<float> w = random_nm(rows, cols, n, m, seed++);
+        for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+          const std::string what = std::to_string(n) + ":" + std::to_string(m) + " " + std::to_string(rows) + "x" +
+                                   std::to_string(cols);
+          // f32 kept values: exact.
+          PackOptions o;
+          o.nm_n = n;
+          o.nm_m = m;
+          o.format = PackFormat::nm_f32;
+          const auto f = pack_linear(w.view(), o, act);
+          const Matrix<float> back = f->dequantize();
+          for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(back.data()[i] == w.data()[i]);
+          check_vs_dense(*f, seed++, what + " f32");
+          check_gemm_equals_gemv(*f, 2, seed++);
+          // int8 kept values: fake-quantize the kept values per row, then pack.
+          {
+            Matrix<float> fq = w;
+            for (std::size_t r = 0; r < rows; ++r) {
+              float a = 0.0f;
+              for (std::size_t c = 0; c < cols; ++c) a = std::max(a, std::fabs(w(r, c)));
+              const float s = std::max(a, 1e-5f) / 127.0f;
+              for (std::size_t c = 0; c < cols; ++c) fq(r, c) = s * std::clamp(std::nearbyint(w(r, c) * (1.0f / s)), -127.0f, 127.0f);
+            }
+            o.format = PackFormat::nm_w8;
+            const auto q = pack_linear(fq.view(), o, act);
+            const Matrix<float> qb = q->dequantize();
+            for (std::size_t i = 0; i < fq.size(); ++i) REQUIRE(std::fabs(qb.data()[i] - fq.data()[i]) <= 4e-7f * std::fabs(fq.data()[i]) + 1e-12f);
+            check_vs_dense(*q, seed++, what + " int8");
+          }
+          // int4 kept values, G = 32 kept values, sym and asym: through NMCompressed + QuantizedTensor.
+          for (bool asym : {false, true}) {
+            o.format = PackFormat::nm_w4;
+            o.asymmetric = asym;
+            o.group_size = 32;
+            // fake-quantize the kept values (groups of 32 kept values) and write them back
+            const std::size_t cm = (cols + m - 1) / m * m;
+            Matrix<float> padded(rows, cm, 0.0f);
+            for (std::size_t r = 0; r < rows; ++r) std::copy(w.row(r), w.row(r) + cols, padded.row(r));
+            Matrix<float> fq = padded;
+            auto apply = [&](auto comp) {
+              Matrix<float> kept(rows, comp.kept_per_row());
+              for (std::size_t r = 0; r < rows; ++r) std::copy(comp.row_values(r), comp.row_values(r) + comp.kept_per_row(), kept.row(r));
+              QuantOptions qo;
+              qo.tail_group = true;
+              Matrix<float> kq = asym ? Quantizer<Asymmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view())
+                                      : Quantizer<Symmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view());
+              for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t i = 0; i < comp.kept_per_row(); ++i) {
+                  const std::size_t col = m * (i / n) + comp.index(r, i);
+                  fq(r, col) = kq(r, i);
+                }
+            };
+            if (m == 4) apply(NMCompressed<2, 4, float>::from_dense(padded.view()));
+            else apply(NMCompressed<4, 8, float>::from_dense(padded.view()));
+            Matrix<float> fql(rows, cols);
+            for (std::size_t r = 0; r < rows; ++r) std::copy(fq.row(r), fq.row(r) + cols, fql.row(r));
+            const auto q = pack_linear(fql.view(), o, act);
+            const Matrix<float> qb = q->dequantize();
+            for (std::size_t i = 0; i < fql.size(); ++i) REQUIRE(std::fabs(qb.data()[i] - fql.data()[i]) <= 4e-7f * std::fabs(fql.data()[i]) + 1e-12f);
+            check_vs_dense(*q, seed++, what + (asym ? " int4 asym" : " int4 sym"));
+            o.asymmetric = false;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("NMLinear and pack_linear reject broken N:M structure and bad arrays", "[model][packed]") {
+  Matrix<float> w = random_nm(4, 16, 2, 4, 9);
+  PackOptions o;
+  o.format = PackFormat::nm_f32;
+  REQUIRE_NOTHROW(pack_linear(w.view(), o, ActivationMode::a32));
+  w(2, 5) = w(2, 5) == 0.0f ? 0.25f : w(2, 5);
+  w(2, 4) = 0.5f;
+  w(2, 6) = 0.75f;  // group 1 of row 2 now has 3 non-zeros
+  try {
+    (void)pack_linear(w.view(), o, ActivationMode::a32, "unit");
+    FAIL("expected sparq::error");
+  } catch (const sparq::error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("unit") != std::string::npos);
+    CHECK(msg.find("row 2") != std::string::npos);
+    CHECK(msg.find("group 1") != std::string::npos);
+  }
+  // indices not increasing within a group
+  NMValues v;
+  v.f32 = {1.0f, 2.0f};
+  REQUIRE_THROWS_AS(NMLinear(1, 4, 2, 4, v, {0x01}, ActivationMode::a32), sparq::error);  // positions 1, 0
+  REQUIRE_NOTHROW(NMLinear(1, 4, 2, 4, v, {0x04}, ActivationMode::a32));                   // positions 0, 1
+  // a non-zero kept value in the padding columns
+  REQUIRE_THROWS_AS(NMLinear(1, 2, 2, 4, v, {0x0e}, ActivationMode::a32), sparq::error);  // positions 2, 3 ≥ cols
+  o.nm_n = 3;
+  REQUIRE_THROWS_AS(pack_linear(w.view(), o, ActivationMode::a32), sparq::error);
+}
+
+TEST_CASE("pack_linear recovers grids whose extreme code is not qmax and rejects off-grid weights", "[model][packed]") {
+  // W4 symmetric g32 with |level| <= 5 in every group (e.g. GPTQ): MinMax would guess absmax/7.
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> lev(-5, 5);
+  Matrix<float> w(6, 64);
+  for (std::size_t r = 0; r < 6; ++r)
+    for (std::size_t c = 0; c < 64; ++c) w(r, c) = 0.013f * static_cast<float>(r + 1) * static_cast<float>(lev(rng));
+  for (std::size_t r = 0; r < 6; ++r) w(r, 3) = 0.013f * static_cast<float>(r + 1) * 5.0f;  // absmax at level 5
+  PackOptions o;
+  o.format = PackFormat::w4;
+  const auto op = pack_linear(w.view(), o, ActivationMode::a32);
+  const Matrix<float> back = op->dequantize();
+  for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(std::fabs(back.data()[i] - w.data()[i]) <= 4e-7f * std::fabs(w.data()[i]) + 1e-9f);
+  // asymmetric with codes in a sub-range
+  Matrix<float> wa(3, 32);
+  std::uniform_int_distribution<int> ua(-3, 9);
+  for (std::size_t i = 0; i < wa.size(); ++i) wa.data()[i] = 0.02f * static_cast<float>(ua(rng));
+  o.asymmetric = true;
+  const auto opa = pack_linear(wa.view(), o, ActivationMode::a32);
+  const Matrix<float> ba = opa->dequantize();
+  for (std::size_t i = 0; i < wa.size(); ++i) REQUIRE(std::fabs(ba.data()[i] - wa.data()[i]) <= 4e-7f * std::fabs(wa.data()[i]) + 1e-9f);
+  // off grid: a float matrix that was never quantized
+  o.asymmetric = false;
+  const Matrix<float> raw = random_matrix(4, 64, 77);
+  REQUIRE_THROWS_AS(pack_linear(raw.view(), o, ActivationMode::a32), sparq::error);
+  // W8: one weight moved by a third of a step
+  Matrix<float> fq = Quantizer<Symmetric, PerChannel, 8>{}.fake_quantize(random_matrix(5, 40, 78).view());
+  o.format = PackFormat::w8;
+  REQUIRE_NOTHROW(pack_linear(fq.view(), o, ActivationMode::a8));
+  float a = 0.0f;
+  std::size_t amax_col = 0;
+  for (std::size_t c = 0; c < 40; ++c)
+    if (std::fabs(fq(3, c)) > a) a = std::fabs(fq(3, amax_col = c));
+  const std::size_t moved = amax_col == 17 ? 18 : 17;
+  fq(3, moved) += a / 127.0f / 3.0f;
+  try {
+    (void)pack_linear(fq.view(), o, ActivationMode::a8, "blk");
+    FAIL("expected sparq::error");
+  } catch (const sparq::error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("row 3") != std::string::npos);
+    CHECK(msg.find("column " + std::to_string(moved)) != std::string::npos);
+  }
+  o.group_size = 48;
+  o.format = PackFormat::w4;
+  REQUIRE_THROWS_AS(pack_linear(fq.view(), o, ActivationMode::a8), sparq::error);
+}
