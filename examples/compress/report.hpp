@@ -16,6 +16,7 @@ struct LinearInfo {
   std::size_t n = 0, m = 0; ///< N:M pattern applied (0, 0: unstructured when pruned)
   int wbits = 32;           ///< 32: float weights
   std::size_t group = 0;    ///< weight group size, 0 = one scale per output row
+  int abits = 0;            ///< per-token input quantization bits (0: float inputs)
 };
 
 struct Storage {
@@ -54,32 +55,43 @@ struct Row {
   double sparsity = 0;
   int wbits = 32, abits = 32;
   std::size_t group = 0;
-  double bytes = 0;          ///< weight bytes as stored (packed model when real kernels ran, else theoretical)
-  double theory_bytes = 0;   ///< theoretical count (storage_of)
+  double stored_bytes = 0;   ///< decoder-linear bytes of the packed model as run and written (0: not packed)
+  double theory_bytes = 0;   ///< theoretical count with the sparse formats of docs/compress.md (storage_of)
   double dense_bytes = 0;    ///< 4 B x decoder weights
   double macs = 0, macs_rel = 1;
   double ppl_fake = 0, nll_fake = 0;
   bool has_real = false;
   double ppl_real = 0, nll_real = 0;
-  double compress_s = 0, eval_s = 0, pack_s = 0;
+  double compress_s = 0, eval_s = 0, pack_s = 0, real_eval_s = 0;
+  double out_ppl = 0;        ///< perplexity of the --out file read back (0: not written)
+  std::string out_msg;
   std::string search;        ///< SA summary (best V, steps), empty for unsearched rows
   std::string real_formats;  ///< formats installed by the packer
 };
 
 inline std::string bits_str(int b) { return b >= 32 ? "f32" : std::to_string(b); }
 
+// Columns: stored_B = bytes of the packed decoder linears as run by the real kernels and written by
+// --out; sparse_B = theoretical bytes with a sparse format for unstructured sparsity (bitmask);
+// x_dense = sparse_B / f32 dense; MACs = stored multiply-accumulates / dense.
 inline void print_header() {
-  std::printf("%-24s %8s %3s %3s %4s %-9s %9s %7s %6s %9s %9s %7s %7s\n", "method", "sparsity", "W", "A", "g",
-              "pattern", "w_bytes", "x_dense", "MACs", "ppl_fake", "ppl_real", "comp_s", "eval_s");
+  std::printf("%-22s %8s %3s %3s %4s %-7s %8s %8s %7s %6s %9s %9s %7s %7s\n", "method", "sparsity", "W", "A", "g",
+              "pattern", "stored_B", "sparse_B", "x_dense", "MACs", "ppl_fake", "ppl_real", "comp_s", "eval_s");
 }
 
 inline void print_row(const Row& r) {
-  char real[32];
-  if (r.has_real) std::snprintf(real, sizeof real, "%9.4f", r.ppl_real);
-  else std::snprintf(real, sizeof real, "%9s", "-");
-  std::printf("%-24s %8.4f %3s %3s %4zu %-9s %9.0f %7.3f %6.3f %9.4f %s %7.2f %7.2f\n", r.method.c_str(),
-              r.sparsity, bits_str(r.wbits).c_str(), bits_str(r.abits).c_str(), r.group, r.pattern.c_str(),
-              r.bytes, r.bytes / r.dense_bytes, r.macs_rel, r.ppl_fake, real, r.compress_s, r.eval_s);
+  char real[32], stored[32];
+  if (r.has_real) {
+    std::snprintf(real, sizeof real, "%9.4f", r.ppl_real);
+    std::snprintf(stored, sizeof stored, "%8.0f", r.stored_bytes);
+  } else {
+    std::snprintf(real, sizeof real, "%9s", "-");
+    std::snprintf(stored, sizeof stored, "%8s", "-");
+  }
+  std::printf("%-22s %8.4f %3s %3s %4zu %-7s %s %8.0f %7.3f %6.3f %9.4f %s %7.2f %7.2f\n", r.method.c_str(),
+              r.sparsity, bits_str(r.wbits).c_str(), bits_str(r.abits).c_str(), r.group, r.pattern.c_str(), stored,
+              r.theory_bytes, r.theory_bytes / r.dense_bytes, r.macs_rel, r.ppl_fake, real, r.compress_s,
+              r.eval_s + r.real_eval_s);
   std::fflush(stdout);
 }
 
@@ -105,7 +117,8 @@ inline std::string json_row(const Row& r) {
                   "\", \"pattern\": \"" + json_escape(r.pattern) + "\", \"sparsity\": " + json_num(r.sparsity) +
                   ", \"weight_bits\": " + std::to_string(r.wbits) + ", \"activation_bits\": " +
                   std::to_string(r.abits) + ", \"group_size\": " + std::to_string(r.group) +
-                  ", \"weight_bytes\": " + json_num(r.bytes, 0) + ", \"theoretical_weight_bytes\": " +
+                  ", \"weight_bytes\": " + (r.has_real ? json_num(r.stored_bytes, 0) : std::string("null")) +
+                  ", \"theoretical_weight_bytes\": " +
                   json_num(r.theory_bytes, 0) + ", \"dense_weight_bytes\": " + json_num(r.dense_bytes, 0) +
                   ", \"macs_per_token\": " + json_num(r.macs, 0) + ", \"macs_relative\": " + json_num(r.macs_rel) +
                   ", \"perplexity_fake\": " + json_num(r.ppl_fake) + ", \"mean_nll_fake\": " + json_num(r.nll_fake) +
@@ -113,7 +126,9 @@ inline std::string json_row(const Row& r) {
                   ", \"mean_nll_real\": " + (r.has_real ? json_num(r.nll_real) : std::string("null")) +
                   ", \"perplexity\": " + json_num(r.has_real ? r.ppl_real : r.ppl_fake) +
                   ", \"compress_seconds\": " + json_num(r.compress_s, 3) + ", \"pack_seconds\": " +
-                  json_num(r.pack_s, 3) + ", \"eval_seconds\": " + json_num(r.eval_s, 3) + ", \"search\": \"" +
+                  json_num(r.pack_s, 3) + ", \"eval_seconds\": " + json_num(r.eval_s, 3) +
+                  ", \"real_eval_seconds\": " + json_num(r.real_eval_s, 3) + ", \"out_perplexity\": " +
+                  (r.out_ppl > 0 ? json_num(r.out_ppl) : std::string("null")) + ", \"search\": \"" +
                   json_escape(r.search) + "\", \"real_formats\": \"" + json_escape(r.real_formats) +
                   "\", \"note\": \"" + json_escape(r.note) + "\"}";
   return j;
