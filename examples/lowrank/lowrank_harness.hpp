@@ -17,9 +17,12 @@
 #include <sparq/model/dense_linear.hpp>
 #include <sparq/model/llama.hpp>
 #include <sparq/model/lowrank_linear.hpp>
+#include <sparq/model/q4_linear.hpp>
+#include <sparq/model/q8_linear.hpp>
 #include <sparq/prune/pruner.hpp>
 #include <sparq/prune/sar.hpp>
 #include <sparq/prune/unstructured.hpp>
+#include <sparq/quant/quantize.hpp>
 #include <sparq/quant/quantizer.hpp>
 
 namespace lowrank_harness {
@@ -48,22 +51,27 @@ enum class Recipe { w4g128, sar50_w8 };
   return r == Recipe::w4g128 ? "W4 g128" : "SAR50%+W8";
 }
 
-/// Ŵ for recipe `r` (fake quantization: dequantized floats; pruned weights are 0).
+/// The packed codes of recipe `r` applied to `w`:
 ///   w4g128:   Quantizer<Symmetric, PerGroup<128>, 4> with tail_group (cin 64: one group of 64;
 ///             cin 172: groups of 128 and 44).
 ///   sar50_w8: Pruner<SAR, Unstructured> at 50 % (SarStats from ColumnSquareSum + MeanSequence,
-///             λ = 2), then Quantizer<Symmetric, PerChannel, 8>.
-[[nodiscard]] inline Matrix<float> compress(const Matrix<float>& w, Recipe r, const GroupStats& s) {
+///             λ = 2), then Quantizer<Symmetric, PerChannel, 8> (pruned weights are code 0).
+[[nodiscard]] inline sparq::QuantizedTensor quantized(const Matrix<float>& w, Recipe r, const GroupStats& s) {
   if (r == Recipe::w4g128) {
     sparq::QuantOptions qo;
     qo.tail_group = true;
-    return sparq::Quantizer<sparq::Symmetric, sparq::PerGroup<128>, 4>(qo).fake_quantize(w.view());
+    return sparq::Quantizer<sparq::Symmetric, sparq::PerGroup<128>, 4>(qo).quantize(w.view());
   }
   Matrix<float> p = w;
   sparq::PruneOptions po;
   po.sparsity = 0.5;
   (void)sparq::Pruner<sparq::SAR, sparq::Unstructured>(po).prune(p.view(), sparq::SarStats(s.sq, s.mean));
-  return sparq::Quantizer<sparq::Symmetric, sparq::PerChannel, 8>{}.fake_quantize(p.view());
+  return sparq::Quantizer<sparq::Symmetric, sparq::PerChannel, 8>{}.quantize(p.view());
+}
+
+/// Ŵ for recipe `r` as floats (dequantized codes; pruned weights are 0).
+[[nodiscard]] inline Matrix<float> compress(const Matrix<float>& w, Recipe r, const GroupStats& s) {
+  return sparq::quant::dequantize(quantized(w, r, s));
 }
 
 /// Collects GroupStats per (block, group leader) over all windows; compresses nothing.
@@ -89,10 +97,11 @@ struct RecipeCompressor : sparq::model::LayerwiseCallbacks {
   std::size_t lorc_rank;
   sparq::lowrank::FactorFormat format;
   std::map<Linear, GroupStats> stats;
+  bool packed = false;  ///< run Ŵ as the packed op (Q4Linear / Q8Linear, A32) instead of DenseLinear
   std::size_t added_bytes = 0, linears = 0;
 
-  RecipeCompressor(Recipe r, std::size_t len, std::size_t rank, sparq::lowrank::FactorFormat f)
-      : recipe(r), seqlen(len), lorc_rank(rank), format(f) {}
+  RecipeCompressor(Recipe r, std::size_t len, std::size_t rank, sparq::lowrank::FactorFormat f, bool pack = false)
+      : recipe(r), seqlen(len), lorc_rank(rank), format(f), packed(pack) {}
 
   void on_linear_input(std::size_t, Linear leader, MatrixView<const float> x, std::size_t) override {
     stats.try_emplace(leader, seqlen, x.cols()).first->second.add(x);
@@ -101,16 +110,26 @@ struct RecipeCompressor : sparq::model::LayerwiseCallbacks {
     for (Linear l : sparq::model::all_linears) {
       Matrix<float>& w = blk.linear(l);
       const GroupStats& s = stats.at(sparq::model::input_group_leader(l));
-      Matrix<float> w_hat = compress(w, recipe, s);
+      const sparq::QuantizedTensor q = quantized(w, recipe, s);
+      Matrix<float> w_hat = sparq::quant::dequantize(q);
       ++linears;
+      std::unique_ptr<sparq::model::LinearOp> inner;
+      if (packed) {
+        const auto act = sparq::model::ActivationMode::a32;
+        if (recipe == Recipe::w4g128) inner = std::make_unique<sparq::model::Q4Linear>(sparq::model::Q4Linear::from_quantized(q, act));
+        else inner = std::make_unique<sparq::model::Q8Linear>(sparq::model::Q8Linear::from_quantized(q, act));
+      } else if (lorc_rank > 0) {
+        inner = std::make_unique<sparq::model::DenseLinear>(w_hat);
+      }
       if (lorc_rank > 0) {
         sparq::lowrank::LowRankCompensationOptions o;
         o.rank = lorc_rank;
         o.format = format;
         auto c = sparq::lowrank::LowRankCompensation(o).apply(w.view(), w_hat.view(), s.h);
         added_bytes += c.bytes();
-        model.set_linear(b, l, std::make_unique<sparq::model::CompensatedLinear>(
-                                   std::make_unique<sparq::model::DenseLinear>(w_hat), std::move(c)));
+        model.set_linear(b, l, std::make_unique<sparq::model::CompensatedLinear>(std::move(inner), std::move(c)));
+      } else if (inner) {
+        model.set_linear(b, l, std::move(inner));
       }
       std::copy(w_hat.data(), w_hat.data() + w_hat.size(), w.data());  // the float weights are Ŵ now
     }
