@@ -4,7 +4,7 @@
 // and named byte sections ("codes", "scales", "zeros", "indices", ...). The container does not
 // interpret sections; the code that owns a format packs and unpacks them. A metadata map holds
 // string -> string | int64 | float64. Byte layout (little-endian; str = u32 length + bytes):
-//   header, 32 bytes: "SPRQ", u32 version (1), u64 file_size, u32 n_tensors, u32 flags (0),
+//   header, 32 bytes: "SPRQ", u32 version (1 or 2), u64 file_size, u32 n_tensors, u32 flags (0),
 //                     u32 reserved (0), u32 CRC-32 of bytes 0..27
 //   metadata record: u64 payload length M, M payload bytes, u32 CRC-32 of the payload;
 //                     payload = u32 n_entries, then per entry (keys in increasing byte
@@ -13,11 +13,21 @@
 //   n_tensors tensor records: u64 payload length T, T payload bytes, u32 CRC-32 of the payload;
 //                     payload = str name, str format, u32 n_dims, u64 dims[n_dims],
 //                     u32 n_sections, per section: str name, u64 byte length B, B bytes
+//                     (version 2: str name, u8 encoding (0 raw, 1 rANS), u64 B, B bytes; an
+//                     rANS section's B bytes are one io/rans.hpp stream of the section bytes)
 //   trailer, 8 bytes: u32 CRC-32 of every byte before it, "QRPS"
 // CRC-32 is the IEEE 802.3 / zlib polynomial (reflected 0xEDB88320, init and final xor
 // 0xFFFFFFFF; crc32("123456789") = 0xCBF43926). The reader rejects a bad magic, version, flag,
 // size, checksum, count, length, duplicate name or trailing byte with sparq::error; every length is
 // checked against the bytes left before it is used. See docs/formats.md.
+//
+// ENTROPY CODING (version 2). A section whose `encoding` is not raw is written as an rANS stream
+// with its own frequency table (io/entropy.hpp) when that is smaller than its bytes, else raw.
+// The writer writes version 1 (byte-identical to before) when every section is stored raw, and
+// version 2 when at least one is coded, so old files and old writers' output read unchanged.
+// The reader decodes every coded section (decoded size bounded by entropy_max_decoded of its
+// stored size, corrupted streams rejected with sparq::error) and reports the stored form in
+// ContainerSection::encoding / stored_bytes.
 #pragma once
 
 #include <array>
@@ -34,11 +44,13 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/byte_cursor.hpp"
+#include "sparq/io/entropy.hpp"
 #include "sparq/io/llama2c.hpp"
 
 namespace sparq::io {
 
-inline constexpr std::uint32_t container_version = 1;
+inline constexpr std::uint32_t container_version = 1;         ///< files with every section raw
+inline constexpr std::uint32_t container_version_coded = 2;   ///< files with entropy-coded sections
 inline constexpr std::size_t container_max_dims = 8;
 inline constexpr std::size_t container_max_sections = 64;
 inline constexpr std::uint32_t container_max_name = 4096;
@@ -68,7 +80,12 @@ using ContainerValue = std::variant<std::string, std::int64_t, double>;
 /// One named byte section of a tensor.
 struct ContainerSection {
   std::string name;
-  std::vector<std::uint8_t> bytes;
+  std::vector<std::uint8_t> bytes;  ///< always the decoded bytes
+  /// Writing: how to store the bytes (raw unless set; the writer still stores raw when coding
+  /// does not pay). After parse_container: how they were stored (raw, rans8, rans4 or rans2).
+  SectionEncoding encoding = SectionEncoding::raw;
+  /// After parse_container: bytes the section occupied in the file (0 for sections built in memory).
+  std::uint64_t stored_bytes = 0;
 };
 
 struct ContainerTensor {
@@ -94,6 +111,15 @@ struct ContainerTensor {
     for (const auto& s : sections)
       if (s.name == section) return &s;
     return nullptr;
+  }
+  /// Asks the writer to entropy-code one section (see io/entropy.hpp for the encodings).
+  void set_encoding(std::string_view section, SectionEncoding e) {
+    for (auto& s : sections)
+      if (s.name == section) {
+        s.encoding = e;
+        return;
+      }
+    sparq::detail::fail("ContainerTensor '", name, "': no section '", section, "'");
   }
   /// A section's bytes reinterpreted as T values (size checked to be a multiple of sizeof(T)).
   template <class T>
@@ -135,6 +161,11 @@ struct Container {
     SPARQ_CHECK(find(t.name) == nullptr, "Container: duplicate tensor '", t.name, "'");
     tensors.push_back(std::move(t));
     return tensors.back();
+  }
+  /// Asks the writer to entropy-code every section of every tensor with `e`.
+  void set_encoding(SectionEncoding e) {
+    for (auto& t : tensors)
+      for (auto& s : t.sections) s.encoding = e;
   }
   /// Adds a plain float matrix as format "f32" with one section "data".
   ContainerTensor& add_f32(const std::string& name, std::vector<std::uint64_t> dims, const float* data) {
@@ -179,9 +210,17 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
 [[nodiscard]] inline std::vector<char> serialize_container(const Container& ct) {
   SPARQ_CHECK(ct.tensors.size() <= 0xffffffffu, "container writer: too many tensors");
   std::set<std::string_view> names;
+  // Entropy-code the sections that ask for it; the version follows from the result.
+  std::vector<std::vector<EntropyEncoded>> coded(ct.tensors.size());
+  bool any_coded = false;
+  for (std::size_t i = 0; i < ct.tensors.size(); ++i)
+    for (const auto& sec : ct.tensors[i].sections) {
+      coded[i].push_back(entropy_encode(sec.bytes.data(), sec.bytes.size(), sec.encoding));
+      any_coded = any_coded || coded[i].back().encoding != SectionEncoding::raw;
+    }
   ByteSink s;
   s.put_bytes("SPRQ", 4);
-  s.put(container_version);
+  s.put(any_coded ? container_version_coded : container_version);
   s.put(std::uint64_t{0});  // file size, patched below
   s.put(static_cast<std::uint32_t>(ct.tensors.size()));
   s.put(std::uint32_t{0});
@@ -201,7 +240,8 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
     }
     detail::container_put_record(s, m.bytes());
   }
-  for (const auto& t : ct.tensors) {
+  for (std::size_t ti = 0; ti < ct.tensors.size(); ++ti) {
+    const auto& t = ct.tensors[ti];
     SPARQ_CHECK(!t.name.empty() && t.name.size() <= container_max_name, "container writer: tensor name length ",
                 t.name.size(), ", expected 1..", container_max_name);
     SPARQ_CHECK(names.insert(t.name).second, "container writer: duplicate tensor '", t.name, "'");
@@ -218,12 +258,17 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
     for (auto d : t.dims) r.put(d);
     r.put(static_cast<std::uint32_t>(t.sections.size()));
     std::set<std::string_view> snames;
-    for (const auto& sec : t.sections) {
+    for (std::size_t k = 0; k < t.sections.size(); ++k) {
+      const auto& sec = t.sections[k];
       SPARQ_CHECK(!sec.name.empty() && sec.name.size() <= container_max_name && snames.insert(sec.name).second,
                   "container writer: tensor '", t.name, "' section name '", sec.name, "' is empty, too long or repeated");
       detail::container_put_str(r, sec.name, "section name");
-      r.put(static_cast<std::uint64_t>(sec.bytes.size()));
-      r.put_bytes(sec.bytes.data(), sec.bytes.size());
+      const auto& enc = coded[ti][k];
+      const bool is_coded = enc.encoding != SectionEncoding::raw;
+      if (any_coded) r.put(static_cast<std::uint8_t>(is_coded ? 1 : 0));
+      const auto& stored = is_coded ? enc.stream : sec.bytes;
+      r.put(static_cast<std::uint64_t>(stored.size()));
+      r.put_bytes(stored.data(), stored.size());
     }
     detail::container_put_record(s, r.bytes());
   }
@@ -244,8 +289,8 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
   const char* magic = c.take(4, "magic");
   SPARQ_CHECK(std::memcmp(magic, "SPRQ", 4) == 0, what, ": bad magic, expected \"SPRQ\"");
   const auto version = c.read<std::uint32_t>("version");
-  SPARQ_CHECK(version == container_version, what, ": version ", version, " is not supported, expected ",
-              container_version);
+  SPARQ_CHECK(version == container_version || version == container_version_coded, what, ": version ", version,
+              " is not supported, expected ", container_version, " or ", container_version_coded);
   const auto file_size = c.read<std::uint64_t>("file_size");
   SPARQ_CHECK(file_size == size, what, ": header says ", file_size, " bytes, the file has ", size,
               size < file_size ? " (truncated)" : " (trailing bytes)");
@@ -253,7 +298,8 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
   const auto flags = c.read<std::uint32_t>("flags");
   const auto reserved = c.read<std::uint32_t>("reserved");
   const auto hcrc = c.read<std::uint32_t>("header checksum");
-  SPARQ_CHECK(hcrc == crc32(data, 28), what, ": header checksum mismatch");
+  SPARQ_CHECK(hcrc == crc32(data, 28), what, ": header checksum mismatch (the header says version ", version,
+              ", ", n_tensors, " tensors)");
   SPARQ_CHECK(flags == 0 && reserved == 0, what, ": flags ", flags, " / reserved ", reserved, ", expected 0 / 0");
   SPARQ_CHECK(size >= 40, what, ": ", size, " bytes is too short for header and trailer");
   const auto fcrc_stored = [&] {
@@ -311,9 +357,23 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
       s.name = detail::container_str(r, container_max_name, "section name");
       SPARQ_CHECK(!s.name.empty() && t.find_section(s.name) == nullptr, what, ": tensor '", t.name,
                   "' has an empty or repeated section name '", s.name, "'");
+      std::uint8_t enc = 0;
+      if (version == container_version_coded) {
+        enc = r.read<std::uint8_t>("section encoding");
+        SPARQ_CHECK(enc <= 1, what, ": tensor '", t.name, "' section '", s.name, "' has encoding ", int(enc),
+                    ", expected 0 (raw) or 1 (rANS)");
+      }
       const auto len = r.read<std::uint64_t>("section length");
       const char* p = r.take(len, "section bytes");
-      s.bytes.assign(reinterpret_cast<const std::uint8_t*>(p), reinterpret_cast<const std::uint8_t*>(p) + len);
+      const auto* up = reinterpret_cast<const std::uint8_t*>(p);
+      s.stored_bytes = len;
+      if (enc == 0) {
+        s.bytes.assign(up, up + len);
+      } else {
+        const std::string swhat = what + " tensor '" + t.name + "' section '" + s.name + "'";
+        s.encoding = static_cast<SectionEncoding>(rans_stream_info(up, static_cast<std::size_t>(len), swhat).symbol_bits);
+        s.bytes = entropy_decode(up, static_cast<std::size_t>(len), swhat);
+      }
       t.sections.push_back(std::move(s));
     }
     SPARQ_CHECK(r.remaining() == 0, what, ": ", r.remaining(), " unexplained bytes at the end of tensor '", t.name, "'");
