@@ -83,11 +83,6 @@ namespace packed_detail {
   return v;
 }
 
-template <class T>
-[[nodiscard]] std::vector<T> section(const ContainerTensor& t, const char* name) {
-  return t.section_as<T>(name);
-}
-
 }  // namespace packed_detail
 
 /// The SPRQ container of a model (packed ops, dense linears and the float parts).
@@ -212,13 +207,13 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
 
   LlamaWeights w;
   w.config = c;
+  auto emb = packed_detail::f32_tensor(ct, "token_embedding", {c.vocab_size, c.dim}, what);  // sizes checked first
   w.token_embedding = Matrix<float>(c.vocab_size, c.dim);
-  auto emb = packed_detail::f32_tensor(ct, "token_embedding", {c.vocab_size, c.dim}, what);
   std::copy(emb.begin(), emb.end(), w.token_embedding.data());
   w.rms_final = packed_detail::f32_tensor(ct, "rms_final", {c.dim}, what);
   if (!c.shared_classifier) {
-    w.classifier = Matrix<float>(c.vocab_size, c.dim);
     auto cls = packed_detail::f32_tensor(ct, "classifier", {c.vocab_size, c.dim}, what);
+    w.classifier = Matrix<float>(c.vocab_size, c.dim);
     std::copy(cls.begin(), cls.end(), w.classifier.data());
   }
   struct Installed {

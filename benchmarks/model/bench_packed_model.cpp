@@ -1,0 +1,143 @@
+// End-to-end decode through the packed kernels: tokens/s and resident decoder-linear weight bytes for
+// dense f32 vs W8A8 vs 2:4+W8 vs W4 g32 (sym, RTN) on stories260K and on a synthetic model with two
+// LLaMA-7B-shaped blocks (dim 4096, FFN 11008, 32 heads, vocab 256, random weights), where every
+// decode step streams the block weights from memory.
+//
+// Each variant is built the way the compression pipeline builds it: fake quantization / pruning of
+// the float weights (RTN, magnitude 2:4), InputQuantLinear(…, 8) for A8, then model::pack_model.
+// Counters: tokens/s; linear_MB = decoder-linear bytes as held by the ops (codes + scales + zeros +
+// indices, padding included; the dense row is the f32 matrices); bytes_per_second = linear bytes
+// streamed per second. Kernel threads = 1 (single-threaded decode).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sparq/io/llama2c.hpp>
+#include <sparq/model/input_quant_linear.hpp>
+#include <sparq/model/llama.hpp>
+#include <sparq/model/pack_model.hpp>
+#include <sparq/prune/magnitude.hpp>
+#include <sparq/prune/nm.hpp>
+#include <sparq/prune/pruner.hpp>
+#include <sparq/quant/quantizer.hpp>
+
+using namespace sparq;
+using namespace sparq::model;
+
+namespace {
+
+enum class Variant { dense, w8a8, nm24_w8, w4_g32 };
+
+/// Cheap deterministic fill (64-bit LCG mapped to [-s, s)).
+void fill(float* p, std::size_t n, float s, std::uint64_t seed) {
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    p[i] = s * (static_cast<float>(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
+
+LlamaWeights synthetic_7b_weights() {
+  LlamaConfig c;
+  c.dim = 4096;
+  c.hidden_dim = 11008;
+  c.n_layers = 2;
+  c.n_heads = 32;
+  c.n_kv_heads = 32;
+  c.vocab_size = 256;
+  c.seq_len = 512;
+  auto w = LlamaWeights::zeros(c);
+  std::uint64_t seed = 1;
+  fill(w.token_embedding.data(), w.token_embedding.size(), 1.0f, seed++);
+  for (auto& b : w.blocks) {
+    b.rms_att.assign(c.dim, 1.0f);
+    b.rms_ffn.assign(c.dim, 1.0f);
+    for (Linear l : all_linears) fill(b.linear(l).data(), b.linear(l).size(), 1.0f / 64.0f, seed++);
+  }
+  w.rms_final.assign(c.dim, 1.0f);
+  return w;
+}
+
+/// Compresses `m` as `v` (fake quantization / pruning of the floats, then pack_model).
+void compress(Llama& m, Variant v) {
+  if (v == Variant::dense) return;
+  QuantOptions tail;
+  tail.tail_group = true;
+  for (std::size_t b = 0; b < m.config().n_layers; ++b) {
+    for (Linear l : all_linears) {
+      auto& w = m.block_weights(b).linear(l);
+      if (v == Variant::nm24_w8) (void)Pruner<Magnitude, NM<2, 4>>{}.prune(w.view());
+      if (v == Variant::w4_g32) w = Quantizer<Symmetric, PerGroup<32>, 4>(tail).fake_quantize(w.view());
+      else w = Quantizer<Symmetric, PerChannel, 8>{}.fake_quantize(w.view());
+    }
+    m.refresh_block(b);
+    if (v == Variant::w8a8)
+      for (Linear l : all_linears) m.set_linear(b, l, std::make_unique<InputQuantLinear>(m.take_linear(b, l), 8));
+  }
+  PackOptions o;
+  o.format = v == Variant::w8a8 ? PackFormat::w8 : v == Variant::nm24_w8 ? PackFormat::nm_w8 : PackFormat::w4;
+  o.group_size = 32;
+  (void)pack_model(m, o);
+}
+
+/// One model at a time (the 7B-shaped ones hold ~1.2 GB of floats each).
+const Llama* model_for(bool big, Variant v) {
+  static std::unique_ptr<Llama> cur;
+  static int key = -1;
+  const int k = (big ? 100 : 0) + static_cast<int>(v);
+  if (k != key) {
+    cur.reset();
+    key = k;
+    if (big) {
+      cur = std::make_unique<Llama>(synthetic_7b_weights());
+    } else {
+      const std::string p = std::string(SPARQ_DATA_DIR) + "/models/stories260K.bin";
+      if (!std::filesystem::exists(p)) return nullptr;
+      cur = std::make_unique<Llama>(io::read_llama2c(p));
+    }
+    compress(*cur, v);
+  }
+  return cur.get();
+}
+
+void run_decode(benchmark::State& state, bool big, Variant v) {
+  const Llama* m = model_for(big, v);
+  if (!m) {
+    state.SkipWithError("model data not found");
+    return;
+  }
+  const auto& c = m->config();
+  const std::size_t ctx = big ? 64 : 256;
+  LlamaState st(c, ctx);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    if (st.length() == ctx) {
+      st.reset();
+      i = 0;
+    }
+    benchmark::DoNotOptimize(m->decode(static_cast<int>((i++ * 131 + 1) % c.vocab_size), st));
+  }
+  const auto bytes = m->linear_weight_bytes();
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["linear_MB"] = static_cast<double>(bytes) / 1e6;
+  state.SetLabel(m->linear(0, Linear::w2).describe());
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(run_decode, stories_dense, false, Variant::dense)->Name("decode/stories260K/dense_f32")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(run_decode, stories_w8a8, false, Variant::w8a8)->Name("decode/stories260K/w8a8")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(run_decode, stories_nm24, false, Variant::nm24_w8)->Name("decode/stories260K/nm24_w8")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(run_decode, stories_w4, false, Variant::w4_g32)->Name("decode/stories260K/w4_g32")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(run_decode, big_dense, true, Variant::dense)->Name("decode/7b_blocks/dense_f32")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run_decode, big_w8a8, true, Variant::w8a8)->Name("decode/7b_blocks/w8a8")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run_decode, big_nm24, true, Variant::nm24_w8)->Name("decode/7b_blocks/nm24_w8")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run_decode, big_w4, true, Variant::w4_g32)->Name("decode/7b_blocks/w4_g32")->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
