@@ -54,16 +54,10 @@ void gemm_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint
   const std::size_t wb = block_q8_workspace_bytes(cols);
   auto* base = static_cast<unsigned char*>(work);
   for (std::size_t t = 0; t < tokens; ++t) quantize_block_q8(x + t * cols, cols, BlockQ8::carve(base + t * wb, cols));
-  const std::size_t r = group / 32, ng = cols / group;
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t t = 0; t < tokens; ++t) {
-      const BlockQ8 act = BlockQ8::carve(base + t * wb, cols);
-      for (std::size_t k = r0; k < r1; ++k) {
-        const std::uint8_t* c = codes + k * (cols / 2);
-        y[t * rows + k] = zeros != nullptr
-                              ? detail::q4_row<Arch, true, detail::has_vnni>(c, scales + k * ng, zeros + k * ng, cols, r, act)
-                              : detail::q4_row<Arch, false, detail::has_vnni>(c, scales + k * ng, nullptr, cols, r, act);
-      }
+      detail::q4_rows_range<Arch, detail::has_vnni, false>(codes, scales, zeros, r0, r1, cols, group,
+                                                           BlockQ8::carve(base + t * wb, cols), y + t * rows);
     }
   });
 }

@@ -34,76 +34,118 @@ SPARQ_TARGET_BEGIN
 namespace detail {
 
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
-/// One row, AVX-512. r = G/32 blocks of 32 per group.
-template <bool Asym, bool Vnni>
-[[nodiscard]] inline float q4_row_avx512(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
-                                         std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+/// NR rows at once, AVX-512 (row i: codes + i·cstride, sw + i·sstride, zp + i·sstride). r = G/32
+/// blocks of 32 per group. The rows share the activation loads and the activation-side terms; each
+/// row's result is computed by exactly the same operation sequence as with NR = 1 (bit-identical).
+/// Prefetch: software-prefetch the rows 2·NR further on (decode GEMV streaming rows from memory;
+/// prefetches never fault, so reading past the last row is harmless).
+template <bool Asym, bool Vnni, int NR, bool Prefetch = false>
+inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const float* sw, const std::uint8_t* zp,
+                           std::size_t sstride, std::size_t cols, std::size_t r, const BlockQ8& act,
+                           float* out) noexcept {
   const __m512i nib = _mm512_set1_epi8(0x0f);
-  const __m512i ones16 = _mm512_set1_epi16(1);
   const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512i expand = r == 1   ? _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                          : r == 2 ? _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)
                                   : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const auto gmask = static_cast<__mmask16>((1u << (16 / r)) - 1);
-  __m512 accf = _mm512_setzero_ps();
+  __m512 accf[NR];
+  for (int i = 0; i < NR; ++i) accf[i] = _mm512_setzero_ps();
 
-  auto block = [&](const std::uint8_t* cb, const float* swb, const std::uint8_t* zb, std::size_t base) {
-    __m512i acc[4];
+  // cb(i): 256 code bytes of row i; swb(i) / zb(i): its scales / zeros for these 16 blocks.
+  auto block = [&](auto cb, auto swb, auto zb, std::size_t base) {
+    __m512i acc[NR][4];
     for (int k = 0; k < 4; ++k) {
-      const __m512i w = _mm512_loadu_si512(cb + 64 * k);
-      const __m512i lo = _mm512_and_si512(w, nib);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
       const __m512i xe = _mm512_load_si512(act.q + base + 128 * k);
       const __m512i xo = _mm512_load_si512(act.q + base + 128 * k + 64);
-      if constexpr (Vnni) {
+      for (int i = 0; i < NR; ++i) {
+        const __m512i w = _mm512_loadu_si512(cb(i) + 64 * k);
+        const __m512i lo = _mm512_and_si512(w, nib);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+        if constexpr (Vnni) {
 #if defined(__AVX512VNNI__)
-        acc[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe), hi, xo);
+          acc[i][k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe), hi, xo);
 #endif
-      } else {
-        acc[k] = _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo)),
-                                   ones16);
+        } else {
+          acc[i][k] = _mm512_madd_epi16(
+              _mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo)), _mm512_set1_epi16(1));
+        }
       }
     }
-    // each 128-bit lane of acc[k] holds 4 partial sums of block 4k + lane: transpose-add them
-    const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[0], acc[1]), _mm512_unpackhi_epi32(acc[0], acc[1]));
-    const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[2], acc[3]), _mm512_unpackhi_epi32(acc[2], acc[3]));
-    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
-    __m512i d = _mm512_permutexvar_epi32(perm, u);  // natural block order
     const std::size_t sb = base / 32;
     const __m512i qsum = _mm512_loadu_si512(act.sum + sb);
-    if constexpr (Asym) {
-      __m512i z;
-      if (r == 1) {
-        z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(zb)));
+    const __m512i q8 = _mm512_slli_epi32(qsum, 3);
+    const __m512 ascale = _mm512_loadu_ps(act.scale + sb);
+    for (int i = 0; i < NR; ++i) {
+      // each 128-bit lane of acc[i][k] holds 4 partial sums of block 4k + lane: transpose-add them
+      const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[i][0], acc[i][1]),
+                                          _mm512_unpackhi_epi32(acc[i][0], acc[i][1]));
+      const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[i][2], acc[i][3]),
+                                          _mm512_unpackhi_epi32(acc[i][2], acc[i][3]));
+      const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+      __m512i d = _mm512_permutexvar_epi32(perm, u);  // natural block order
+      if constexpr (Asym) {
+        __m512i z;
+        if (r == 1) {
+          z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(zb(i))));
+        } else {
+          z = _mm512_permutexvar_epi32(expand, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gmask, zb(i))));
+        }
+        d = _mm512_sub_epi32(d, _mm512_mullo_epi32(z, qsum));
       } else {
-        z = _mm512_permutexvar_epi32(expand, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gmask, zb)));
+        d = _mm512_sub_epi32(d, q8);
       }
-      d = _mm512_sub_epi32(d, _mm512_mullo_epi32(z, qsum));
-    } else {
-      d = _mm512_sub_epi32(d, _mm512_slli_epi32(qsum, 3));
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), ascale);
+      const __m512 s =
+          r == 1 ? _mm512_loadu_ps(swb(i)) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb(i)));
+      accf[i] = _mm512_fmadd_ps(f, s, accf[i]);
     }
-    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), _mm512_loadu_ps(act.scale + sb));
-    const __m512 s = r == 1 ? _mm512_loadu_ps(swb) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb));
-    accf = _mm512_fmadd_ps(f, s, accf);
   };
 
   const std::size_t nfull = cols / 512;
   const std::size_t gpb = 16 / r;  // groups per 512-input block
   for (std::size_t b = 0; b < nfull; ++b) {
-    block(codes + b * 256, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 512);
+    if constexpr (Prefetch) {  // the same block of the rows two calls ahead (the row stream is interleaved)
+      const std::uintptr_t cp = reinterpret_cast<std::uintptr_t>(codes) + 2 * NR * cstride + b * 256;
+      const std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(sw + b * gpb) + 2 * NR * sstride * sizeof(float);
+      const std::uintptr_t zq = reinterpret_cast<std::uintptr_t>(zp) + 2 * NR * sstride + b * gpb;
+      for (int i = 0; i < NR; ++i) {
+        const auto* pc = reinterpret_cast<const char*>(cp + i * cstride);
+        _mm_prefetch(pc, _MM_HINT_T0);
+        _mm_prefetch(pc + 64, _MM_HINT_T0);
+        _mm_prefetch(pc + 128, _MM_HINT_T0);
+        _mm_prefetch(pc + 192, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sp + i * sstride * sizeof(float)), _MM_HINT_T0);
+        if constexpr (Asym) _mm_prefetch(reinterpret_cast<const char*>(zq + i * sstride), _MM_HINT_T0);
+      }
+    }
+    block([&](int i) { return codes + i * cstride + b * 256; }, [&](int i) { return sw + i * sstride + b * gpb; },
+          [&](int i) { return zp + i * sstride + b * gpb; }, b * 512);
   }
   const std::size_t rem = cols - nfull * 512;
   if (rem != 0) {
-    alignas(64) std::uint8_t cbuf[256] = {};
-    float sbuf[16] = {};
-    std::uint8_t zbuf[16] = {};
+    alignas(64) std::uint8_t cbuf[NR][256] = {};
+    float sbuf[NR][16] = {};
+    std::uint8_t zbuf[NR][16] = {};
     const std::size_t ng = rem / (32 * r);
-    std::memcpy(cbuf, codes + nfull * 256, rem / 2);
-    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
-    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
-    block(cbuf, sbuf, zbuf, nfull * 512);
+    for (int i = 0; i < NR; ++i) {
+      std::memcpy(cbuf[i], codes + i * cstride + nfull * 256, rem / 2);
+      std::memcpy(sbuf[i], sw + i * sstride + nfull * gpb, ng * sizeof(float));
+      if constexpr (Asym) std::memcpy(zbuf[i], zp + i * sstride + nfull * gpb, ng);
+    }
+    block([&](int i) { return &cbuf[i][0]; }, [&](int i) { return &sbuf[i][0]; }, [&](int i) { return &zbuf[i][0]; },
+          nfull * 512);
   }
-  return _mm512_reduce_add_ps(accf);
+  for (int i = 0; i < NR; ++i) out[i] = _mm512_reduce_add_ps(accf[i]);
+}
+
+/// One row, AVX-512.
+template <bool Asym, bool Vnni>
+[[nodiscard]] inline float q4_row_avx512(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+                                         std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+  float out;
+  q4_rows_avx512<Asym, Vnni, 1>(codes, 0, sw, zp, 0, cols, r, act, &out);
+  return out;
 }
 #endif
 
@@ -196,6 +238,10 @@ template <bool Asym>
   return acc;
 }
 
+/// Rows the AVX-512 kernel computes together (they share the activation loads).
+inline constexpr int q4_rows = 4;
+
+
 template <class Arch, bool Asym, bool Vnni>
 [[nodiscard]] inline float q4_row(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp, std::size_t cols,
                                   std::size_t r, const BlockQ8& act) noexcept {
@@ -210,23 +256,47 @@ template <class Arch, bool Asym, bool Vnni>
 
 }  // namespace detail
 
+namespace detail {
+
+/// Rows [k0, k1) of the W4A8 product into y[k0..k1): groups of q4_rows rows on AVX-512 (Prefetch:
+/// streaming decode), then single rows. Each row's value is independent of the grouping.
+template <class Arch, bool Vnni, bool Prefetch>
+inline void q4_rows_range(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t k0,
+                          std::size_t k1, std::size_t cols, std::size_t group, const BlockQ8& act, float* y) noexcept {
+  const std::size_t r = group / 32;
+  const std::size_t ng = cols / group;
+  const std::size_t cb = cols / 2;
+  std::size_t k = k0;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  if constexpr (is_avx512bw_v<Arch>) {
+    constexpr bool V = Vnni && has_vnni;
+    for (; k + q4_rows <= k1; k += q4_rows) {
+      if (zeros != nullptr) {
+        q4_rows_avx512<true, V, q4_rows, Prefetch>(codes + k * cb, cb, scales + k * ng, zeros + k * ng, ng, cols, r,
+                                                   act, y + k);
+      } else {
+        q4_rows_avx512<false, V, q4_rows, Prefetch>(codes + k * cb, cb, scales + k * ng, nullptr, ng, cols, r, act,
+                                                    y + k);
+      }
+    }
+  }
+#endif
+  for (; k < k1; ++k) {
+    y[k] = zeros != nullptr ? q4_row<Arch, true, Vnni>(codes + k * cb, scales + k * ng, zeros + k * ng, cols, r, act)
+                            : q4_row<Arch, false, Vnni>(codes + k * cb, scales + k * ng, nullptr, cols, r, act);
+  }
+}
+
+}  // namespace detail
+
 /// W4A8 GEMV: y[k] = Σ_b s[k][g(b)]·a[b]·Σ_{j in b}(u[k][j] − z[k][g(b)])·qx[j] (see the header).
 /// codes rows × cols/2 bytes; scales (and zeros, or nullptr for symmetric) rows × cols/group;
 /// group ∈ {32, 64, 128}, cols % group == 0; `act` built for the same cols.
 template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
 void gemv_q4_a8(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
                 std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads = 1) noexcept {
-  const std::size_t r = group / 32;
-  const std::size_t ng = cols / group;
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t k = r0; k < r1; ++k) {
-      const std::uint8_t* c = codes + k * (cols / 2);
-      if (zeros != nullptr) {
-        y[k] = detail::q4_row<Arch, true, Vnni>(c, scales + k * ng, zeros + k * ng, cols, r, act);
-      } else {
-        y[k] = detail::q4_row<Arch, false, Vnni>(c, scales + k * ng, nullptr, cols, r, act);
-      }
-    }
+    detail::q4_rows_range<Arch, Vnni, true>(codes, scales, zeros, r0, r1, cols, group, act, y);
   });
 }
 

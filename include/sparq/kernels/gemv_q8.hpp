@@ -132,7 +132,7 @@ template <class Arch, bool Vnni = has_vnni>
 /// Σ_j float(q[j])·x[j] (int8 weights widened to float), fixed order per arch.
 template <class Arch>
 [[nodiscard]] inline float dot_s8_f32(const std::int8_t* q, const float* x, std::size_t n) noexcept {
-  std::size_t j = 0;
+  [[maybe_unused]] std::size_t j = 0;  // used by the vector paths only
   if constexpr (is_avx512bw_v<Arch>) {
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
     auto wf = [](const std::int8_t* p) {
@@ -186,6 +186,101 @@ template <class Arch>
   return r;
 }
 
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+/// Prefetches (never faulting) the 64-byte lines [p, p + bytes) of a row two row-groups ahead.
+inline void prefetch_span(std::uintptr_t p, std::size_t bytes) noexcept {
+  for (std::size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
+#if defined(__AVX512VNNI__)
+/// Σ_j b[j] over int8 (exact), for the unsigned-weight VNNI form below.
+[[nodiscard]] inline std::int32_t sum_s8_avx512(const std::int8_t* b, std::size_t n) noexcept {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  for (std::size_t j = 0; j < n; j += 64) {
+    const __mmask64 m = n - j >= 64 ? ~__mmask64{0} : ((__mmask64{1} << (n - j)) - 1);
+    acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, b + j));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+
+/// NR rows of Σ_j a[r][j]·b[j] (rows a + r·stride), exact, AVX-512 VNNI with the weights as the
+/// unsigned operand: ua = a + 128 (xor 0x80), Σ ua·b = Σ a·b + 128·Σ b, and `bsum` = Σ b is
+/// computed once per call. |Σ ua·b| per int32 lane ≤ 255·127·cols/16 < 2^31 for cols ≤ 131072.
+template <int NR, bool Prefetch>
+inline void dot_s8_rows_vnni(const std::int8_t* a, std::size_t stride, const std::int8_t* b, std::size_t n,
+                             std::int32_t bsum, std::int32_t* out) noexcept {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i acc[NR][2];
+  for (int r = 0; r < NR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  std::size_t j = 0;
+  for (; j + 128 <= n; j += 128) {
+    if constexpr (Prefetch) {
+      for (int r = 0; r < NR; ++r)
+        prefetch_span(reinterpret_cast<std::uintptr_t>(a) + (r + 2 * NR) * stride + j, 128);
+    }
+    const __m512i x0 = _mm512_loadu_si512(b + j), x1 = _mm512_loadu_si512(b + j + 64);
+    for (int r = 0; r < NR; ++r) {
+      const std::int8_t* ar = a + r * stride + j;
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_xor_si512(_mm512_loadu_si512(ar), flip), x0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_xor_si512(_mm512_loadu_si512(ar + 64), flip), x1);
+    }
+  }
+  for (; j < n; j += 64) {  // masked tail: lanes past n have x = 0, so their 128 contributes nothing
+    const __mmask64 m = n - j >= 64 ? ~__mmask64{0} : ((__mmask64{1} << (n - j)) - 1);
+    const __m512i x0 = _mm512_maskz_loadu_epi8(m, b + j);
+    for (int r = 0; r < NR; ++r) {
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, a + r * stride + j), flip), x0);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(acc[r][0], acc[r][1])) - 128 * bsum;
+  }
+}
+#endif
+
+/// NR rows of Σ_j float(q[r][j])·x[j], the same operation sequence per row as dot_s8_f32 on
+/// AVX-512 (so results are bit-identical to it); x loads are shared by the rows.
+template <int NR, bool Prefetch>
+inline void dot_s8_f32_rows_avx512(const std::int8_t* q, std::size_t stride, const float* x, std::size_t n,
+                                   float* out) noexcept {
+  auto wf = [](const std::int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  };
+  __m512 s[NR][4];
+  for (int r = 0; r < NR; ++r) s[r][0] = s[r][1] = s[r][2] = s[r][3] = _mm512_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    if constexpr (Prefetch) {
+      for (int r = 0; r < NR; ++r) prefetch_span(reinterpret_cast<std::uintptr_t>(q) + (r + 2 * NR) * stride + j, 64);
+    }
+    const __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
+    const __m512 x2 = _mm512_loadu_ps(x + j + 32), x3 = _mm512_loadu_ps(x + j + 48);
+    for (int r = 0; r < NR; ++r) {
+      const std::int8_t* qr = q + r * stride + j;
+      s[r][0] = _mm512_fmadd_ps(wf(qr), x0, s[r][0]);
+      s[r][1] = _mm512_fmadd_ps(wf(qr + 16), x1, s[r][1]);
+      s[r][2] = _mm512_fmadd_ps(wf(qr + 32), x2, s[r][2]);
+      s[r][3] = _mm512_fmadd_ps(wf(qr + 48), x3, s[r][3]);
+    }
+  }
+  for (; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + r * stride + j)));
+      s[r][0] = _mm512_fmadd_ps(w, xv, s[r][0]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_add_ps(s[r][2], s[r][3])));
+  }
+}
+#endif
+
+/// Rows computed together by the AVX-512 int8 GEMV kernels.
+inline constexpr int q8_rows = 4;
+
 }  // namespace detail
 
 /// W8A32: y[k] = scale[k]·Σ_j q[k][j]·x[j]. q rows × cols row-major (row stride cols).
@@ -193,7 +288,17 @@ template <class Arch = xsimd::default_arch>
 void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
                  float* y, int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t k = r0; k < r1; ++k) y[k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x, cols);
+    std::size_t k = r0;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (detail::is_avx512bw_v<Arch>) {
+      float d[detail::q8_rows];
+      for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
+        detail::dot_s8_f32_rows_avx512<detail::q8_rows, true>(q + k * cols, cols, x, cols, d);
+        for (int r = 0; r < detail::q8_rows; ++r) y[k + r] = scale[k + r] * d[r];
+      }
+    }
+#endif
+    for (; k < r1; ++k) y[k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x, cols);
   });
 }
 
@@ -201,6 +306,24 @@ void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std
 template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
 void gemv_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
                 float sx, float* y, int threads = 1) noexcept {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+  if constexpr (detail::is_avx512bw_v<Arch> && Vnni) {
+    const std::int32_t qsum = detail::sum_s8_avx512(qx, cols);
+    for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+      std::int32_t d[detail::q8_rows];
+      std::size_t k = r0;
+      for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
+        detail::dot_s8_rows_vnni<detail::q8_rows, true>(q + k * cols, cols, qx, cols, qsum, d);
+        for (int r = 0; r < detail::q8_rows; ++r) y[k + r] = sx * scale[k + r] * static_cast<float>(d[r]);
+      }
+      for (; k < r1; ++k) {
+        detail::dot_s8_rows_vnni<1, false>(q + k * cols, cols, qx, cols, qsum, d);
+        y[k] = sx * scale[k] * static_cast<float>(d[0]);
+      }
+    });
+    return;
+  }
+#endif
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t k = r0; k < r1; ++k) {
       y[k] = sx * scale[k] * static_cast<float>(detail::dot_s8<Arch, Vnni>(q + k * cols, qx, cols));
