@@ -12,6 +12,7 @@
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
+#include "sparq/kernels/gemv_nm_a8.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
 
@@ -142,7 +143,30 @@ void bm_q4(benchmark::State& st, std::size_t group, bool asym) {
   counters(st, (0.5 * K + (4.0 + (asym ? 1.0 : 0.0)) * static_cast<double>(ng)) * R, static_cast<double>(K) * R);
 }
 
-// 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values. Dense-equivalent weights/s.
+// Read-only bandwidth yardstick: sums 256 MiB with four independent vector accumulators (the GEMV
+// kernels only read their weights, so this is their memory limit).
+void bm_read(benchmark::State& st) {
+  const std::size_t n = kCopyBytes / sizeof(float);
+  Buf<float> a(n);
+  fill_floats(a.data(), n, 2, -1, 1);
+  const float* pa = a.data();
+  for (auto _ : st) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (std::size_t i = 0; i < n; i += 64) {  // one float per 64-byte line of each of four lines in flight
+      s0 += pa[i];
+      s1 += pa[i + 16];
+      s2 += pa[i + 32];
+      s3 += pa[i + 48];
+    }
+    float s = (s0 + s1) + (s2 + s3);
+    benchmark::DoNotOptimize(s);
+  }
+  st.SetBytesProcessed(static_cast<std::int64_t>(n * sizeof(float) * st.iterations()));
+}
+
+// 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values (float gather), 2 = int4 g32
+// values with int8 activations (gemv_nm24_q4_f32, 2:4 only), 3 = the same on the tiled layout
+// (gemv_nm24_q4_tiled_f32; same bytes). Dense-equivalent weights/s.
 void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
   const int threads = static_cast<int>(st.range(0));
   const std::size_t nk = K / m * n, ib = sk::nm_index_row_bytes(nk, m), ng = nk / 32;
@@ -167,12 +191,21 @@ void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
     }
     bytes += 4.0 * nk * R;
   } else {
-    Buf<std::uint8_t> codes(nk / 2 * R);
+    Buf<std::uint8_t> codes(nk / 2 * R), work(sk::nm_q8_workspace_bytes(K));
     Buf<float> s(ng * R);
     fill_bytes(codes.data(), nk / 2 * R, 16);
     fill_floats(s.data(), ng * R, 17, 0.001f, 0.01f);
+    Buf<std::uint8_t> tiles(fmt == 3 ? sk::nm24_q4_tile_row_bytes(K) * R : 1);
+    if (fmt == 3) sk::pack_nm24_q4_tiles(codes.data(), idx.data(), R, K, tiles.data());
     for (auto _ : st) {
-      sk::gemv_nm_q4(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, n, m, x.data(), y.data(), threads);
+      if (fmt == 3) {
+        sk::gemv_nm24_q4_tiled_f32(tiles.data(), s.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
+      } else if (fmt == 2) {
+        sk::gemv_nm24_q4_f32(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, x.data(), y.data(), work.data(),
+                             threads);
+      } else {
+        sk::gemv_nm_q4(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, n, m, x.data(), y.data(), threads);
+      }
       benchmark::DoNotOptimize(y.data());
     }
     bytes += (0.5 * nk + 4.0 * ng) * R;
@@ -233,6 +266,7 @@ const std::string kShape = "/4096x65536";
 int reg = [] {
   benchmark::RegisterBenchmark("yardstick/memcpy/256MiB", bm_memcpy)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("yardstick/triad/256MiB", bm_triad)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("yardstick/read/256MiB", bm_read)->Unit(benchmark::kMillisecond)->UseRealTime();
   auto th = [](benchmark::internal::Benchmark* b) {
     b->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
   };
@@ -245,6 +279,8 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/nm24_f32" + kShape).c_str(), bm_nm, 2, 4, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm48_f32" + kShape).c_str(), bm_nm, 4, 8, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32" + kShape).c_str(), bm_nm, 2, 4, 1));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_a8" + kShape).c_str(), bm_nm, 2, 4, 2));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_tiled_a8" + kShape).c_str(), bm_nm, 2, 4, 3));
   th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_bf16));
   th(benchmark::RegisterBenchmark("gemm/f32/512x4096x4096", bm_gemm, 0));
   th(benchmark::RegisterBenchmark("gemm/int8_a8/512x4096x4096", bm_gemm, 1));
