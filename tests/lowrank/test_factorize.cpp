@@ -334,3 +334,52 @@ TEST_CASE("LowRankLinear and CompensatedLinear compute A(Bx) and Ŵx + A(Bx)", "
   auto c = LowRankCompensation(LowRankCompensationOptions{3}).apply(w.view(), w_hat.view());
   CHECK_THROWS_AS(sparq::model::CompensatedLinear(nullptr, std::move(c)), sparq::error);
 }
+
+TEST_CASE("Whitening: damping, round trip, singular and bad statistics", "[lowrank][whitening]") {
+  const std::size_t cin = 12;
+  const auto x = correlated_activations(6, cin, 40);  // 6 tokens < 12 channels: H is singular
+  sparq::HessianAccumulator h(cin);
+  h.add(x.view());
+  const auto hm = h.hessian_f64();
+  double mean = 0;
+  for (std::size_t j = 0; j < cin; ++j) mean += hm(j, j);
+  mean /= double(cin);
+  const auto wc = Whitening::cholesky(h);
+  CHECK(wc.kind() == WhiteningKind::cholesky);
+  CHECK(wc.lambda() == Approx(0.01 * mean).epsilon(1e-12));
+  const auto w = gaussian_f(5, cin, 41);
+  const auto wd = detail::to_double(w.view());
+  for (const Whitening& wh : {wc, Whitening::diagonal(h), Whitening::identity(cin)}) {
+    auto m = wh.whiten(wd.view());
+    wh.unwhiten(m);
+    CHECK(frob_diff2(m, wd) < 1e-20 * 5 * cin);
+  }
+  // W·L·Lᵀ·Wᵀ = W (H + λI) Wᵀ: the whitened weight error is the damped output error.
+  const auto m = wc.whiten(wd.view());
+  for (std::size_t i = 0; i < 5; ++i) {
+    double lhs = 0, rhs = 0;
+    for (std::size_t j = 0; j < cin; ++j) lhs += m(i, j) * m(i, j);
+    for (std::size_t a = 0; a < cin; ++a)
+      for (std::size_t b = 0; b < cin; ++b) rhs += wd(i, a) * (hm(a, b) + (a == b ? wc.lambda() : 0.0)) * wd(i, b);
+    CHECK(lhs == Approx(rhs).epsilon(1e-10));
+  }
+  // damp = 0 on a singular H: the retry adds a tiny ridge instead of failing.
+  const auto w0 = Whitening::cholesky(hm.view(), 0.0);
+  CHECK(w0.lambda() > 0);
+  CHECK(w0.lambda() < 1e-5 * mean);
+  // Diagonal with a dead channel: fine with damping, an error without.
+  std::vector<double> d(cin, 1.0);
+  d[3] = 0.0;
+  CHECK(Whitening::diagonal(d).lambda() == Approx(0.01 * 11.0 / 12.0));
+  CHECK_THROWS_AS(Whitening::diagonal(d, 0.0), sparq::error);
+  d[3] = -1.0;
+  CHECK_THROWS_AS(Whitening::diagonal(d), sparq::error);
+  Matrix<double> rect(3, 4, 0.0);
+  CHECK_THROWS_AS(Whitening::cholesky(rect.view()), sparq::error);
+  Matrix<double> nan(3, 3, 0.0);
+  nan(1, 1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(Whitening::cholesky(nan.view()), sparq::error);
+  const auto wide = gaussian_f(2, cin + 1, 3);
+  CHECK_THROWS_AS(wc.whiten(detail::to_double(wide.view()).view()), sparq::error);
+  CHECK_THROWS_AS(factorize(gaussian_f(4, cin + 1, 3).view(), wc), sparq::error);
+}

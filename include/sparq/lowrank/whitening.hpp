@@ -9,10 +9,11 @@
 //   cholesky  S = L with (H + λI) = L Lᵀ (kernels::cholesky_lower, double). Damping as in GPTQ:
 //             λ = damp · mean(diag H), damp = 0.01 by default; if the factorisation still fails
 //             (a pivot ≤ 0 from rounding) λ is multiplied by 10, up to 6 times, then sparq::error.
-//             If mean(diag H) = 0 (all-zero inputs) λ = damp. The exact minimiser of the damped
+//             If mean(diag H) = 0 (all-zero inputs) λ = damp; with damp = 0 and a singular H
+//             the first retry uses λ = 1e-8·mean(diag H). The exact minimiser of the damped
 //             objective tr(ΔW (H+λI) ΔWᵀ); the undamped output error is what the tests measure.
 //   diagonal  S = diag(s_j), s_j = √(H_jj + λ), λ as above: the per-channel activation-scale
-//             variant (ASVD-like), from a ColumnSquareSum (its sums are the diagonal of XᵀX) or
+//             variant (ASVD-like; damp = 0 requires every channel to have energy), from a ColumnSquareSum (its sums are the diagonal of XᵀX) or
 //             from a Hessian. O(cin) memory, no Cholesky.
 // whiten(W) returns W S and unwhiten(B) returns B S⁻¹ (B S⁻¹ by multiplying with the explicit
 // lower-triangular inverse from kernels::invert_lower, through kernels::gemm; all in double).
@@ -61,8 +62,8 @@ class Whitening {
     Whitening w;
     w.kind_ = WhiteningKind::cholesky;
     w.cin_ = n;
-    double lambda = mean_diag(h) * damp;
-    if (!(lambda > 0)) lambda = damp;
+    const double mean = mean_diag(h);
+    double lambda = mean > 0 ? mean * damp : damp;
     w.l_ = Matrix<double>(n, n);
     for (int attempt = 0;; ++attempt) {
       for (std::size_t i = 0; i < n; ++i)
@@ -70,7 +71,7 @@ class Whitening {
       if (kernels::cholesky_lower(w.l_.data(), n, n) == n) break;
       SPARQ_CHECK(attempt < 6, "Whitening::cholesky: H + lambda*I is not positive definite even with lambda = ",
                   lambda, " (expected a positive semi-definite Hessian)");
-      lambda *= 10;
+      lambda = lambda > 0 ? lambda * 10 : (mean > 0 ? mean : 1.0) * 1e-8;  // damp = 0 on a singular H
     }
     w.lambda_ = lambda;
     w.linv_ = Matrix<double>(n, n);
@@ -93,8 +94,10 @@ class Whitening {
       mean += d[j];
     }
     mean /= static_cast<double>(d.size());
-    double lambda = mean * damp;
-    if (!(lambda > 0)) lambda = damp > 0 ? damp : 1.0;
+    const double lambda = mean > 0 ? mean * damp : (damp > 0 ? damp : 1.0);
+    for (std::size_t j = 0; j < d.size(); ++j)
+      SPARQ_CHECK(d[j] + lambda > 0, "Whitening::diagonal: channel ", j, " has zero energy and damp = 0 ",
+                  "(expected damp > 0 when an input channel is always zero)");
     Whitening w;
     w.kind_ = WhiteningKind::diagonal;
     w.cin_ = d.size();
