@@ -328,6 +328,13 @@ TEST_CASE("LowRankLinear and CompensatedLinear compute A(Bx) and Ŵx + A(Bx)", "
     for (std::size_t j = 0; j < cin; ++j) ref += double(w2(i, j)) * x(0, j);
     CHECK(std::fabs(y[i] - ref) <= 1e-4 * (1 + std::fabs(ref)));
   }
+  Matrix<float> yg(tokens, cout);
+  lr.gemm(x.view(), yg.view());
+  for (std::size_t t = 0; t < tokens; ++t) {
+    std::vector<float> yt(cout);
+    lr.gemv(x.row(t), yt.data());
+    for (std::size_t i = 0; i < cout; ++i) CHECK(yg(t, i) == yt[i]);
+  }
   CHECK_THROWS_AS(sparq::model::LowRankLinear(StoredFactor::encode(f.a.view(), FactorFormat::f32),
                                               StoredFactor::encode(f.a.view(), FactorFormat::f32)),
                   sparq::error);

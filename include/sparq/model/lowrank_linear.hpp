@@ -55,7 +55,15 @@ class LowRankLinear final : public LinearOp {
     b_.gemv(x, t.data());
     a_.gemv(t.data(), y);
   }
-  /// y += A(Bx) (scratch t of rank() floats supplied by the caller).
+  /// Y = X·(AB)ᵀ token by token with one scratch buffer (the factors' GEMV kernels).
+  void gemm(MatrixView<const float> X, MatrixView<float> Y) const override {
+    std::vector<float> t(rank());
+    for (std::size_t r = 0; r < X.rows(); ++r) {
+      b_.gemv(X.row(r), t.data());
+      a_.gemv(t.data(), Y.row(r));
+    }
+  }
+  /// y += A(Bx) (scratch: t of rank() and tmp of out_features() floats, supplied by the caller).
   void gemv_add(const float* x, float* y, float* t, float* tmp) const noexcept {
     b_.gemv(x, t);
     a_.gemv(t, tmp);
