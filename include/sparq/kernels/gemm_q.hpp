@@ -3,8 +3,9 @@
 // X is tokens × cols row-major, Y tokens × rows row-major; W layouts as in gemv_q8.hpp / gemv_q4.hpp.
 // Blocking: each work item takes 16 weight rows (16·cols bytes for int8: they stay in L1/L2) and
 // runs them against every token, so the weights are streamed from memory once per call instead of
-// once per token. Y[t][k] is computed by exactly the same row kernel as the GEMV, so every row of
-// Y equals the corresponding GEMV output bit for bit, for any thread count.
+// once per token. Y[t][k] is computed by exactly the same row kernel as the GEMV (on AVX-512 the
+// 4-rows-per-pass kernels, without the GEMV's streaming prefetch), so every row of Y equals the
+// corresponding GEMV output bit for bit, for any thread count.
 #pragma once
 
 #include <cstddef>
@@ -22,9 +23,19 @@ template <class Arch = xsimd::default_arch>
 void gemm_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
                  std::size_t tokens, float* y, int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t k = r0; k < r1; ++k)
-        y[t * rows + k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x + t * cols, cols);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      std::size_t k = r0;
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+      if constexpr (detail::is_avx512bw_v<Arch>) {  // 4 rows share the token's loads; bit-identical rows
+        float d[detail::q8_rows];
+        for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
+          detail::dot_s8_f32_rows_avx512<detail::q8_rows, false>(q + k * cols, cols, x + t * cols, cols, d);
+          for (int r = 0; r < detail::q8_rows; ++r) y[t * rows + k + r] = scale[k + r] * d[r];
+        }
+      }
+#endif
+      for (; k < r1; ++k) y[t * rows + k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x + t * cols, cols);
+    }
   });
 }
 
@@ -32,6 +43,27 @@ void gemm_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std
 template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
 void gemm_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
                 const float* sx, std::size_t tokens, float* y, int threads = 1) noexcept {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+  if constexpr (detail::is_avx512bw_v<Arch> && Vnni) {  // 4-row VNNI kernel, as gemv_q8_a8 (exact sums)
+    for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+      std::int32_t d[detail::q8_rows];
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const std::int8_t* xt = qx + t * cols;
+        const std::int32_t qsum = detail::sum_s8_avx512(xt, cols);
+        std::size_t k = r0;
+        for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
+          detail::dot_s8_rows_vnni<detail::q8_rows, false>(q + k * cols, cols, xt, cols, qsum, d);
+          for (int r = 0; r < detail::q8_rows; ++r) y[t * rows + k + r] = sx[t] * scale[k + r] * static_cast<float>(d[r]);
+        }
+        for (; k < r1; ++k) {
+          detail::dot_s8_rows_vnni<1, false>(q + k * cols, cols, xt, cols, qsum, d);
+          y[t * rows + k] = sx[t] * scale[k] * static_cast<float>(d[0]);
+        }
+      }
+    });
+    return;
+  }
+#endif
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t k = r0; k < r1; ++k)
