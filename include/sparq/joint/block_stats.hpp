@@ -1,0 +1,165 @@
+// BlockStats: the calibration statistics of one block's linear input groups, accumulating only what was requested.
+//
+// The layer-wise driver shows every window's input of each group (wq, wo, w1, w2 leaders) once;
+// BlockStats::add feeds exactly the accumulators of the StatRequest for that group and counts
+// every accumulator update (StatCounts, checked by the tests and reported by the compressor).
+// When a smoothing stage folds a scale s into a group (its input becomes x / s), it records s
+// here (smoothed_by); stages that run later read statistics of the smoothed input:
+//   Hessian:  H ← S⁻¹ H S⁻¹ (smooth_hessian, ALGORITHMS.md §9.2)
+//   abs-max / min / max: divided by s_j
+// and mask-only metrics (Wanda, SAR) score the unsmoothed weights W ⊘ s with the raw statistics,
+// which is the same score (|W_kj s_j|·‖x_j‖/s_j = |W_kj|·‖x_j‖; the SAR ranges of X Wᵀ are
+// unchanged by the fold).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/core/matrix_view.hpp"
+#include "sparq/core/stats.hpp"
+#include "sparq/joint/stat_request.hpp"
+#include "sparq/model/llama_weights.hpp"
+
+namespace sparq {
+
+/// Number of accumulator updates (add calls) per statistic kind.
+using StatCounts = std::array<std::size_t, stat_kind_count>;
+
+class BlockStats {
+ public:
+  BlockStats() = default;
+  explicit BlockStats(const StatRequest& req) : req_(req) {}
+
+  [[nodiscard]] const StatRequest& request() const noexcept { return req_; }
+
+  /// Adds one window's input `x` (tokens x cin) of the group led by `leader`.
+  void add(model::Linear leader, MatrixView<const float> x) {
+    Group& g = groups_[input_group_index(leader)];
+    const std::size_t cin = x.cols();
+    auto want = [&](StatKind k) { return req_.has(leader, k); };
+    if (want(StatKind::column_sq)) {
+      if (!g.sq) g.sq.emplace(cin);
+      g.sq->add(x);
+      ++counts_[static_cast<std::size_t>(StatKind::column_sq)];
+    }
+    if (want(StatKind::hessian)) {
+      if (!g.h) g.h.emplace(cin);
+      g.h->add(x);
+      ++counts_[static_cast<std::size_t>(StatKind::hessian)];
+    }
+    if (want(StatKind::absmax)) {
+      if (!g.absmax) g.absmax.emplace(cin);
+      g.absmax->add(x);
+      ++counts_[static_cast<std::size_t>(StatKind::absmax)];
+    }
+    if (want(StatKind::minmax)) {
+      if (!g.minmax) g.minmax.emplace(cin);
+      g.minmax->add(x);
+      ++counts_[static_cast<std::size_t>(StatKind::minmax)];
+    }
+    if (want(StatKind::mean_sequence)) {
+      if (!g.mean) g.mean.emplace(x.rows(), cin);
+      g.mean->add(x);
+      ++counts_[static_cast<std::size_t>(StatKind::mean_sequence)];
+    }
+  }
+
+  /// Accumulator updates so far, per StatKind.
+  [[nodiscard]] const StatCounts& counts() const noexcept { return counts_; }
+
+  [[nodiscard]] const ColumnSquareSum& column_sq(model::Linear l) const {
+    return need(group(l).sq, l, StatKind::column_sq);
+  }
+  [[nodiscard]] const HessianAccumulator& hessian_accumulator(model::Linear l) const {
+    return need(group(l).h, l, StatKind::hessian);
+  }
+  [[nodiscard]] const ColumnAbsMax& absmax_accumulator(model::Linear l) const {
+    return need(group(l).absmax, l, StatKind::absmax);
+  }
+  [[nodiscard]] const ColumnMinMax& minmax_accumulator(model::Linear l) const {
+    return need(group(l).minmax, l, StatKind::minmax);
+  }
+  /// The mean sequence of the group (computed once, then cached).
+  [[nodiscard]] const Matrix<float>& mean_sequence(model::Linear l) const {
+    const Group& g = group(l);
+    const MeanSequence& m = need(g.mean, l, StatKind::mean_sequence);
+    if (!g.mean_cache) g.mean_cache = m.mean();
+    return *g.mean_cache;
+  }
+
+  /// H of the group's current input (float, smoothing applied).
+  [[nodiscard]] Matrix<float> hessian(model::Linear l) const {
+    Matrix<float> h = hessian_accumulator(l).hessian();
+    if (const auto* s = smoothing(l)) {
+      for (std::size_t i = 0; i < h.rows(); ++i)
+        for (std::size_t j = 0; j < h.cols(); ++j) h(i, j) = h(i, j) / (*s)[i] / (*s)[j];
+    }
+    return h;
+  }
+  /// H in double (smoothing applied).
+  [[nodiscard]] Matrix<double> hessian_f64(model::Linear l) const {
+    Matrix<double> h = hessian_accumulator(l).hessian_f64();
+    if (const auto* s = smoothing(l)) {
+      for (std::size_t i = 0; i < h.rows(); ++i)
+        for (std::size_t j = 0; j < h.cols(); ++j)
+          h(i, j) = h(i, j) / static_cast<double>((*s)[i]) / static_cast<double>((*s)[j]);
+    }
+    return h;
+  }
+  /// max |x_j| of the group's current input (smoothing applied).
+  [[nodiscard]] std::vector<float> absmax(model::Linear l) const {
+    std::vector<float> a = absmax_accumulator(l).values();
+    if (const auto* s = smoothing(l))
+      for (std::size_t j = 0; j < a.size(); ++j) a[j] /= (*s)[j];
+    return a;
+  }
+
+  /// Records that the group of `l` was smoothed by `s` (its input is now x / s); cumulative.
+  void smoothed_by(model::Linear l, const std::vector<float>& s) {
+    Group& g = groups_[input_group_index(l)];
+    if (g.smooth.empty()) {
+      g.smooth = s;
+    } else {
+      SPARQ_CHECK(g.smooth.size() == s.size(), "BlockStats::smoothed_by: ", s.size(), " scales, expected ",
+                  g.smooth.size());
+      for (std::size_t j = 0; j < s.size(); ++j) g.smooth[j] *= s[j];
+    }
+  }
+  /// The cumulative smoothing scale of the group of `l`, or nullptr when it was not smoothed.
+  [[nodiscard]] const std::vector<float>* smoothing(model::Linear l) const noexcept {
+    const Group& g = group(l);
+    return g.smooth.empty() ? nullptr : &g.smooth;
+  }
+
+ private:
+  struct Group {
+    std::optional<ColumnSquareSum> sq;
+    std::optional<HessianAccumulator> h;
+    std::optional<ColumnAbsMax> absmax;
+    std::optional<ColumnMinMax> minmax;
+    std::optional<MeanSequence> mean;
+    mutable std::optional<Matrix<float>> mean_cache;
+    std::vector<float> smooth;
+  };
+
+  [[nodiscard]] const Group& group(model::Linear l) const noexcept { return groups_[input_group_index(l)]; }
+
+  template <class T>
+  static const T& need(const std::optional<T>& v, model::Linear l, StatKind k) {
+    if (!v)
+      detail::fail("BlockStats: the ", stat_name(k), " statistic of the ", model::linear_name(l),
+                   " input group was not collected (a stage read a statistic it did not request, or no "
+                   "calibration window reached the block)");
+    return *v;
+  }
+
+  StatRequest req_{};
+  std::array<Group, input_group_count> groups_{};
+  StatCounts counts_{};
+};
+
+}  // namespace sparq

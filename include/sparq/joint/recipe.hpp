@@ -1,0 +1,627 @@
+// RecipeSpec: run-time compression recipes — the recipe grammar (parse_recipe), the paper's named recipes, and the executor compress().
+//
+// Grammar (whitespace around tokens is ignored; names are lower case; see docs/jsq.md):
+//   recipe  := stage (',' stage)*
+//   stage   := edit | prune | smooth | quant | gptq | abits
+//   edit    := 'edit' [':' R] [':' ('tensor' | 'channel')]   Eq. 5 clamp, r = R ∈ [0, 0.5] (default 5e-5), per tensor (default) or per channel
+//            | 'edit' ':' 'pct' [':' H]                       the reference's percentile clip, clip_h = H (default 0.01)
+//   prune   := METRIC [':' S | ':' N ':' M] [':' PATTERN] [':lambda=' L]
+//              METRIC  ∈ magnitude | wanda | sar | sparsegpt
+//              S       sparsity ∈ [0, 1) (default 0.5); N:M keeps N of every M inputs (1:2 2:4 4:8 1:4 2:8)
+//              PATTERN ∈ row (per output row, default) | layer (one threshold per matrix) |
+//                        outch (whole output rows) | inch (whole input columns); sparsegpt: row or N:M only
+//              L       SAR's λ (default 2, the paper's; the reference code uses 2.1)
+//   smooth  := 'smooth' [':' ALPHA]                           SmoothQuant, α ∈ [0, 1] (default 0.5)
+//   quant   := 'w' B ['g' G] ['a' A] [':asym']                round-to-nearest weights: B bits (2,3,4,5,6,8), symmetric
+//                                                             per output channel, or per group of G inputs; A = activation bits
+//   gptq    := 'gptq' [':' 'w' B ['g' G] ['a' A]] [':sym']    GPTQ weights (default w4, asymmetric as GPTQ, per row)
+//   abits   := 'a' A                                          per-token activation bits only (2..16; 0 = float)
+// Examples: "edit:5e-5,sar:0.5,smooth:0.5,w8a8" (JSQ), "wanda:2:4,smooth,w8a8", "sparsegpt:0.6,gptq:w4g128",
+// "w4a8", "magnitude:0.5". Stage-order rules are those of Compressor<Stages...> (check_stage_order).
+// Bad strings throw sparq::error naming the token and what was expected.
+//
+// compress(model, windows, spec, options) runs the spec's stages through the same per-stage
+// functions as Compressor<Stages...> (joint/stages.hpp; pruners are dispatched to the same
+// Pruner<Metric, Pattern> instantiations), so a run-time recipe and its compile-time twin give
+// bit-identical weights.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/joint/activation_edit.hpp"
+#include "sparq/joint/compress_report.hpp"
+#include "sparq/joint/stage_driver.hpp"
+#include "sparq/joint/stage_traits.hpp"
+#include "sparq/joint/stages.hpp"
+#include "sparq/model/llama.hpp"
+
+namespace sparq {
+
+enum class PruneMetricKind : std::uint8_t { magnitude, wanda, sar, sparsegpt };
+enum class PrunePatternKind : std::uint8_t { unstructured, unstructured_layer, nm, output_channels, input_channels };
+
+struct EditStageSpec {
+  ActivationEditOptions options{EditMode::MinMaxTensor, 5e-5};
+};
+struct PruneStageSpec {
+  PruneMetricKind metric = PruneMetricKind::wanda;
+  PrunePatternKind pattern = PrunePatternKind::unstructured;
+  std::size_t n = 0, m = 0;  ///< N:M (pattern == nm)
+  PruneOptions options{};
+};
+struct SmoothStageSpec {
+  SmoothOptions options{};
+};
+/// Round-to-nearest weight quantization (what Quantizer<Scheme, Gran, Bits, MinMax> does).
+struct QuantStageSpec {
+  QuantConfig config{};
+};
+struct GptqStageSpec {
+  GptqSpec spec{};
+  GptqOptions options{};
+};
+using StageSpec = std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec>;
+
+/// A recipe built at run time.
+struct RecipeSpec {
+  std::string name;                    ///< the named recipe, or the parsed string
+  std::vector<StageSpec> stages;       ///< in order
+  std::optional<int> activation_bits;  ///< from 'aA' tokens; CompressOptions::activation_bits overrides
+  bool search = false;                 ///< JSQ: search the per-block editing vector (joint/jsq_search.hpp)
+
+  /// Pruning sparsity (1 − N/M for N:M; 0 without a pruner).
+  [[nodiscard]] double sparsity() const {
+    for (const auto& s : stages)
+      if (const auto* p = std::get_if<PruneStageSpec>(&s))
+        return p->pattern == PrunePatternKind::nm ? 1.0 - static_cast<double>(p->n) / static_cast<double>(p->m)
+                                                  : p->options.sparsity;
+    return 0.0;
+  }
+  /// Weight bits (32 without a quantizer).
+  [[nodiscard]] int weight_bits() const {
+    for (const auto& s : stages) {
+      if (const auto* q = std::get_if<QuantStageSpec>(&s)) return q->config.bits;
+      if (const auto* g = std::get_if<GptqStageSpec>(&s)) return g->spec.bits;
+    }
+    return 32;
+  }
+  [[nodiscard]] bool has_edit() const {
+    return !stages.empty() && std::holds_alternative<EditStageSpec>(stages.front());
+  }
+};
+
+namespace recipe_detail {
+
+[[nodiscard]] inline std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+[[nodiscard]] inline std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t p = 0;
+  for (;;) {
+    const std::size_t q = s.find(sep, p);
+    out.push_back(trim(s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p)));
+    if (q == std::string_view::npos) break;
+    p = q + 1;
+  }
+  return out;
+}
+
+[[nodiscard]] inline std::optional<double> to_double(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  double v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+[[nodiscard]] inline std::optional<std::size_t> to_size(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+[[noreturn]] inline void bad(std::string_view token, std::string_view expected) {
+  detail::fail("parse_recipe: bad token '", token, "': expected ", expected);
+}
+
+/// 'w' B ['g' G] ['a' A]: returns {bits, group, abits (-1 = none)} or throws.
+struct WeightToken {
+  int bits = 8;
+  std::size_t group = 0;
+  int abits = -1;
+};
+[[nodiscard]] inline WeightToken parse_weight_token(std::string_view tok, std::string_view full) {
+  WeightToken w;
+  std::size_t i = 1;  // after 'w'
+  auto number = [&](std::size_t& at) -> std::optional<std::size_t> {
+    const std::size_t b = at;
+    while (at < tok.size() && tok[at] >= '0' && tok[at] <= '9') ++at;
+    return to_size(tok.substr(b, at - b));
+  };
+  const auto b = number(i);
+  if (!b || !is_supported_int_bits(static_cast<int>(*b)))
+    bad(full, "'w' followed by weight bits 2, 3, 4, 5, 6 or 8 (e.g. w8a8, w4g128, w4a8)");
+  w.bits = static_cast<int>(*b);
+  if (i < tok.size() && tok[i] == 'g') {
+    ++i;
+    const auto g = number(i);
+    if (!g || *g == 0) bad(full, "a positive group size after 'g' (e.g. w4g128)");
+    w.group = *g;
+  }
+  if (i < tok.size() && tok[i] == 'a') {
+    ++i;
+    const auto a = number(i);
+    if (!a || !(*a == 0 || (*a >= 2 && *a <= 16))) bad(full, "activation bits 2..16 (or 0) after 'a' (e.g. w8a8)");
+    w.abits = static_cast<int>(*a);
+  }
+  if (i != tok.size()) bad(full, "w<bits>[g<group>][a<bits>] (e.g. w8a8, w4g128, w4a8)");
+  return w;
+}
+
+[[nodiscard]] inline PruneStageSpec parse_prune(PruneMetricKind metric, const std::vector<std::string_view>& parts,
+                                               std::string_view full) {
+  PruneStageSpec p;
+  p.metric = metric;
+  std::size_t i = 1;
+  auto is_int = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (i + 1 < parts.size() && is_int(parts[i]) && is_int(parts[i + 1])) {
+    const auto n = to_size(parts[i]), m = to_size(parts[i + 1]);
+    const bool ok = (*n == 1 && *m == 2) || (*n == 2 && *m == 4) || (*n == 4 && *m == 8) || (*n == 1 && *m == 4) ||
+                    (*n == 2 && *m == 8);
+    if (!ok) bad(full, "an N:M pattern among 1:2, 2:4, 4:8, 1:4, 2:8 (N kept of every M)");
+    p.pattern = PrunePatternKind::nm;
+    p.n = *n;
+    p.m = *m;
+    i += 2;
+  } else if (i < parts.size() && to_double(parts[i])) {
+    const double s = *to_double(parts[i]);
+    if (!(s >= 0.0 && s < 1.0)) bad(full, "a sparsity in [0, 1) (e.g. wanda:0.5)");
+    p.options.sparsity = s;
+    ++i;
+  }
+  for (; i < parts.size(); ++i) {
+    const std::string_view a = parts[i];
+    if (a == "row" && p.pattern != PrunePatternKind::nm) {
+      p.pattern = PrunePatternKind::unstructured;
+    } else if (a == "layer" && p.pattern != PrunePatternKind::nm) {
+      p.pattern = PrunePatternKind::unstructured_layer;
+    } else if (a == "outch" && p.pattern != PrunePatternKind::nm) {
+      p.pattern = PrunePatternKind::output_channels;
+    } else if (a == "inch" && p.pattern != PrunePatternKind::nm) {
+      p.pattern = PrunePatternKind::input_channels;
+    } else if (a.substr(0, 7) == "lambda=") {
+      const auto l = to_double(a.substr(7));
+      if (!l || *l < 0.0) bad(full, "lambda=<non-negative number> (e.g. sar:0.5:lambda=2.1)");
+      p.options.lambda = static_cast<float>(*l);
+    } else {
+      bad(full, "<metric>[:<sparsity> | :N:M][:row|layer|outch|inch][:lambda=<L>] (e.g. wanda:0.5, sar:2:4)");
+    }
+  }
+  if (metric == PruneMetricKind::sparsegpt && p.pattern != PrunePatternKind::unstructured &&
+      p.pattern != PrunePatternKind::nm)
+    bad(full, "sparsegpt with the row (default) or an N:M pattern (it chooses masks inside its sweep)");
+  return p;
+}
+
+[[nodiscard]] inline StageInfo info_of(const StageSpec& s) {
+  return std::visit(
+      [](const auto& x) -> StageInfo {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, EditStageSpec>) return StageTraits<ActivationEdit>::info;
+        else if constexpr (std::is_same_v<T, PruneStageSpec>) return StageTraits<Pruner<Magnitude, Unstructured>>::info;
+        else if constexpr (std::is_same_v<T, SmoothStageSpec>) return StageTraits<Smooth>::info;
+        else if constexpr (std::is_same_v<T, QuantStageSpec>)
+          return StageTraits<Quantizer<Symmetric, PerChannel, 8>>::info;
+        else return StageTraits<Gptq<GptqGrid<4>>>::info;
+      },
+      s);
+}
+
+/// Calls f(Pruner<Metric, Pattern>(options)) for the run-time metric and pattern.
+template <class Metric, class F>
+void with_pattern(const PruneStageSpec& p, F&& f) {
+  const PruneOptions& o = p.options;
+  switch (p.pattern) {
+    case PrunePatternKind::unstructured: f(Pruner<Metric, Unstructured>(o)); return;
+    case PrunePatternKind::nm:
+      if (p.n == 1 && p.m == 2) f(Pruner<Metric, NM<1, 2>>(o));
+      else if (p.n == 2 && p.m == 4) f(Pruner<Metric, NM<2, 4>>(o));
+      else if (p.n == 4 && p.m == 8) f(Pruner<Metric, NM<4, 8>>(o));
+      else if (p.n == 1 && p.m == 4) f(Pruner<Metric, NM<1, 4>>(o));
+      else if (p.n == 2 && p.m == 8) f(Pruner<Metric, NM<2, 8>>(o));
+      else detail::fail("recipe: N:M pattern ", p.n, ":", p.m, " is not one of 1:2, 2:4, 4:8, 1:4, 2:8");
+      return;
+    default:
+      if constexpr (std::is_same_v<Metric, SparseGPT>) {
+        detail::fail("recipe: sparsegpt supports the row (unstructured) and N:M patterns only");
+      } else {
+        if (p.pattern == PrunePatternKind::unstructured_layer) f(Pruner<Metric, UnstructuredLayer>(o));
+        else if (p.pattern == PrunePatternKind::output_channels) f(Pruner<Metric, OutputChannels>(o));
+        else f(Pruner<Metric, InputChannels>(o));
+      }
+      return;
+  }
+}
+template <class F>
+void with_pruner(const PruneStageSpec& p, F&& f) {
+  switch (p.metric) {
+    case PruneMetricKind::magnitude: with_pattern<Magnitude>(p, f); return;
+    case PruneMetricKind::wanda: with_pattern<Wanda>(p, f); return;
+    case PruneMetricKind::sar: with_pattern<SAR>(p, f); return;
+    case PruneMetricKind::sparsegpt: with_pattern<SparseGPT>(p, f); return;
+  }
+}
+
+/// Shortest decimal form of a double that reads back to the same value.
+[[nodiscard]] inline std::string number(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+/// Shortest %g form of a float that reads back (as a float) to the same value.
+[[nodiscard]] inline std::string number(float v) {
+  char buf[32];
+  for (int prec = 1; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(v));
+    if (std::strtof(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+}  // namespace recipe_detail
+
+/// Parses a recipe string (grammar in the file comment). Throws sparq::error naming the bad token.
+[[nodiscard]] inline RecipeSpec parse_recipe(std::string_view text) {
+  using namespace recipe_detail;
+  RecipeSpec spec;
+  spec.name = std::string(trim(text));
+  SPARQ_CHECK(!spec.name.empty(), "parse_recipe: empty recipe, expected stages such as 'wanda:0.5,smooth,w8a8'");
+  for (std::string_view tok : split(text, ',')) {
+    if (tok.empty()) bad(tok, "a stage between commas (edit, magnitude, wanda, sar, sparsegpt, smooth, w<bits>, gptq, a<bits>)");
+    const auto parts = split(tok, ':');
+    const std::string_view head = parts[0];
+    if (head == "edit") {
+      EditStageSpec e;
+      std::size_t i = 1;
+      if (i < parts.size() && parts[i] == "pct") {
+        e.options.mode = EditMode::PercentileCompat;
+        e.options.strength = 0.0;
+        ++i;
+        if (i < parts.size()) {
+          const auto h = to_double(parts[i]);
+          if (!h || !(*h >= 0.0 && *h < 1.0)) bad(tok, "edit:pct[:<clip fraction in [0, 1)>] (e.g. edit:pct:0.01)");
+          e.options.clip_h = *h;
+          ++i;
+        }
+      } else {
+        if (i < parts.size() && to_double(parts[i])) {
+          const double r = *to_double(parts[i]);
+          if (!(r >= 0.0 && r <= 0.5)) bad(tok, "an editing strength r in [0, 0.5] (e.g. edit:5e-5)");
+          e.options.strength = r;
+          ++i;
+        }
+        if (i < parts.size() && (parts[i] == "tensor" || parts[i] == "channel")) {
+          e.options.mode = parts[i] == "tensor" ? EditMode::MinMaxTensor : EditMode::MinMaxChannel;
+          ++i;
+        }
+      }
+      if (i != parts.size()) bad(tok, "edit[:<r>][:tensor|channel] or edit:pct[:<clip_h>]");
+      spec.stages.emplace_back(e);
+    } else if (head == "magnitude" || head == "wanda" || head == "sar" || head == "sparsegpt") {
+      const PruneMetricKind k = head == "magnitude" ? PruneMetricKind::magnitude
+                                : head == "wanda"   ? PruneMetricKind::wanda
+                                : head == "sar"     ? PruneMetricKind::sar
+                                                    : PruneMetricKind::sparsegpt;
+      spec.stages.emplace_back(parse_prune(k, parts, tok));
+    } else if (head == "smooth") {
+      SmoothStageSpec s;
+      if (parts.size() > 2) bad(tok, "smooth[:<alpha in [0, 1]>]");
+      if (parts.size() == 2) {
+        const auto a = to_double(parts[1]);
+        if (!a || !(*a >= 0.0 && *a <= 1.0)) bad(tok, "smooth[:<alpha in [0, 1]>] (e.g. smooth:0.5)");
+        s.options.alpha = static_cast<float>(*a);
+      }
+      spec.stages.emplace_back(s);
+    } else if (head == "gptq") {
+      GptqStageSpec g;
+      g.spec.bits = 4;
+      for (std::size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i] == "sym") {
+          g.spec.symmetric = true;
+        } else if (!parts[i].empty() && parts[i][0] == 'w') {
+          const WeightToken w = parse_weight_token(parts[i], tok);
+          g.spec.bits = w.bits;
+          g.spec.group_size = w.group;
+          if (w.abits >= 0) spec.activation_bits = w.abits;
+        } else {
+          bad(tok, "gptq[:w<bits>[g<group>][a<bits>]][:sym] (e.g. gptq:w4g128)");
+        }
+      }
+      spec.stages.emplace_back(g);
+    } else if (!head.empty() && head[0] == 'w') {
+      const WeightToken w = parse_weight_token(head, tok);
+      QuantStageSpec q;
+      q.config.bits = w.bits;
+      q.config.scheme = SchemeKind::symmetric;
+      q.config.granularity = w.group ? GranularityKind::per_group : GranularityKind::per_channel;
+      q.config.group_size = w.group;
+      for (std::size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i] == "asym") q.config.scheme = SchemeKind::asymmetric;
+        else bad(tok, "w<bits>[g<group>][a<bits>][:asym]");
+      }
+      if (w.abits >= 0) spec.activation_bits = w.abits;
+      spec.stages.emplace_back(q);
+    } else if (!head.empty() && head[0] == 'a' && parts.size() == 1 && to_size(head.substr(1))) {
+      const std::size_t a = *to_size(head.substr(1));
+      if (!(a == 0 || (a >= 2 && a <= 16))) bad(tok, "a<bits> with bits 2..16 or 0 (e.g. a8)");
+      spec.activation_bits = static_cast<int>(a);
+    } else {
+      bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, w<bits>[g<G>][a<A>], gptq[:w<bits>...], a<bits>");
+    }
+  }
+  std::vector<StageInfo> infos;
+  for (const auto& s : spec.stages) infos.push_back(info_of(s));
+  check_stage_order(infos);
+  return spec;
+}
+
+/// The canonical recipe string of a spec (parse_recipe(to_string(s)) gives the same stages).
+[[nodiscard]] inline std::string to_string(const RecipeSpec& spec) {
+  using recipe_detail::number;
+  std::string out;
+  auto add = [&](const std::string& t) {
+    if (!out.empty()) out += ',';
+    out += t;
+  };
+  for (const auto& st : spec.stages) {
+    if (const auto* e = std::get_if<EditStageSpec>(&st)) {
+      if (e->options.mode == EditMode::PercentileCompat) add("edit:pct:" + number(e->options.clip_h));
+      else add("edit:" + number(e->options.strength) + (e->options.mode == EditMode::MinMaxChannel ? ":channel" : ""));
+    } else if (const auto* p = std::get_if<PruneStageSpec>(&st)) {
+      static constexpr const char* names[] = {"magnitude", "wanda", "sar", "sparsegpt"};
+      std::string t = names[static_cast<int>(p->metric)];
+      if (p->pattern == PrunePatternKind::nm) t += ":" + std::to_string(p->n) + ":" + std::to_string(p->m);
+      else t += ":" + number(p->options.sparsity);
+      if (p->pattern == PrunePatternKind::unstructured_layer) t += ":layer";
+      if (p->pattern == PrunePatternKind::output_channels) t += ":outch";
+      if (p->pattern == PrunePatternKind::input_channels) t += ":inch";
+      if (p->metric == PruneMetricKind::sar && p->options.lambda != jsq_paper_lambda)
+        t += ":lambda=" + number(p->options.lambda);
+      add(t);
+    } else if (const auto* s = std::get_if<SmoothStageSpec>(&st)) {
+      add("smooth:" + number(s->options.alpha));
+    } else if (const auto* q = std::get_if<QuantStageSpec>(&st)) {
+      std::string t = "w" + std::to_string(q->config.bits);
+      if (q->config.granularity == GranularityKind::per_group) t += "g" + std::to_string(q->config.group_size);
+      if (q->config.scheme == SchemeKind::asymmetric) t += ":asym";
+      add(t);
+    } else if (const auto* g = std::get_if<GptqStageSpec>(&st)) {
+      std::string t = "gptq:w" + std::to_string(g->spec.bits);
+      if (g->spec.group_size) t += "g" + std::to_string(g->spec.group_size);
+      if (g->spec.symmetric) t += ":sym";
+      add(t);
+    }
+  }
+  if (spec.activation_bits) add("a" + std::to_string(*spec.activation_bits));
+  return out.empty() ? "dense" : out;
+}
+
+/// Overrides of the named recipes (the paper's comparison at one matched compression).
+struct NamedRecipeOptions {
+  double sparsity = 0.5;            ///< unstructured sparsity of the pruning stage (N:M variants: 1 − N/M)
+  int weight_bits = 8;              ///< 2, 3, 4, 5, 6, 8
+  std::size_t group_size = 0;       ///< weight quantization group (0 = per output channel; e.g. 128)
+  int activation_bits = 8;          ///< per-token activation bits (0 = weight-only, e.g. "W4 g128")
+  bool gptq = false;                ///< GPTQ instead of round-to-nearest weights (paper Table 4)
+  double edit_strength = 5e-5;      ///< r of the ActivationEdit stage (the search's start value)
+  float alpha = 0.5f;               ///< SmoothQuant α
+  float lambda = jsq_paper_lambda;  ///< SAR λ
+};
+
+/// Names named_recipe accepts (base names; every one with a pruner also takes a "-2:4" or "-4:8" suffix).
+[[nodiscard]] inline std::vector<std::string> named_recipe_names() {
+  return {"dense", "magnitude", "wanda", "sparsegpt", "w8a8", "smoothquant", "wanda+smoothquant",
+          "sparsegpt+smoothquant", "jsq", "jsq-nosar", "jsq-noedit", "jsq-nosearch"};
+}
+
+/// The paper's methods as recipes:
+///   dense                  no stage
+///   magnitude / wanda / sparsegpt   Pruner<Magnitude|Wanda|SparseGPT, Unstructured> (float weights)
+///   w8a8                   weight quantization only (bits/group/GPTQ from the options) + A bits
+///   smoothquant            smooth:α, weights, A bits
+///   wanda+smoothquant / sparsegpt+smoothquant   prune, smooth, weights, A bits
+///   jsq                    edit:r, sar, smooth, weights, A bits, search = true (SA over V)
+///   jsq-nosar              jsq with Wanda instead of SAR (search on)
+///   jsq-noedit             sar, smooth, weights (no editing, hence nothing to search)
+///   jsq-nosearch           jsq with the fixed strength r in every block
+/// A "-2:4" / "-4:8" suffix replaces the unstructured pattern of the pruning stage by N:M.
+/// Throws sparq::error on an unknown name.
+[[nodiscard]] inline RecipeSpec named_recipe(std::string_view name, const NamedRecipeOptions& o = {}) {
+  std::string_view base = name;
+  std::size_t n = 0, m = 0;
+  for (const auto& [suf, nn, mm] : {std::tuple{"-2:4", 2, 4}, std::tuple{"-4:8", 4, 8}}) {
+    const std::string_view s(suf);
+    if (base.size() > s.size() && base.substr(base.size() - s.size()) == s) {
+      base = base.substr(0, base.size() - s.size());
+      n = static_cast<std::size_t>(nn);
+      m = static_cast<std::size_t>(mm);
+    }
+  }
+  auto prune = [&](PruneMetricKind k) {
+    PruneStageSpec p;
+    p.metric = k;
+    p.options.sparsity = o.sparsity;
+    p.options.lambda = o.lambda;
+    if (n) {
+      p.pattern = PrunePatternKind::nm;
+      p.n = n;
+      p.m = m;
+    }
+    SPARQ_CHECK(o.sparsity >= 0.0 && o.sparsity < 1.0, "named_recipe: sparsity = ", o.sparsity,
+                ", expected a value in [0, 1)");
+    return StageSpec(p);
+  };
+  auto smooth = [&] {
+    SmoothStageSpec s;
+    s.options.alpha = o.alpha;
+    detail::smooth_check_alpha(o.alpha);
+    return StageSpec(s);
+  };
+  auto weights = [&] {
+    SPARQ_CHECK(is_supported_int_bits(o.weight_bits), "named_recipe: weight_bits = ", o.weight_bits,
+                ", expected 2, 3, 4, 5, 6 or 8");
+    if (o.gptq) {
+      GptqStageSpec g;
+      g.spec.bits = o.weight_bits;
+      g.spec.group_size = o.group_size;
+      return StageSpec(g);
+    }
+    QuantStageSpec q;
+    q.config.bits = o.weight_bits;
+    q.config.granularity = o.group_size ? GranularityKind::per_group : GranularityKind::per_channel;
+    q.config.group_size = o.group_size;
+    return StageSpec(q);
+  };
+  auto edit = [&] {
+    EditStageSpec e;
+    e.options.strength = o.edit_strength;
+    ActivationEdit::validate(e.options);
+    return StageSpec(e);
+  };
+  RecipeSpec r;
+  r.name = std::string(name);
+  const bool quant = base == "w8a8" || base == "smoothquant" || base.find("smoothquant") != std::string_view::npos ||
+                     base.substr(0, 3) == "jsq";
+  bool pruned = true;
+  if (base == "dense") {
+    pruned = false;
+  } else if (base == "magnitude") {
+    r.stages = {prune(PruneMetricKind::magnitude)};
+  } else if (base == "wanda") {
+    r.stages = {prune(PruneMetricKind::wanda)};
+  } else if (base == "sparsegpt") {
+    r.stages = {prune(PruneMetricKind::sparsegpt)};
+  } else if (base == "w8a8") {
+    pruned = false;
+    r.stages = {weights()};
+  } else if (base == "smoothquant") {
+    pruned = false;
+    r.stages = {smooth(), weights()};
+  } else if (base == "wanda+smoothquant") {
+    r.stages = {prune(PruneMetricKind::wanda), smooth(), weights()};
+  } else if (base == "sparsegpt+smoothquant") {
+    r.stages = {prune(PruneMetricKind::sparsegpt), smooth(), weights()};
+  } else if (base == "jsq") {
+    r.stages = {edit(), prune(PruneMetricKind::sar), smooth(), weights()};
+    r.search = true;
+  } else if (base == "jsq-nosar") {
+    r.stages = {edit(), prune(PruneMetricKind::wanda), smooth(), weights()};
+    r.search = true;
+  } else if (base == "jsq-noedit") {
+    r.stages = {prune(PruneMetricKind::sar), smooth(), weights()};
+  } else if (base == "jsq-nosearch") {
+    r.stages = {edit(), prune(PruneMetricKind::sar), smooth(), weights()};
+  } else {
+    std::string known;
+    for (const auto& k : named_recipe_names()) known += " " + k;
+    detail::fail("named_recipe: unknown recipe '", name, "', expected one of:", known,
+                 " (pruning recipes also with a -2:4 or -4:8 suffix)");
+  }
+  SPARQ_CHECK(!n || pruned, "named_recipe: '", name, "' has no pruning stage for an N:M suffix");
+  if (quant) {
+    SPARQ_CHECK(o.activation_bits == 0 || (o.activation_bits >= 2 && o.activation_bits <= 16),
+                "named_recipe: activation_bits = ", o.activation_bits, ", expected 0 (off) or 2..16");
+    r.activation_bits = o.activation_bits;
+  }
+  return r;
+}
+
+/// The StagePlan of a run-time recipe: each stage dispatches to the same functions as its
+/// compile-time type (StageTraits<...>::request / apply). The plan owns a copy of the stages.
+[[nodiscard]] inline StagePlan plan_of(const RecipeSpec& spec) {
+  using namespace recipe_detail;
+  StagePlan p;
+  for (const auto& s : spec.stages) p.stages.push_back(info_of(s));
+  check_stage_order(p.stages);
+  for (const auto& s : spec.stages) {
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, EditStageSpec>) {
+            ActivationEdit::validate(x.options);
+            p.edit = x.options;
+          } else if constexpr (std::is_same_v<T, PruneStageSpec>) {
+            x.options.validate();
+            with_pruner(x, [&](const auto& pr) { StageTraits<std::decay_t<decltype(pr)>>::request(pr, p.request); });
+          } else if constexpr (std::is_same_v<T, SmoothStageSpec>) {
+            StageTraits<Smooth>::request(Smooth(x.options), p.request);
+          } else if constexpr (std::is_same_v<T, QuantStageSpec>) {
+            x.config.validate();
+          } else {
+            p.request.add_all(StatKind::hessian);  // as StageTraits<Gptq<Q>>::request
+          }
+        },
+        s);
+  }
+  auto stages = std::make_shared<const std::vector<StageSpec>>(spec.stages);
+  p.run = [stages](BlockContext& ctx) {
+    for (const auto& s : *stages) {
+      std::visit(
+          [&](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, PruneStageSpec>) {
+              with_pruner(x, [&](const auto& pr) { StageTraits<std::decay_t<decltype(pr)>>::apply(pr, ctx); });
+            } else if constexpr (std::is_same_v<T, SmoothStageSpec>) {
+              StageTraits<Smooth>::apply(Smooth(x.options), ctx);
+            } else if constexpr (std::is_same_v<T, QuantStageSpec>) {
+              stage_ops::quantize_block_rtn(x.config, ctx);
+            } else if constexpr (std::is_same_v<T, GptqStageSpec>) {
+              stage_ops::quantize_block_gptq(x.spec, x.options, ctx);
+            }
+            // EditStageSpec: works in the driver (StageDriver::on_linear_input)
+          },
+          s);
+    }
+  };
+  return p;
+}
+
+/// CompressOptions with the spec's activation bits filled in where the options leave them unset.
+[[nodiscard]] inline CompressOptions options_for(const RecipeSpec& spec, CompressOptions o) {
+  if (!o.activation_bits && spec.activation_bits) o.activation_bits = spec.activation_bits;
+  return o;
+}
+
+/// Compresses `model` in place with a run-time recipe (the same stage functions as Compressor).
+/// RecipeSpec::search is not acted on here: jsq_search (joint/jsq_search.hpp) does the search.
+inline CompressReport compress(model::Llama& model, const std::vector<std::vector<int>>& windows,
+                               const RecipeSpec& spec, const CompressOptions& options = {}) {
+  const StagePlan p = plan_of(spec);
+  CompressReport rep = run_compression(model, windows, p, options_for(spec, options));
+  rep.recipe = to_string(spec);
+  return rep;
+}
+
+}  // namespace sparq

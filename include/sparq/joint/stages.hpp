@@ -1,0 +1,221 @@
+// StageTraits specialisations of the built-in stages (ActivationEdit, Pruner, Smooth, Quantizer, Gptq) and their per-block work.
+//
+// Each stage's work on one block is a plain function in sparq::stage_ops, called by both the
+// compile-time Compressor<Stages...> (through StageTraits<S>::apply) and the run-time recipe
+// executor (joint/recipe.hpp), so the two produce bit-identical weights.
+//
+//   ActivationEdit      requests nothing; its clamp runs in the driver on every input before the
+//                       statistics (Compressor), so it must be the first stage.
+//   Pruner<M, P>        Magnitude: nothing; Wanda: column_sq; SAR: column_sq + mean_sequence
+//                       (ranges over the mean sequence, reference mode); SparseGPT: hessian. Every
+//                       group. Prunes all seven linears with PruneOptions (sparsity, λ, ...).
+//                       After a Smooth stage, Wanda/SAR score W ⊘ s with the raw statistics (same
+//                       score, see block_stats.hpp) and SparseGPT uses S⁻¹HS⁻¹.
+//   Smooth              absmax (or minmax for SmoothStatistic::range) at the wq and w1 groups;
+//                       folds s into rms_att → {wq, wk, wv} and rms_ffn → {w1, w3} (α option).
+//   Quantizer<S,G,B,C>  requests nothing; fake-quantizes every linear in place (quantize →
+//                       dequantize floats). PerGroup<G> with cin % G != 0 uses a shorter last group
+//                       (QuantOptions::tail_group is switched on by the stage).
+//   Gptq<Q>             hessian at every group; GPTQ on every linear (zeros of a pruned W are
+//                       preserved, MaskMode::automatic). GPTQ's groups must divide cin: a group size
+//                       G that does not (or G ≥ cin) becomes one group per row for that linear
+//                       (reported as LinearReport::group_size = 0; stories260K's w2 has cin = 172).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "sparq/core/error.hpp"
+#include "sparq/core/matrix_view.hpp"
+#include "sparq/joint/activation_edit.hpp"
+#include "sparq/joint/stage_traits.hpp"
+#include "sparq/prune/pruner.hpp"
+#include "sparq/prune/sparse_gpt.hpp"
+#include "sparq/quant/gptq.hpp"
+#include "sparq/quant/layer_group.hpp"
+#include "sparq/quant/quantize.hpp"
+#include "sparq/quant/quantizer.hpp"
+#include "sparq/quant/smooth.hpp"
+
+namespace sparq {
+
+namespace stage_ops {
+
+using Clock = std::chrono::steady_clock;
+
+[[nodiscard]] inline double seconds_since(Clock::time_point t0) noexcept {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// Statistics a pruning metric reads, at every input group.
+template <class Metric>
+void request_prune(StatRequest& r) {
+  if constexpr (std::is_same_v<Metric, Wanda>) {
+    r.add_all(StatKind::column_sq);
+  } else if constexpr (std::is_same_v<Metric, SAR>) {
+    r.add_all(StatKind::column_sq).add_all(StatKind::mean_sequence);
+  } else if constexpr (std::is_same_v<Metric, SparseGPT>) {
+    r.add_all(StatKind::hessian);
+  } else {
+    static_assert(std::is_same_v<Metric, Magnitude>,
+                  "Compressor: Pruner<Metric, Pattern> stages support the Magnitude, Wanda, SAR and SparseGPT metrics");
+  }
+}
+
+/// Prunes linear `l` of the block with pruner `p`.
+template <class Metric, class Pattern>
+void prune_linear(const Pruner<Metric, Pattern>& p, BlockContext& ctx, model::Linear l) {
+  Matrix<float>& w = ctx.weights.linear(l);
+  const MatrixView<float> view = w.view();
+  if constexpr (std::is_same_v<Metric, Magnitude>) {
+    (void)p.prune(view);
+  } else if constexpr (std::is_same_v<Metric, SparseGPT>) {
+    const Matrix<float> h = ctx.stats.hessian(l);
+    (void)p.prune(view, HessianView(h));
+  } else {
+    auto run = [&](const auto& st) {
+      const std::vector<float>* s = ctx.stats.smoothing(l);
+      if (s == nullptr) {
+        (void)p.prune(view, st);
+        return;
+      }
+      Matrix<float> raw(w.rows(), w.cols());  // W ⊘ s: the weights the raw statistics belong to
+      for (std::size_t r = 0; r < w.rows(); ++r)
+        for (std::size_t c = 0; c < w.cols(); ++c) raw(r, c) = w(r, c) / (*s)[c];
+      Pruner<Metric, Pattern>::apply(view, p.mask(std::as_const(raw).view(), st));
+    };
+    if constexpr (std::is_same_v<Metric, Wanda>) {
+      run(ctx.stats.column_sq(l));
+    } else {
+      run(SarStats(ctx.stats.column_sq(l), ctx.stats.mean_sequence(l).view()));
+    }
+  }
+}
+
+/// Prunes all seven linears.
+template <class Metric, class Pattern>
+void prune_block(const Pruner<Metric, Pattern>& p, BlockContext& ctx) {
+  for (model::Linear l : model::all_linears) {
+    const auto t0 = Clock::now();
+    prune_linear(p, ctx, l);
+    ctx.report(l).seconds += seconds_since(t0);
+  }
+}
+
+/// Statistics Smooth reads: at the inputs of its groups (wq and w1).
+inline void request_smooth(const SmoothOptions& o, StatRequest& r) {
+  for (const auto& g : llama_smooth_groups())
+    r.add(g.linears[0], o.statistic == SmoothStatistic::absmax ? StatKind::absmax : StatKind::minmax);
+}
+
+/// SmoothQuant on rms_att → {wq, wk, wv} and rms_ffn → {w1, w3}; records s in ctx.stats.
+inline void smooth_block(const Smooth& sm, BlockContext& ctx) {
+  for (const auto& g : llama_smooth_groups()) {
+    const auto t0 = Clock::now();
+    const model::Linear lead = g.linears[0];
+    std::vector<MatrixView<const float>> ws;
+    for (auto l : g.linears) ws.push_back(std::as_const(ctx.weights).linear(l).view());
+    std::vector<float> s;
+    if (sm.options().statistic == SmoothStatistic::absmax) {
+      s = smooth_scales_absmax(ctx.stats.absmax(lead), ws, sm.options().alpha);
+    } else {
+      const ColumnMinMax& mm = ctx.stats.minmax_accumulator(lead);
+      SPARQ_CHECK(ctx.stats.smoothing(lead) == nullptr, "Smooth: the ", model::linear_name(lead),
+                  " group was already smoothed");
+      s = smooth_scales_range(mm.min(), mm.max(), ws, sm.options().alpha);
+    }
+    fold_scales(ctx.weights, g, s);
+    ctx.stats.smoothed_by(lead, s);
+    const double dt = seconds_since(t0) / static_cast<double>(g.linears.size());
+    for (auto l : g.linears) ctx.report(l).seconds += dt;
+  }
+}
+
+/// Round-to-nearest fake quantization of every linear with a run-time QuantConfig.
+inline void quantize_block_rtn(QuantConfig cfg, BlockContext& ctx) {
+  SPARQ_CHECK(cfg.granularity != GranularityKind::per_token,
+              "Quantizer stage: PerToken is an activation granularity; weights need PerTensor, PerChannel or PerGroup");
+  if (cfg.granularity == GranularityKind::per_group) cfg.options.tail_group = true;
+  cfg.validate();
+  for (model::Linear l : model::all_linears) {
+    const auto t0 = Clock::now();
+    Matrix<float>& w = ctx.weights.linear(l);
+    const Matrix<float> fq = quant::fake_quantize(std::as_const(w).view(), cfg);
+    std::copy(fq.data(), fq.data() + fq.size(), w.data());  // in place: dense views stay valid
+    LinearReport& rep = ctx.report(l);
+    rep.weight_bits = cfg.bits;
+    rep.group_size = cfg.granularity == GranularityKind::per_group ? std::min(cfg.group_size, w.cols()) : 0;
+    rep.seconds += seconds_since(t0);
+  }
+}
+
+/// The GPTQ group size used for a row of `cin` inputs (see the file comment).
+[[nodiscard]] inline std::size_t gptq_group_for(std::size_t g, std::size_t cin) noexcept {
+  return g == 0 || g >= cin || cin % g != 0 ? 0 : g;
+}
+
+/// GPTQ on every linear with a run-time grid.
+inline void quantize_block_gptq(const GptqSpec& spec, const GptqOptions& opt, BlockContext& ctx) {
+  for (model::Linear l : model::all_linears) {
+    const auto t0 = Clock::now();
+    Matrix<float>& w = ctx.weights.linear(l);
+    GptqSpec s = spec;
+    s.group_size = gptq_group_for(spec.group_size, w.cols());
+    const Matrix<double> h = ctx.stats.hessian_f64(l);
+    const GptqResult res = gptq_quantize(std::as_const(w).view(), h.view(), s, opt);
+    std::copy(res.weight.data(), res.weight.data() + res.weight.size(), w.data());
+    LinearReport& rep = ctx.report(l);
+    rep.weight_bits = s.bits;
+    rep.group_size = s.group_size;
+    rep.seconds += seconds_since(t0);
+  }
+}
+
+}  // namespace stage_ops
+
+template <>
+struct StageTraits<ActivationEdit> {
+  static constexpr StageInfo info{"edit", true, false, false, false};
+  static void request(const ActivationEdit&, StatRequest&) noexcept {}
+  static void apply(const ActivationEdit&, BlockContext&) noexcept {}  // works in the driver
+};
+
+template <PruneMetric Metric, SparsityPattern Pattern>
+struct StageTraits<Pruner<Metric, Pattern>> {
+  static constexpr StageInfo info{"prune", false, true, false, false};
+  static void request(const Pruner<Metric, Pattern>&, StatRequest& r) { stage_ops::request_prune<Metric>(r); }
+  static void apply(const Pruner<Metric, Pattern>& p, BlockContext& ctx) { stage_ops::prune_block(p, ctx); }
+};
+
+template <>
+struct StageTraits<Smooth> {
+  static constexpr StageInfo info{"smooth", false, true, false, true};
+  static void request(const Smooth& s, StatRequest& r) { stage_ops::request_smooth(s.options(), r); }
+  static void apply(const Smooth& s, BlockContext& ctx) { stage_ops::smooth_block(s, ctx); }
+};
+
+template <QuantScheme Scheme, Granularity Gran, unsigned Bits, RangeCalibrator Calibrator>
+struct StageTraits<Quantizer<Scheme, Gran, Bits, Calibrator>> {
+  static_assert(!Gran::dynamic, "Compressor: a Quantizer stage quantizes weights; PerToken is the activation "
+                                "granularity (set CompressOptions::activation_bits instead)");
+  static constexpr StageInfo info{"quantize", false, false, true, false};
+  static void request(const Quantizer<Scheme, Gran, Bits, Calibrator>&, StatRequest&) noexcept {}
+  static void apply(const Quantizer<Scheme, Gran, Bits, Calibrator>& q, BlockContext& ctx) {
+    stage_ops::quantize_block_rtn(q.config(), ctx);
+  }
+};
+
+template <class Q>
+struct StageTraits<Gptq<Q>> {
+  static constexpr StageInfo info{"gptq", false, false, true, false};
+  static void request(const Gptq<Q>&, StatRequest& r) { r.add_all(StatKind::hessian); }
+  static void apply(const Gptq<Q>& g, BlockContext& ctx) {
+    stage_ops::quantize_block_gptq(Gptq<Q>::spec, g.options(), ctx);
+  }
+};
+
+}  // namespace sparq
