@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -192,6 +193,46 @@ TEST_CASE("Q4Linear matches the dense op of its dequantized weights (every G, sy
   run(Quantizer<Asymmetric, PerGroup<128>, 4>(tail), 128);
 }
 
+TEST_CASE("Q4Linear runs per-channel int4 (scales repeated per group) and pack_linear packs it (group_size 0)",
+          "[model][packed]") {
+  unsigned seed = 300;
+  for (std::size_t cols : {64u, 100u, 172u, 300u}) {
+    for (bool asym : {false, true}) {
+      const Matrix<float> w = random_matrix(9, cols, seed++);
+      const auto t = asym ? Quantizer<Asymmetric, PerChannel, 4>{}.quantize(w.view()) : Quantizer<Symmetric, PerChannel, 4>{}.quantize(w.view());
+      const Matrix<float> dq = asym ? Quantizer<Asymmetric, PerChannel, 4>{}.dequantize(t) : Quantizer<Symmetric, PerChannel, 4>{}.dequantize(t);
+      for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+        const Q4Linear op = Q4Linear::from_quantized(t, act);
+        // G minimizes codes + scales (+ zeros) bytes per row, padding included
+        std::size_t best = ~std::size_t{0};
+        for (std::size_t g : {32u, 64u, 128u}) {
+          const std::size_t cp = (cols + g - 1) / g * g;
+          best = std::min(best, cp / 2 + cp / g * (4 + (asym ? 1 : 0)));
+        }
+        REQUIRE(op.weight_bytes() == 9 * best);
+        if (op.padded_cols() / op.group_size() > 1) {
+          REQUIRE(op.per_channel());
+          REQUIRE(op.describe().find("per-channel") != std::string::npos);
+        }
+        const Matrix<float> mine = op.dequantize();
+        for (std::size_t i = 0; i < dq.size(); ++i) REQUIRE(mine.data()[i] == dq.data()[i]);
+        if (act == ActivationMode::a8) check_vs_dense(op, seed++, "q4 per-channel " + std::to_string(cols));
+        PackOptions o;
+        o.format = PackFormat::w4;
+        o.group_size = 0;
+        o.asymmetric = asym;
+        const auto packed = pack_linear(dq.view(), o, act);
+        const Matrix<float> back = packed->dequantize();
+        for (std::size_t i = 0; i < dq.size(); ++i)
+          REQUIRE(std::fabs(back.data()[i] - dq.data()[i]) <= 4e-7f * std::fabs(dq.data()[i]) + 1e-12f);
+      }
+    }
+  }
+  // a g32 matrix is not per-channel
+  const Matrix<float> w = random_matrix(3, 96, 5);
+  REQUIRE_FALSE(Q4Linear::from_quantized(Quantizer<Symmetric, PerGroup<32>, 4>{}.quantize(w.view()), ActivationMode::a32).per_channel());
+}
+
 TEST_CASE("Q4Linear rejects bad inputs", "[model][packed]") {
   REQUIRE_THROWS_AS(Q4Linear(1, 48, 48, std::vector<std::uint8_t>(24, 0x88), {1.0f}, {}, ActivationMode::a32), sparq::error);
   REQUIRE_THROWS_AS(Q4Linear(1, 32, 32, std::vector<std::uint8_t>(15, 0x88), {1.0f}, {}, ActivationMode::a32), sparq::error);
@@ -224,6 +265,43 @@ Matrix<float> random_nm(std::size_t rows, std::size_t cols, std::size_t n, std::
     if (r % 3 == 1) w(r, 0) = 0.0f;
   }
   return w;
+}
+
+}  // namespace
+
+namespace {
+
+/// Fake-quantizes the kept values of an N:M matrix per group of G kept values (int4, sym/asym,
+/// tail group allowed) and writes them back in place: the grid NMLinear's int4 values live on.
+Matrix<float> fake_nm_w4(const Matrix<float>& w, std::size_t n, std::size_t m, std::size_t G, bool asym) {
+  const std::size_t rows = w.rows(), cols = w.cols(), cm = (cols + m - 1) / m * m;
+  Matrix<float> padded(rows, cm, 0.0f);
+  for (std::size_t r = 0; r < rows; ++r) std::copy(w.row(r), w.row(r) + cols, padded.row(r));
+  Matrix<float> fq = padded;
+  QuantOptions qo;
+  qo.tail_group = true;
+  auto fake = [&](const Matrix<float>& kept) -> Matrix<float> {
+    switch (G) {
+      case 32: return asym ? Quantizer<Asymmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view())
+                           : Quantizer<Symmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view());
+      case 64: return asym ? Quantizer<Asymmetric, PerGroup<64>, 4>(qo).fake_quantize(kept.view())
+                           : Quantizer<Symmetric, PerGroup<64>, 4>(qo).fake_quantize(kept.view());
+      default: return asym ? Quantizer<Asymmetric, PerGroup<128>, 4>(qo).fake_quantize(kept.view())
+                           : Quantizer<Symmetric, PerGroup<128>, 4>(qo).fake_quantize(kept.view());
+    }
+  };
+  auto apply = [&](auto comp) {
+    Matrix<float> kept(rows, comp.kept_per_row());
+    for (std::size_t r = 0; r < rows; ++r) std::copy(comp.row_values(r), comp.row_values(r) + comp.kept_per_row(), kept.row(r));
+    const Matrix<float> kq = fake(kept);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t i = 0; i < comp.kept_per_row(); ++i) fq(r, m * (i / n) + comp.index(r, i)) = kq(r, i);
+  };
+  if (m == 4) apply(NMCompressed<2, 4, float>::from_dense(padded.view()));
+  else apply(NMCompressed<4, 8, float>::from_dense(padded.view()));
+  Matrix<float> out(rows, cols);
+  for (std::size_t r = 0; r < rows; ++r) std::copy(fq.row(r), fq.row(r) + cols, out.row(r));
+  return out;
 }
 
 }  // namespace
@@ -267,33 +345,43 @@ TEST_CASE("NMLinear (2:4, 4:8; f32, int8, int4) matches the dense op of its dequ
             o.format = PackFormat::nm_w4;
             o.asymmetric = asym;
             o.group_size = 32;
-            // fake-quantize the kept values (groups of 32 kept values) and write them back
-            const std::size_t cm = (cols + m - 1) / m * m;
-            Matrix<float> padded(rows, cm, 0.0f);
-            for (std::size_t r = 0; r < rows; ++r) std::copy(w.row(r), w.row(r) + cols, padded.row(r));
-            Matrix<float> fq = padded;
-            auto apply = [&](auto comp) {
-              Matrix<float> kept(rows, comp.kept_per_row());
-              for (std::size_t r = 0; r < rows; ++r) std::copy(comp.row_values(r), comp.row_values(r) + comp.kept_per_row(), kept.row(r));
-              QuantOptions qo;
-              qo.tail_group = true;
-              Matrix<float> kq = asym ? Quantizer<Asymmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view())
-                                      : Quantizer<Symmetric, PerGroup<32>, 4>(qo).fake_quantize(kept.view());
-              for (std::size_t r = 0; r < rows; ++r)
-                for (std::size_t i = 0; i < comp.kept_per_row(); ++i) {
-                  const std::size_t col = m * (i / n) + comp.index(r, i);
-                  fq(r, col) = kq(r, i);
-                }
-            };
-            if (m == 4) apply(NMCompressed<2, 4, float>::from_dense(padded.view()));
-            else apply(NMCompressed<4, 8, float>::from_dense(padded.view()));
-            Matrix<float> fql(rows, cols);
-            for (std::size_t r = 0; r < rows; ++r) std::copy(fq.row(r), fq.row(r) + cols, fql.row(r));
+            const Matrix<float> fql = fake_nm_w4(w, n, m, 32, asym);
             const auto q = pack_linear(fql.view(), o, act);
             const Matrix<float> qb = q->dequantize();
             for (std::size_t i = 0; i < fql.size(); ++i) REQUIRE(std::fabs(qb.data()[i] - fql.data()[i]) <= 4e-7f * std::fabs(fql.data()[i]) + 1e-12f);
             check_vs_dense(*q, seed++, what + (asym ? " int4 asym" : " int4 sym"));
             o.asymmetric = false;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("NMLinear int4 with G = 64 and 128 kept values (2:4 and 4:8, sym and asym)", "[model][packed]") {
+  unsigned seed = 900;
+  for (std::size_t G : {64u, 128u}) {
+    for (auto [n, m] : {std::pair<std::size_t, std::size_t>{2, 4}, {4, 8}}) {
+      for (std::size_t cols : {256u, 600u, 172u}) {
+        if (cols % m != 0) continue;
+        for (bool asym : {false, true}) {
+          const Matrix<float> w = random_nm(7, cols, n, m, seed++);
+          const Matrix<float> fq = fake_nm_w4(w, n, m, G, asym);
+          PackOptions o;
+          o.format = PackFormat::nm_w4;
+          o.nm_n = n;
+          o.nm_m = m;
+          o.group_size = G;
+          o.asymmetric = asym;
+          for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+            const auto q = pack_linear(fq.view(), o, act);
+            const auto& nm = dynamic_cast<const NMLinear&>(*q);
+            REQUIRE(nm.kept_per_row() % G == 0);
+            REQUIRE(nm.values().group == G);
+            const Matrix<float> qb = q->dequantize();
+            for (std::size_t i = 0; i < fq.size(); ++i)
+              REQUIRE(std::fabs(qb.data()[i] - fq.data()[i]) <= 4e-7f * std::fabs(fq.data()[i]) + 1e-12f);
+            check_vs_dense(*q, seed++, "nm int4 g" + std::to_string(G) + " " + std::to_string(cols));
           }
         }
       }
@@ -327,6 +415,31 @@ TEST_CASE("NMLinear and pack_linear reject broken N:M structure and bad arrays",
   REQUIRE_THROWS_AS(NMLinear(1, 2, 2, 4, v, {0x0e}, ActivationMode::a32), sparq::error);  // positions 2, 3 ≥ cols
   o.nm_n = 3;
   REQUIRE_THROWS_AS(pack_linear(w.view(), o, ActivationMode::a32), sparq::error);
+}
+
+TEST_CASE("BitmaskLinear matches the dense op of its weights and rejects inconsistent arrays", "[model][packed]") {
+  unsigned seed = 700;
+  for (std::size_t rows : {1u, 6u, 17u}) {
+    for (std::size_t cols : {5u, 16u, 37u, 100u, 300u}) {
+      for (int keep_every : {2, 10}) {
+        Matrix<float> w = random_matrix(rows, cols, seed++);
+        for (std::size_t i = 0; i < w.size(); ++i)
+          if ((i * 7919 + seed) % static_cast<std::size_t>(keep_every) != 0) w.data()[i] = 0.0f;
+        for (auto act : {ActivationMode::a32, ActivationMode::a8}) {
+          PackOptions o;
+          o.format = PackFormat::bitmask_f32;
+          const auto op = pack_linear(w.view(), o, act);
+          const Matrix<float> back = op->dequantize();
+          for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(back.data()[i] == w.data()[i]);
+          check_vs_dense(*op, seed++, "bitmask " + std::to_string(rows) + "x" + std::to_string(cols));
+        }
+      }
+    }
+  }
+  REQUIRE_THROWS_AS(BitmaskLinear(1, 8, {0x03}, {1.0f}, {0, 1}, ActivationMode::a32), sparq::error);       // 2 bits, 1 value
+  REQUIRE_THROWS_AS(BitmaskLinear(1, 4, {0x11}, {1.0f, 2.0f}, {0, 2}, ActivationMode::a32), sparq::error);  // bit past cols
+  REQUIRE_THROWS_AS(BitmaskLinear(2, 8, {0x01, 0x01}, {1.0f, 2.0f}, {0, 2, 2}, ActivationMode::a32), sparq::error);
+  REQUIRE_NOTHROW(BitmaskLinear(2, 8, {0x01, 0x01}, {1.0f, 2.0f}, {0, 1, 2}, ActivationMode::a32));
 }
 
 TEST_CASE("pack_linear recovers grids whose extreme code is not qmax and rejects off-grid weights", "[model][packed]") {

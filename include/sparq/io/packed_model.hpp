@@ -15,6 +15,7 @@
 //               "packed_q4" sections codes, scales, zeros (asymmetric only); "T.group"
 //               "packed_nm" sections values | codes (+ scales, zeros), indices; "T.n", "T.m",
 //                           "T.values" (0 f32, 1 int8, 2 int4), "T.group" (int4)
+//               "packed_bitmask" sections mask, values (f32), row_offsets (u64)
 //             with the arrays exactly as the ops hold them (padded, see q4_linear.hpp / nm_linear.hpp).
 // Reading re-validates every op (sizes, codes, scales, index order, zero padding) on top of the
 // container's checksums, so a truncated or corrupted file throws sparq::error. The read model's
@@ -32,6 +33,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/container.hpp"
+#include "sparq/model/bitmask_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
@@ -161,6 +163,12 @@ namespace packed_detail {
         ct.metadata[name + ".m"] = static_cast<std::int64_t>(nm->m());
         ct.metadata[name + ".values"] = static_cast<std::int64_t>(v.kind);
         ct.metadata[name + ".group"] = static_cast<std::int64_t>(v.group);
+      } else if (const auto* bm = dynamic_cast<const BitmaskLinear*>(op)) {
+        t.format = "packed_bitmask";
+        t.add_section("mask", bm->mask());
+        t.add_section("values", bm->values());
+        t.add_section("row_offsets", bm->row_offsets());
+        ct.metadata[name + ".act"] = std::int64_t{bm->activations() == ActivationMode::a8 ? 8 : 32};
       } else {
         sparq::detail::fail("write_packed_model: block ", b, " ", linear_name(l), " is '", op->describe(),
                             "', which has no packed file format");
@@ -274,6 +282,9 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
               if (t->find_section("zeros") != nullptr) v.zeros = t->section_as<std::uint8_t>("zeros");
             }
             op = std::make_unique<NMLinear>(rows, cols, n, m, std::move(v), t->section_as<std::uint8_t>("indices"), act, threads);
+          } else if (t->format == "packed_bitmask") {
+            op = std::make_unique<BitmaskLinear>(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<float>("values"),
+                                                 t->section_as<std::uint64_t>("row_offsets"), act, threads);
           } else {
             sparq::detail::fail("unknown linear format '", t->format, "'");
           }

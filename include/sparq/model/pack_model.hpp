@@ -6,6 +6,7 @@
 // pack_model is the post-pass that turns such a model into one that runs on the packed kernels:
 //   1. For each (block, linear) the float matrix is taken from the op (a DenseLinear, possibly
 //      inside an InputQuantLinear); anything else is an error.
+//   (bitmask_f32 stores the non-zeros of any float matrix as they are: nothing to verify.)
 //   2. N:M formats: the matrix (zero-padded to a multiple of M columns) is compressed with
 //      NMCompressed<N, M> — a group with more than N non-zeros is an error naming block/linear/row/
 //      group. The quantized formats then work on the [rows × kept] matrix of kept values.
@@ -38,6 +39,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
+#include "sparq/model/bitmask_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
@@ -58,6 +60,7 @@ enum class PackFormat : std::uint8_t {
   nm_f32, ///< N:M sparse, kept values f32
   nm_w8,  ///< N:M sparse, kept values int8 per row
   nm_w4,  ///< N:M sparse, kept values int4 per group of G kept values
+  bitmask_f32,  ///< unstructured sparse, non-zeros f32 + bitmask (no grid check: any float matrix)
 };
 
 [[nodiscard]] constexpr const char* pack_format_name(PackFormat f) noexcept {
@@ -67,6 +70,7 @@ enum class PackFormat : std::uint8_t {
     case PackFormat::nm_f32: return "nm_f32";
     case PackFormat::nm_w8: return "nm_w8";
     case PackFormat::nm_w4: return "nm_w4";
+    case PackFormat::bitmask_f32: return "bitmask_f32";
   }
   return "?";
 }
@@ -80,7 +84,7 @@ enum class ActivationSource : std::uint8_t {
 
 struct PackOptions {
   PackFormat format = PackFormat::w8;
-  std::size_t group_size = 32;  ///< w4: inputs per scale; nm_w4: KEPT values per scale (32, 64, 128)
+  std::size_t group_size = 32;  ///< w4: inputs per scale (0 = per channel); nm_w4: KEPT values per scale (32, 64, 128)
   bool asymmetric = false;      ///< w4 / nm_w4: zero points (GPTQ asymmetric grid)
   bool full_range = false;      ///< symmetric grid of QuantOptions::full_range (q ∈ [−2^(b−1), 2^(b−1)−1])
   std::size_t nm_n = 2, nm_m = 4;  ///< N:M formats: 2:4 or 4:8
@@ -89,9 +93,11 @@ struct PackOptions {
   double tolerance = 4.0;       ///< verification, in FLT_EPSILON·max(|w|, scale)
 
   void validate() const {
-    const bool w4 = format == PackFormat::w4 || format == PackFormat::nm_w4;
-    SPARQ_CHECK(!w4 || group_size == 32 || group_size == 64 || group_size == 128, "PackOptions: group_size = ",
-                group_size, ", expected 32, 64 or 128");
+    const bool g_ok = group_size == 32 || group_size == 64 || group_size == 128;
+    SPARQ_CHECK(format != PackFormat::w4 || g_ok || group_size == 0, "PackOptions: group_size = ", group_size,
+                " for w4, expected 32, 64, 128 or 0 (per channel)");
+    SPARQ_CHECK(format != PackFormat::nm_w4 || g_ok, "PackOptions: group_size = ", group_size,
+                " for nm_w4, expected 32, 64 or 128 kept values");
     const bool nm = format == PackFormat::nm_f32 || format == PackFormat::nm_w8 || format == PackFormat::nm_w4;
     SPARQ_CHECK(!nm || (nm_n == 2 && nm_m == 4) || (nm_n == 4 && nm_m == 8), "PackOptions: N:M = ", nm_n, ":", nm_m,
                 ", expected 2:4 or 4:8");
@@ -209,11 +215,11 @@ namespace detail {
 [[nodiscard]] inline QuantConfig w4_config(const PackOptions& o) {
   QuantConfig c;
   c.scheme = o.asymmetric ? SchemeKind::asymmetric : SchemeKind::symmetric;
-  c.granularity = GranularityKind::per_group;
+  c.granularity = o.group_size == 0 ? GranularityKind::per_channel : GranularityKind::per_group;
   c.group_size = o.group_size;
   c.bits = 4;
   c.options.full_range = o.full_range;
-  c.options.tail_group = true;
+  c.options.tail_group = o.group_size != 0;
   return c;
 }
 
@@ -257,6 +263,8 @@ template <std::size_t N, std::size_t M>
     case PackFormat::nm_w4:
       if (opt.nm_m == 4) return detail::pack_nm<2, 4>(w, opt, act, where);
       return detail::pack_nm<4, 8>(w, opt, act, where);
+    case PackFormat::bitmask_f32:
+      return std::make_unique<BitmaskLinear>(BitmaskLinear::from_dense(w, act, opt.threads));
   }
   sparq::detail::fail(where, ": unknown pack format ", int(opt.format));
 }

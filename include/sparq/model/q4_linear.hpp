@@ -1,7 +1,8 @@
 // Q4Linear: a LinearOp over int4 per-group weights (G = 32/64/128, symmetric or asymmetric) through
 // the int4 kernels (W4 with float activations, or W4A8 with int8 per-token activations).
 //
-// Weights (kernels/gemv_q4.hpp layout): per row cols_p/2 bytes, element 2i in the low nibble of
+// Weights (kernels/gemv_q4.hpp layout; per-channel int4 is stored as groups repeating the row's
+// scale, see from_quantized): per row cols_p/2 bytes, element 2i in the low nibble of
 // byte i, 2i+1 in the high nibble, u ∈ [0, 15]; per group g of G inputs a float scale s[k][g] and,
 // asymmetric, a uint8 zero z[k][g] ≤ 15 (symmetric: z = 8, offset binary):
 //     W[k][j] = s[k][g]·(u[k][j] − z[k][g]).
@@ -65,32 +66,61 @@ class Q4Linear final : public PackedLinear {
       for (std::size_t j = cols_; j < cols_p_; ++j)
         SPARQ_CHECK(code(k, j) == zero(k, j / g_), "Q4Linear: padding code ", code(k, j), " at row ", k, ", column ", j,
                     " is not the zero weight ", zero(k, j / g_));
+    // Per-channel: every group of every row repeats the row's scale and zero (ng > 1).
+    per_channel_ = ng > 1;
+    for (std::size_t k = 0; k < rows_ && per_channel_; ++k)
+      for (std::size_t g = 1; g < ng && per_channel_; ++g)
+        per_channel_ = s_[k * ng + g] == s_[k * ng] && zero(k, g) == zero(k, 0);
   }
 
-  /// From a 4-bit PerGroup<G> QuantizedTensor (symmetric or asymmetric; tail group allowed).
+  /// From a 4-bit QuantizedTensor, symmetric or asymmetric: PerGroup<G> (G ∈ {32, 64, 128}, tail
+  /// group allowed) or PerChannel. Per-channel scales are stored in the per-group layout with the
+  /// row's scale (and zero) repeated in every group, G ∈ {32, 64, 128} chosen to minimize the
+  /// bytes of codes + scales (+ zeros) including padding; describe() then says "per-channel".
   [[nodiscard]] static Q4Linear from_quantized(const QuantizedTensor& t, ActivationMode act, int threads = 1) {
     const auto& c = t.config();
     SPARQ_CHECK(t.bits() == 4 && (t.scheme() == SchemeKind::symmetric || t.scheme() == SchemeKind::asymmetric),
                 "Q4Linear: needs 4-bit symmetric or asymmetric codes, got ", t.bits(), "-bit ", scheme_name(t.scheme()));
-    SPARQ_CHECK(c.granularity == GranularityKind::per_group, "Q4Linear: needs per-group scales, got per-",
+    const bool per_channel = c.granularity == GranularityKind::per_channel;
+    SPARQ_CHECK(per_channel || c.granularity == GranularityKind::per_group, "Q4Linear: needs per-group or per-channel scales, got per-",
                 granularity_name(c.granularity));
-    const std::size_t G = c.group_size, rows = t.rows(), cols = t.cols();
+    const bool asym = t.scheme() == SchemeKind::asymmetric;
+    const std::size_t rows = t.rows(), cols = t.cols();
+    std::size_t G = c.group_size;
+    if (per_channel) {
+      std::size_t best = 0;
+      for (std::size_t g : {std::size_t{128}, std::size_t{64}, std::size_t{32}}) {
+        const std::size_t cp = (cols + g - 1) / g * g, bytes = cp / 2 + cp / g * (sizeof(float) + (asym ? 1 : 0));
+        if (best == 0 || bytes < best) {
+          best = bytes;
+          G = g;
+        }
+      }
+    }
     SPARQ_CHECK(G == 32 || G == 64 || G == 128, "Q4Linear: group size G = ", G, ", expected 32, 64 or 128");
     const std::size_t cols_p = (cols + G - 1) / G * G, ng = cols_p / G;
-    SPARQ_CHECK(t.params().groups_per_row == ng, "Q4Linear: ", t.params().groups_per_row, " groups per row, expected ", ng);
-    const bool asym = t.scheme() == SchemeKind::asymmetric;
+    SPARQ_CHECK(per_channel || t.params().groups_per_row == ng, "Q4Linear: ", t.params().groups_per_row,
+                " groups per row, expected ", ng);
+    std::vector<float> scales(rows * ng);
+    std::vector<std::uint8_t> zeros(asym ? rows * ng : 0);
+    for (std::size_t k = 0; k < rows; ++k) {
+      for (std::size_t g = 0; g < ng; ++g) {
+        const std::size_t src = per_channel ? 0 : g;
+        scales[k * ng + g] = t.params().row_scales(k)[src];
+        if (asym) zeros[k * ng + g] = t.params().row_zeros(k)[src];
+      }
+    }
     std::vector<std::uint8_t> codes(rows * cols_p / 2, 0);
     for (std::size_t k = 0; k < rows; ++k) {
       const std::uint8_t* src = t.row_codes(k);
       std::uint8_t* dst = codes.data() + k * (cols_p / 2);
-      const unsigned pad = asym ? t.params().row_zeros(k)[ng - 1] : 8u;
+      const unsigned pad = asym ? zeros[k * ng + ng - 1] : 8u;
       for (std::size_t j = 0; j < cols_p; ++j) {
         const unsigned u = j < cols ? ((src[j / 2] >> (4 * (j % 2))) & 15u) : pad;
         dst[j / 2] = static_cast<std::uint8_t>(dst[j / 2] | (u << (4 * (j % 2))));
       }
     }
-    return Q4Linear(rows, cols, G, std::move(codes), t.params().scales, asym ? t.params().zeros : std::vector<std::uint8_t>{},
-                    act, threads);
+    return Q4Linear(rows, cols, G, std::move(codes), std::move(scales), std::move(zeros), act, threads);
   }
 
   [[nodiscard]] std::size_t in_features() const noexcept override { return cols_; }
@@ -99,7 +129,8 @@ class Q4Linear final : public PackedLinear {
     return codes_.size() + s_.size() * sizeof(float) + z_.size();
   }
   [[nodiscard]] std::string describe() const override {
-    return sparq::detail::concat("int4 g", g_, z_.empty() ? " sym " : " asym ", activation_mode_name(act_), " ", rows_,
+    return sparq::detail::concat("int4 ", per_channel_ ? sparq::detail::concat("per-channel (g", g_, " layout)") : sparq::detail::concat("g", g_),
+                                 z_.empty() ? " sym " : " asym ", activation_mode_name(act_), " ", rows_,
                                  "x", cols_, cols_p_ != cols_ ? sparq::detail::concat(" (padded to ", cols_p_, ")") : "");
   }
   [[nodiscard]] ActivationMode activations() const noexcept override { return act_; }
@@ -108,6 +139,8 @@ class Q4Linear final : public PackedLinear {
   [[nodiscard]] std::size_t group_size() const noexcept { return g_; }
   [[nodiscard]] std::size_t padded_cols() const noexcept { return cols_p_; }
   [[nodiscard]] bool asymmetric() const noexcept { return !z_.empty(); }
+  /// True when every group of every row repeats the row's scale and zero (per-channel int4).
+  [[nodiscard]] bool per_channel() const noexcept { return per_channel_; }
   [[nodiscard]] const std::vector<std::uint8_t>& codes() const noexcept { return codes_; }
   [[nodiscard]] const std::vector<float>& scales() const noexcept { return s_; }
   [[nodiscard]] const std::vector<std::uint8_t>& zeros() const noexcept { return z_; }
@@ -180,6 +213,7 @@ class Q4Linear final : public PackedLinear {
   [[nodiscard]] const std::uint8_t* zp() const noexcept { return z_.empty() ? nullptr : z_.data(); }
 
   std::size_t rows_, cols_, g_, cols_p_ = 0;
+  bool per_channel_ = false;
   std::vector<std::uint8_t> codes_;
   std::vector<float> s_;
   std::vector<std::uint8_t> z_;
