@@ -263,6 +263,16 @@ TEST_CASE("rANS: size is within 1% of the order-0 entropy on skewed streams") {
     CHECK(static_cast<double>(info.word_bytes) >= h * 0.999);
     CHECK(static_cast<double>(info.word_bytes) <= h * 1.01 + 64);
   }
+  // The size predicted from the histogram overshoots by at most 2N + 2 bytes (the final states).
+  for (unsigned bits : {8u, 4u, 2u})
+    for (std::size_t n : {0u, 1u, 100u, 5000u, 70000u}) {
+      const Bytes g = geometric_bytes(n, unsigned(n + bits));
+      const Bytes s = encode(g, bits);
+      const auto states = rans_stream_info(s.data(), s.size()).n_states;
+      const auto est = rans_estimate_size(g.data(), g.size(), bits);
+      CHECK(est >= s.size());
+      CHECK(est <= s.size() + 2 * states + 2);
+    }
   // All-equal: 0 bits per symbol, only the header.
   const Bytes eq(1 << 16, 7);
   const Bytes s = encode(eq, 8);

@@ -8,8 +8,9 @@
 //           positions per group, one nibble) each group's index PAIR, of which only 6 of the 16
 //           values are valid (log2 6 = 2.585 bits, vs 4 bits fixed);
 //   rans2 — one symbol per 2 bits: single 2:4 / 2-bit indices.
-// `smallest` tries the three and keeps the smallest stream, preferring the wider symbols unless a
-// narrower width saves more than 0.5% (wider symbols decode proportionally more bytes per step). Any bytes round-trip exactly under
+// `smallest` predicts the three sizes from the histograms (rans_estimate_size, exact up to a few
+// bytes) and codes once with the smallest, preferring the wider symbols unless a narrower width
+// saves more than 0.5% (wider symbols decode proportionally more bytes per step). Any bytes round-trip exactly under
 // every encoding; the choice only changes the size.
 //
 // NEVER LARGER: entropy_encode falls back to raw when the stream (table and states included)
@@ -81,11 +82,17 @@ struct EntropyEncoded {
     case SectionEncoding::rans2: consider(2); break;
     case SectionEncoding::rans4: consider(4); break;
     case SectionEncoding::rans8: consider(8); break;
-    case SectionEncoding::smallest:
-      consider(8);
-      consider(4);
-      consider(2);
+    case SectionEncoding::smallest: {
+      // Pick the width from the predicted sizes (one histogram pass each), then code once.
+      unsigned pick = 8;
+      std::size_t best_size = rans_estimate_size(data, n, 8, n_states);
+      for (unsigned bits : {4u, 2u}) {
+        const std::size_t e = rans_estimate_size(data, n, bits, n_states);
+        if (e * 1000 < best_size * 995) pick = bits, best_size = e;
+      }
+      consider(pick);
       break;
+    }
     default: sparq::detail::fail("entropy_encode: unknown encoding ", int(request));
   }
   return best;

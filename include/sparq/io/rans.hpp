@@ -33,10 +33,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "sparq/core/error.hpp"
@@ -75,6 +77,16 @@ namespace detail {
   if (b == 8) return data[i];
   const std::size_t bit = i * b;
   return (data[bit >> 3] >> (bit & 7u)) & ((1u << b) - 1u);
+}
+
+/// Histogram of n bytes read as b-bit symbols (counts[0 .. 2^b) incremented).
+inline void rans_count(const std::uint8_t* data, std::size_t n, unsigned b, std::uint64_t* counts) noexcept {
+  if (b == 8) {
+    for (std::size_t i = 0; i < n; ++i) ++counts[data[i]];
+  } else {
+    const std::uint64_t n_sym = static_cast<std::uint64_t>(n) * (8 / b);
+    for (std::uint64_t i = 0; i < n_sym; ++i) ++counts[rans_symbol(data, static_cast<std::size_t>(i), b)];
+  }
 }
 
 /// A parsed, validated stream header.
@@ -132,28 +144,33 @@ struct RansParsed {
   if (n_states == 0) n_states = rans_auto_states(n_sym);
   SPARQ_CHECK(detail::rans_valid_states(n_states), "rans_encode: ", n_states, " states, expected 4, 8, 16 or 32 (or 0: auto)");
   std::uint64_t counts[256] = {};
-  if (symbol_bits == 8) {
-    for (std::size_t i = 0; i < n; ++i) ++counts[data[i]];
-  } else {
-    for (std::uint64_t i = 0; i < n_sym; ++i) ++counts[detail::rans_symbol(data, i, symbol_bits)];
-  }
+  detail::rans_count(data, n, symbol_bits, counts);
   const RansTable table = RansTable::from_counts(counts, symbol_bits);
+  // Exact ⌊x / f⌋ without a hardware division: a double-precision estimate (error < 1 for
+  // x < 2^32) corrected by one step each way.
+  double inv[256];
+  for (unsigned k = 0; k < table.alphabet(); ++k) inv[k] = table.freq(k) ? 1.0 / table.freq(k) : 0.0;
 
-  std::vector<std::uint16_t> words;
-  words.reserve(static_cast<std::size_t>(n_sym * symbol_bits / 16 + 2 * n_states + 16));
+  // Words are written backwards from the end of a buffer with room for one per symbol (the most
+  // a symbol can emit), branch-free; they then sit in decoding order at words[pos ..].
+  const std::size_t cap = static_cast<std::size_t>(n_sym) + 1;
+  const auto words = std::make_unique_for_overwrite<std::uint16_t[]>(cap);  // no zero-fill of 2·n_sym bytes
+  std::size_t pos = cap;
   std::uint32_t x[32];
   for (unsigned j = 0; j < n_states; ++j) x[j] = rans_lower;
   for (std::uint64_t i = n_sym; i-- > 0;) {
     const unsigned s = detail::rans_symbol(data, static_cast<std::size_t>(i), symbol_bits);
-    std::uint32_t& xs = x[i % n_states];
+    std::uint32_t& xs = x[i & (n_states - 1)];  // n_states is a power of two
     const std::uint32_t f = table.freq(s);
-    if (xs >= (std::uint64_t{1} << 20) * f) {
-      words.push_back(static_cast<std::uint16_t>(xs & 0xffffu));
-      xs >>= 16;
-    }
-    xs = ((xs / f) << rans_prob_bits) + (xs % f) + table.start(s);
+    const std::uint32_t c = xs >= (std::uint64_t{1} << 20) * f;
+    words[pos - 1] = static_cast<std::uint16_t>(xs & 0xffffu);  // pos ≥ 1: at most n_sym words
+    pos -= c;
+    std::uint32_t y = xs >> (c * 16);
+    std::uint32_t q = static_cast<std::uint32_t>(static_cast<double>(y) * inv[s]);
+    q -= static_cast<std::uint64_t>(q) * f > y;
+    q += static_cast<std::uint64_t>(q + 1) * f <= y;
+    xs = (q << rans_prob_bits) + (y - q * f) + table.start(s);
   }
-  std::reverse(words.begin(), words.end());
 
   ByteSink out;
   out.put(rans_format_version);
@@ -163,10 +180,26 @@ struct RansParsed {
   out.put(static_cast<std::uint64_t>(n));
   table.serialize(out);
   for (unsigned j = 0; j < n_states; ++j) out.put(x[j]);
-  out.put_bytes(words.data(), words.size() * 2);
-  auto& b = out.bytes();
-  return std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(b.data()),
-                                   reinterpret_cast<const std::uint8_t*>(b.data()) + b.size());
+  std::vector<std::uint8_t> result(out.size() + (cap - pos) * 2);
+  std::memcpy(result.data(), out.bytes().data(), out.size());
+  if (cap > pos) std::memcpy(result.data() + out.size(), words.get() + pos, (cap - pos) * 2);
+  return result;
+}
+
+/// Size in bytes of rans_encode(data, n, symbol_bits, n_states) predicted from the histogram
+/// alone (header + table + states + words for Σ c_s·(12 − log2 f_s) bits). The final states
+/// hold up to 16 of those bits each, so the stream is smaller by at most 2·N + 2 bytes.
+/// Costs one pass over the data, no coding.
+[[nodiscard]] inline std::size_t rans_estimate_size(const std::uint8_t* data, std::size_t n, unsigned symbol_bits,
+                                                    unsigned n_states = rans_default_states) {
+  RansTable::check_symbol_bits(symbol_bits);
+  const std::uint64_t n_sym = static_cast<std::uint64_t>(n) * (8 / symbol_bits);
+  if (n_states == 0) n_states = rans_auto_states(n_sym);
+  std::uint64_t counts[256] = {};
+  detail::rans_count(data, n, symbol_bits, counts);
+  const RansTable table = RansTable::from_counts(counts, symbol_bits);
+  const double words = std::ceil(table.coded_bits(counts) / 16.0);
+  return 12 + table.serialized_size() + 4 * std::size_t{n_states} + 2 * static_cast<std::size_t>(words);
 }
 
 /// Validated header of a stream (throws sparq::error on any malformed field).
