@@ -20,6 +20,7 @@ struct Args {
   long long sa_tokens = 4096;      ///< held-out calibration tokens scoring each SA step
   std::string edit_choices;        ///< "" = the paper's {0, 4e-5, 5e-5, 6e-5, 7e-5}
   bool real = true;                ///< also evaluate through the packed kernels
+  bool search = false;             ///< --search: SA over the editing vector for a recipe string
   bool wbits_set = false, abits_set = false, sparsity_set = false;
 };
 
@@ -48,6 +49,8 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --sa-seed S        SA seed (default 0)\n"
       "  --sa-tokens N      held-out calibration tokens scoring each SA step (default 4096)\n"
       "  --edit-choices L   comma-separated editing strengths searched (default 0,4e-5,5e-5,6e-5,7e-5)\n"
+      "  --search           search the editing vector (SA) for a recipe string starting with 'edit'\n"
+      "                     (the named jsq, jsq-nosar, jsq-2:4, jsq-4:8 search by default)\n"
       "  --no-real          skip the real-kernel evaluation (fake quantization only)\n"
       "  --out PATH         write the compressed model (single recipe only)\n"
       "  --json PATH        also write the rows and the protocol as JSON\n"
@@ -81,8 +84,8 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
       usage(stdout, data.c_str());
       return false;
     }
-    if (k == "--no-real") {
-      a.real = false;
+    if (k == "--no-real" || k == "--search") {
+      (k == "--search" ? a.search : a.real) = k == "--search";
       continue;
     }
     if (k.rfind("--", 0) != 0) throw ArgError{"unexpected argument '" + k + "' (options start with --)"};
