@@ -176,8 +176,11 @@ TEST_CASE("container reader rejects truncation, any single bit flip, and forged 
   bad[0] = 'X';
   CHECK_THROWS_WITH(parse_container(bad.data(), bad.size()), Catch::Contains("bad magic"));
   bad = good;
-  poke<std::uint32_t>(bad, 4, 2);
-  CHECK_THROWS_WITH(parse_container(bad.data(), bad.size()), Catch::Contains("version 2"));
+  poke<std::uint32_t>(bad, 4, 3);  // versions 1 and 2 exist; 3 must be refused before anything else
+  CHECK_THROWS_WITH(parse_container(bad.data(), bad.size()), Catch::Contains("version 3 is not supported"));
+  bad = good;
+  poke<std::uint32_t>(bad, 4, 2);  // a valid version that is not the one written: the header CRC catches it
+  CHECK_THROWS_WITH(parse_container(bad.data(), bad.size()), Catch::Contains("header checksum mismatch"));
   bad = good;
   bad[good.size() - 20] ^= 1;
   CHECK_THROWS_WITH(parse_container(bad.data(), bad.size()), Catch::Contains("checksum mismatch"));
