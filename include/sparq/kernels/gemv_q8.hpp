@@ -289,18 +289,10 @@ inline constexpr int q8_rows = 4;
 template <class Arch = xsimd::default_arch>
 void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
                  float* y, int threads = 1) noexcept {
+  // One row at a time: with the weights streamed from memory the 4-row kernel (used by the prefill
+  // GEMM, bit-identical) measured slower here (interleaved row streams) and it saves little compute.
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    std::size_t k = r0;
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-    if constexpr (detail::is_avx512bw_v<Arch>) {
-      float d[detail::q8_rows];
-      for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
-        detail::dot_s8_f32_rows_avx512<detail::q8_rows, true>(q + k * cols, cols, x, cols, d);
-        for (int r = 0; r < detail::q8_rows; ++r) y[k + r] = scale[k + r] * d[r];
-      }
-    }
-#endif
-    for (; k < r1; ++k) y[k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x, cols);
+    for (std::size_t k = r0; k < r1; ++k) y[k] = scale[k] * detail::dot_s8_f32<Arch>(q + k * cols, x, cols);
   });
 }
 
