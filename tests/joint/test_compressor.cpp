@@ -43,8 +43,9 @@ static_assert(CompressionStage<ProbeStage>);
 
 namespace {
 
-std::vector<std::vector<int>> small_windows(const joint_test::Data& d, std::size_t n = 4, std::size_t len = 64) {
-  return model::calibration_windows(d.calib, n, len);
+std::vector<std::vector<int>> small_windows(const joint_test::Data& d) {
+  // AddressSanitizer (-O1) is ~10x slower: fewer and shorter windows there.
+  return model::calibration_windows(d.calib, joint_test::sanitized ? 2 : 4, joint_test::sanitized ? 32 : 64);
 }
 
 std::size_t count(const CompressReport& r, StatKind k) { return r.stat_updates[static_cast<std::size_t>(k)]; }
