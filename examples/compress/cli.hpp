@@ -13,7 +13,7 @@ struct Args {
   long long nsamples = 32, seqlen = 256, max_tokens = 60000;
   long long calib_seed = -1;       ///< -1: first consecutive windows; else seeded random starts
   double sparsity = 0.5;
-  int wbits = 8, abits = 8;        ///< 32 = float (no quantization)
+  int wbits = 8, abits = 8;        ///< abits 32 = float activations (weight-only quantization)
   long long group = 0;             ///< weight group size, 0 = per output channel
   long long sa_steps = 12;         ///< simulated-annealing steps per searched row
   long long sa_seed = 0;
@@ -21,7 +21,6 @@ struct Args {
   std::string edit_choices;        ///< "" = the paper's {0, 4e-5, 5e-5, 6e-5, 7e-5}
   bool real = true;                ///< also evaluate through the packed kernels
   bool search = false;             ///< --search: SA over the editing vector for a recipe string
-  bool wbits_set = false, abits_set = false, sparsity_set = false;
 };
 
 inline void usage(std::FILE* out, const char* data_dir) {
@@ -42,7 +41,7 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --recipe R         'compare' (default), a named recipe, or a recipe string such as\n"
       "                     'edit,sar:0.5,smooth:0.5,w8a8' (see --help-recipes)\n"
       "  --sparsity S       sparsity of the compare rows and named recipes, in [0, 1) (default 0.5)\n"
-      "  --wbits B          weight bits of the compare rows and named recipes: 4, 8 or 32 (= float) (default 8)\n"
+      "  --wbits B          weight bits of the quantizing compare rows and named recipes: 4 or 8 (default 8)\n"
       "  --abits B          activation bits: 8, 16 or 32 (= float) (default 8)\n"
       "  --group G          weight group size (0 = per output channel, default 0)\n"
       "  --sa-steps N       simulated-annealing steps of each searched JSQ row (default 12)\n"
@@ -101,17 +100,15 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     else if (k == "--sa-tokens") a.sa_tokens = detail::parse_int(k, v, 2);
     else if (k == "--wbits" || k == "--abits") {
       const long long b = detail::parse_int(k, v, 1);
-      const bool ok = k == "--wbits" ? (b == 4 || b == 8 || b == 32) : (b == 8 || b == 16 || b == 32);
-      if (!ok) throw ArgError{k + " expects " + (k == "--wbits" ? "4, 8 or 32" : "8, 16 or 32") +
-                              " (32 = float), got '" + v + "'"};
+      const bool ok = k == "--wbits" ? (b == 4 || b == 8) : (b == 8 || b == 16 || b == 32);
+      if (!ok) throw ArgError{k + " expects " + (k == "--wbits" ? std::string("4 or 8") : "8, 16 or 32 (32 = float)") +
+                              ", got '" + v + "'"};
       (k == "--wbits" ? a.wbits : a.abits) = static_cast<int>(b);
-      (k == "--wbits" ? a.wbits_set : a.abits_set) = true;
     } else if (k == "--sparsity") {
       char* end = nullptr;
       a.sparsity = std::strtod(v, &end);
       if (end == v || *end != '\0' || !(a.sparsity >= 0.0 && a.sparsity < 1.0))
         throw ArgError{std::string("--sparsity expects a number in [0, 1), got '") + v + "'"};
-      a.sparsity_set = true;
     } else if (k == "--model") a.model = v;
     else if (k == "--tokenizer") a.tokenizer = v;
     else if (k == "--calib") a.calib = v;

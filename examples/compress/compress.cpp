@@ -49,7 +49,7 @@ struct Method {
 sparq::NamedRecipeOptions named_options(const Args& a) {
   sparq::NamedRecipeOptions o;
   o.sparsity = a.sparsity;
-  o.weight_bits = a.wbits >= 32 ? 8 : a.wbits;
+  o.weight_bits = a.wbits;
   o.group_size = static_cast<std::size_t>(a.group);
   o.activation_bits = a.abits >= 32 ? 0 : a.abits;
   return o;
