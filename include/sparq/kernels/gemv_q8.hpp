@@ -302,15 +302,12 @@ void gemv_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std:
                 float sx, float* y, int threads = 1) noexcept {
 #if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
   if constexpr (detail::is_avx512bw_v<Arch> && Vnni) {
+    // One row at a time (one xor + one vpdpbusd per 64 weights): streaming from memory this measured
+    // faster than the 4-row interleave (which gemm_q8_a8 uses; the integer sums are exact either way).
     const std::int32_t qsum = detail::sum_s8_avx512(qx, cols);
     for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-      std::int32_t d[detail::q8_rows];
-      std::size_t k = r0;
-      for (; k + detail::q8_rows <= r1; k += detail::q8_rows) {
-        detail::dot_s8_rows_vnni<detail::q8_rows, true>(q + k * cols, cols, qx, cols, qsum, d);
-        for (int r = 0; r < detail::q8_rows; ++r) y[k + r] = sx * scale[k + r] * static_cast<float>(d[r]);
-      }
-      for (; k < r1; ++k) {
+      std::int32_t d[1];
+      for (std::size_t k = r0; k < r1; ++k) {
         detail::dot_s8_rows_vnni<1, false>(q + k * cols, cols, qx, cols, qsum, d);
         y[k] = sx * scale[k] * static_cast<float>(d[0]);
       }
