@@ -464,7 +464,10 @@ int main(int argc, char** argv) {
                 args.nsamples, args.seqlen, args.calib_seed >= 0 ? "seeded random starts" : "first consecutive",
                 args.calib.c_str(), calib_stream.size(), ctx.eval_stream.size(), args.eval.c_str(), cfg.seq_len,
                 ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
-    std::printf("note: ppl_fake = quantize->dequantize in f32; bytes/MACs: decoder linears only (docs/compress.md)\n\n");
+    std::printf("note: ppl_fake = quantize->dequantize in f32; ppl_real = decoder linears through the packed kernels "
+                "(int8/int4/N:M codes, int8 per-token activations; unstructured zeros stored dense), while embedding, "
+                "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; stored_B = packed "
+                "bytes, sparse_B/MACs = theoretical, decoder linears only (docs/compress.md)\n\n");
     print_header();
 
     std::vector<Row> rows;
