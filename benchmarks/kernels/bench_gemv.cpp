@@ -125,6 +125,23 @@ void bm_q8(benchmark::State& st, bool a8) {
   counters(st, (1.0 * K + 4.0) * R, static_cast<double>(K) * R);
 }
 
+// int4 g32 with fp16 scales (gemv_q4h_f32: 4.5 bits per weight instead of 5).
+void bm_q4h(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  constexpr std::size_t group = 32, ng = K / group;
+  Buf<std::uint8_t> codes(K / 2 * R), work(sk::block_q8_workspace_bytes(K));
+  Buf<std::uint16_t> s(ng * R);
+  Buf<float> x(K), y(R);
+  fill_bytes(codes.data(), K / 2 * R, 9);
+  for (std::size_t i = 0; i < ng * R; ++i) s.data()[i] = static_cast<std::uint16_t>(0x1c00 + (i * 2654435761u >> 20) % 0x400);
+  fill_floats(x.data(), K, 12, -1, 1);
+  for (auto _ : st) {
+    sk::gemv_q4h_f32(codes.data(), s.data(), nullptr, R, K, group, x.data(), y.data(), work.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, (0.5 * K + 2.0 * static_cast<double>(ng)) * R, static_cast<double>(K) * R);
+}
+
 void bm_q4(benchmark::State& st, std::size_t group, bool asym) {
   const int threads = static_cast<int>(st.range(0));
   const std::size_t ng = K / group;
@@ -274,6 +291,7 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/int8_a32" + kShape).c_str(), bm_q8, false));
   th(benchmark::RegisterBenchmark(("gemv/int8_a8" + kShape).c_str(), bm_q8, true));
   th(benchmark::RegisterBenchmark(("gemv/int4_g32" + kShape).c_str(), bm_q4, 32, false));
+  th(benchmark::RegisterBenchmark(("gemv/int4_g32_f16scale" + kShape).c_str(), bm_q4h));
   th(benchmark::RegisterBenchmark(("gemv/int4_g32_asym" + kShape).c_str(), bm_q4, 32, true));
   th(benchmark::RegisterBenchmark(("gemv/int4_g128" + kShape).c_str(), bm_q4, 128, false));
   th(benchmark::RegisterBenchmark(("gemv/nm24_f32" + kShape).c_str(), bm_nm, 2, 4, 0));

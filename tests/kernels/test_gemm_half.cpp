@@ -1,6 +1,7 @@
 // Quantized prefill GEMM (rows equal the GEMV bit for bit) and bf16/fp16 GEMV against references.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -124,4 +125,45 @@ TEST_CASE("multi-row GEMV kernels give every row exactly its one-row result", "[
       }
     }
   });
+}
+
+TEST_CASE("gemv_q4h (fp16 scales) equals gemv_q4 on the widened scales bit for bit", "[kernels][gemv][int4]") {
+  for (std::size_t cols : {768, 1344}) {
+    for (std::size_t group : {32, 64, 128}) {
+      if (cols % group != 0) continue;
+      const std::size_t rows = 23, ng = cols / group;
+      const auto codes = kt::pack_nibbles(kt::rand_u8(rows * cols, 21, 15), rows, cols);
+      const auto sf = kt::rand_scales(rows * ng, 22);
+      std::vector<std::uint16_t> sh(rows * ng);
+      std::vector<float> sw(rows * ng);
+      for (std::size_t i = 0; i < sh.size(); ++i) {
+        sh[i] = sparq::float_to_fp16(sf[i]);
+        sw[i] = sparq::fp16_to_float(sh[i]);
+      }
+      const auto z4 = kt::rand_u8(rows * ng, 23, 15);
+      const auto x = sparq_test::randn(cols, 24);
+      sparq_test::for_each_arch([&](auto arch) {
+        using A = decltype(arch);
+        for (bool asym : {false, true}) {
+          INFO("arch " << A::name() << " cols " << cols << " G " << group << " asym " << asym);
+          std::vector<unsigned char> w1(sk::block_q8_workspace_bytes(cols)), w2(sk::block_q8_workspace_bytes(cols));
+          std::vector<float> y(rows, -1.0f), yh(rows, -2.0f), yh2(rows, -3.0f);
+          const std::uint8_t* zp = asym ? z4.data() : nullptr;
+          sk::gemv_q4_f32<A>(codes.data(), sw.data(), zp, rows, cols, group, x.data(), y.data(), w1.data());
+          sk::gemv_q4h_f32<A>(codes.data(), sh.data(), zp, rows, cols, group, x.data(), yh.data(), w2.data());
+          sk::gemv_q4h_f32<A>(codes.data(), sh.data(), zp, rows, cols, group, x.data(), yh2.data(), w2.data(), 2);
+          REQUIRE(yh2 == yh);
+          if constexpr (std::is_same_v<A, xsimd::avx2>) {  // AVX2: portable loop vs the AVX2 float kernel
+            for (std::size_t k = 0; k < rows; ++k) {
+              double mag = 0.0;
+              for (std::size_t j = 0; j < cols; ++j) mag += 15.0 * sw[k * ng + j / group] * std::fabs(x[j]);
+              REQUIRE(std::fabs(static_cast<double>(yh[k]) - y[k]) <= 1e-5 * mag);
+            }
+          } else {
+            REQUIRE(yh == y);
+          }
+        }
+      });
+    }
+  }
 }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sparq/core/half.hpp"
 #include "sparq/kernels/gemv_common.hpp"
 
 namespace sparq::kernels {
@@ -39,8 +40,8 @@ namespace detail {
 /// row's result is computed by exactly the same operation sequence as with NR = 1 (bit-identical).
 /// Prefetch: software-prefetch the rows 2·NR further on (decode GEMV streaming rows from memory;
 /// prefetches never fault, so reading past the last row is harmless).
-template <bool Asym, bool Vnni, int NR, bool Prefetch = false>
-inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const float* sw, const std::uint8_t* zp,
+template <bool Asym, bool Vnni, int NR, bool Prefetch = false, class S = float>
+inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const S* sw, const std::uint8_t* zp,
                            std::size_t sstride, std::size_t cols, std::size_t r, const BlockQ8& act,
                            float* out) noexcept {
   const __m512i nib = _mm512_set1_epi8(0x0f);
@@ -96,8 +97,13 @@ inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const
         d = _mm512_sub_epi32(d, q8);
       }
       const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), ascale);
-      const __m512 s =
-          r == 1 ? _mm512_loadu_ps(swb(i)) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb(i)));
+      __m512 s;
+      if constexpr (std::is_same_v<S, float>) {
+        s = r == 1 ? _mm512_loadu_ps(swb(i)) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb(i)));
+      } else {  // fp16 scales (exactly widened)
+        s = r == 1 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(swb(i))))
+                   : _mm512_permutexvar_ps(expand, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gmask, swb(i))));
+      }
       accf[i] = _mm512_fmadd_ps(f, s, accf[i]);
     }
   };
@@ -107,7 +113,7 @@ inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const
   for (std::size_t b = 0; b < nfull; ++b) {
     if constexpr (Prefetch) {  // the same block of the rows two calls ahead (the row stream is interleaved)
       const std::uintptr_t cp = reinterpret_cast<std::uintptr_t>(codes) + 2 * NR * cstride + b * 256;
-      const std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(sw + b * gpb) + 2 * NR * sstride * sizeof(float);
+      const std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(sw + b * gpb) + 2 * NR * sstride * sizeof(S);
       const std::uintptr_t zq = reinterpret_cast<std::uintptr_t>(zp) + 2 * NR * sstride + b * gpb;
       for (int i = 0; i < NR; ++i) {
         const auto* pc = reinterpret_cast<const char*>(cp + i * cstride);
@@ -115,7 +121,7 @@ inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const
         _mm_prefetch(pc + 64, _MM_HINT_T0);
         _mm_prefetch(pc + 128, _MM_HINT_T0);
         _mm_prefetch(pc + 192, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(sp + i * sstride * sizeof(float)), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sp + i * sstride * sizeof(S)), _MM_HINT_T0);
         if constexpr (Asym) _mm_prefetch(reinterpret_cast<const char*>(zq + i * sstride), _MM_HINT_T0);
       }
     }
@@ -125,12 +131,12 @@ inline void q4_rows_avx512(const std::uint8_t* codes, std::size_t cstride, const
   const std::size_t rem = cols - nfull * 512;
   if (rem != 0) {
     alignas(64) std::uint8_t cbuf[NR][256] = {};
-    float sbuf[NR][16] = {};
+    S sbuf[NR][16] = {};
     std::uint8_t zbuf[NR][16] = {};
     const std::size_t ng = rem / (32 * r);
     for (int i = 0; i < NR; ++i) {
       std::memcpy(cbuf[i], codes + i * cstride + nfull * 256, rem / 2);
-      std::memcpy(sbuf[i], sw + i * sstride + nfull * gpb, ng * sizeof(float));
+      std::memcpy(sbuf[i], sw + i * sstride + nfull * gpb, ng * sizeof(S));
       if constexpr (Asym) std::memcpy(zbuf[i], zp + i * sstride + nfull * gpb, ng);
     }
     block([&](int i) { return &cbuf[i][0]; }, [&](int i) { return &sbuf[i][0]; }, [&](int i) { return &zbuf[i][0]; },
@@ -218,8 +224,8 @@ template <bool Asym>
 #endif
 
 /// One row, portable (SSE2 / generic): block by block, same math.
-template <bool Asym>
-[[nodiscard]] inline float q4_row_generic(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+template <bool Asym, class S = float>
+[[nodiscard]] inline float q4_row_generic(const std::uint8_t* codes, const S* sw, const std::uint8_t* zp,
                                           std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
   float acc = 0.0f;
   for (std::size_t b = 0; b < cols / 32; ++b) {
@@ -233,7 +239,13 @@ template <bool Asym>
     const std::size_t g = b / r;
     const std::int32_t z = Asym ? zp[g] : 8;
     d -= z * act.sum[b];
-    acc += sw[g] * (static_cast<float>(d) * act.scale[b]);
+    float sg;
+    if constexpr (std::is_same_v<S, float>) {
+      sg = sw[g];
+    } else {
+      sg = fp16_to_float(sw[g]);
+    }
+    acc += sg * (static_cast<float>(d) * act.scale[b]);
   }
   return acc;
 }
@@ -260,8 +272,8 @@ namespace detail {
 
 /// Rows [k0, k1) of the W4A8 product into y[k0..k1): groups of q4_rows rows on AVX-512 (Prefetch:
 /// streaming decode), then single rows. Each row's value is independent of the grouping.
-template <class Arch, bool Vnni, bool Prefetch>
-inline void q4_rows_range(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t k0,
+template <class Arch, bool Vnni, bool Prefetch, class S = float>
+inline void q4_rows_range(const std::uint8_t* codes, const S* scales, const std::uint8_t* zeros, std::size_t k0,
                           std::size_t k1, std::size_t cols, std::size_t group, const BlockQ8& act, float* y) noexcept {
   const std::size_t r = group / 32;
   const std::size_t ng = cols / group;
@@ -272,18 +284,35 @@ inline void q4_rows_range(const std::uint8_t* codes, const float* scales, const 
     constexpr bool V = Vnni && has_vnni;
     for (; k + q4_rows <= k1; k += q4_rows) {
       if (zeros != nullptr) {
-        q4_rows_avx512<true, V, q4_rows, Prefetch>(codes + k * cb, cb, scales + k * ng, zeros + k * ng, ng, cols, r,
+        q4_rows_avx512<true, V, q4_rows, Prefetch, S>(codes + k * cb, cb, scales + k * ng, zeros + k * ng, ng, cols, r,
                                                    act, y + k);
       } else {
-        q4_rows_avx512<false, V, q4_rows, Prefetch>(codes + k * cb, cb, scales + k * ng, nullptr, ng, cols, r, act,
+        q4_rows_avx512<false, V, q4_rows, Prefetch, S>(codes + k * cb, cb, scales + k * ng, nullptr, ng, cols, r, act,
                                                     y + k);
       }
     }
   }
 #endif
   for (; k < k1; ++k) {
-    y[k] = zeros != nullptr ? q4_row<Arch, true, Vnni>(codes + k * cb, scales + k * ng, zeros + k * ng, cols, r, act)
-                            : q4_row<Arch, false, Vnni>(codes + k * cb, scales + k * ng, nullptr, cols, r, act);
+    if constexpr (std::is_same_v<S, float>) {
+      y[k] = zeros != nullptr ? q4_row<Arch, true, Vnni>(codes + k * cb, scales + k * ng, zeros + k * ng, cols, r, act)
+                              : q4_row<Arch, false, Vnni>(codes + k * cb, scales + k * ng, nullptr, cols, r, act);
+    } else {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+      if constexpr (is_avx512bw_v<Arch>) {
+        if (zeros != nullptr) {
+          q4_rows_avx512<true, Vnni && has_vnni, 1, false, S>(codes + k * cb, 0, scales + k * ng, zeros + k * ng, 0,
+                                                              cols, r, act, y + k);
+        } else {
+          q4_rows_avx512<false, Vnni && has_vnni, 1, false, S>(codes + k * cb, 0, scales + k * ng, nullptr, 0, cols, r,
+                                                               act, y + k);
+        }
+        continue;
+      }
+#endif
+      y[k] = zeros != nullptr ? q4_row_generic<true, S>(codes + k * cb, scales + k * ng, zeros + k * ng, cols, r, act)
+                              : q4_row_generic<false, S>(codes + k * cb, scales + k * ng, nullptr, cols, r, act);
+    }
   }
 }
 
@@ -308,6 +337,29 @@ void gemv_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint
   const BlockQ8 act = BlockQ8::carve(work, cols);
   quantize_block_q8(x, cols, act);
   gemv_q4_a8<Arch>(codes, scales, zeros, rows, cols, group, act, y, threads);
+}
+
+/// gemv_q4_a8 with fp16 scales (`scales_f16`: IEEE binary16 bit patterns, rows × cols/group; 2 bytes
+/// per group instead of 4, i.e. 4.5 instead of 5 bits per weight at G = 32). The scales widen to
+/// float exactly, so on AVX-512 and SSE2 the result equals gemv_q4_a8 on the widened scales bit for
+/// bit; AVX2 runs the portable loop here (float rounding differs from gemv_q4's AVX2 kernel).
+template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+void gemv_q4h_a8(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
+                 std::size_t rows, std::size_t cols, std::size_t group, const BlockQ8& act, float* y,
+                 int threads = 1) noexcept {
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    detail::q4_rows_range<Arch, Vnni, true>(codes, scales_f16, zeros, r0, r1, cols, group, act, y);
+  });
+}
+
+/// Float-activation form of gemv_q4h_a8 (workspace block_q8_workspace_bytes(cols)).
+template <class Arch = xsimd::default_arch>
+void gemv_q4h_f32(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
+                  std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y, void* work,
+                  int threads = 1) noexcept {
+  const BlockQ8 act = BlockQ8::carve(work, cols);
+  quantize_block_q8(x, cols, act);
+  gemv_q4h_a8<Arch>(codes, scales_f16, zeros, rows, cols, group, act, y, threads);
 }
 
 /// Scalar reference: y[k] = Σ_j W[k][j]·x[j] with W dequantized exactly (double accumulation).
