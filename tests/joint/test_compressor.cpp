@@ -242,3 +242,32 @@ TEST_CASE("named recipes reproduce the sparq-compress figures on stories260K", "
     CHECK(ppl == Approx(c.ppl).margin(1e-4));  // printed with 4 decimals
   }
 }
+
+TEST_CASE("AwqScale as a stage: cached inputs only, same bits at compile time and run time", "[joint][compressor][awq]") {
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  const std::size_t L = d->weights.config.n_layers, W = win.size();
+  using Q4 = Quantizer<Asymmetric, PerGroup<32>, 4>;
+  AwqOptions ao;
+  ao.group_size = 32;
+  auto a = joint_test::fresh_model(*d);
+  const Compressor<AwqScale, Q4> c{AwqScale(ao), Q4{}};
+  const auto ra = c.compress(a, win, [] {
+    CompressOptions o;
+    o.activation_bits = 0;
+    return o;
+  }());
+  CHECK(count(ra, StatKind::tokens) == 4 * L * W);
+  CHECK(count(ra, StatKind::column_sq) + count(ra, StatKind::hessian) + count(ra, StatKind::absmax) +
+            count(ra, StatKind::minmax) + count(ra, StatKind::mean_sequence) == 0);
+  auto b = joint_test::fresh_model(*d);
+  const auto rb = compress(b, win, parse_recipe("awq:w4g32,w4g32:asym,a0"));
+  CHECK(joint_test::same_weights(a, b));
+  CHECK(rb.weight_bits() == 4);
+  CHECK(to_string(parse_recipe("awq:w4g32,w4g32:asym,a0")) == "awq:w4g32,w4g32:asym,a0");
+  // The norms changed (scales were folded), so AWQ did something beyond RTN.
+  CHECK(a.weights().blocks[0].rms_att != d->weights.blocks[0].rms_att);
+  CHECK_THROWS_WITH(parse_recipe("w4g32,awq"), Catch::Contains("smoothing after quantization"));
+  CHECK_THROWS_WITH(parse_recipe("smooth,awq,w4"), Catch::Contains("two smoothing stages"));
+}

@@ -12,6 +12,7 @@
 // unchanged by the fold).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,14 @@ class BlockStats {
       g.mean->add(x);
       ++counts_[static_cast<std::size_t>(StatKind::mean_sequence)];
     }
+    if (want(StatKind::tokens)) {
+      for (std::size_t t = 0; t < x.rows(); ++t) {
+        check_finite(x.row(t), cin, "BlockStats: calibration tokens");
+        g.tokens.insert(g.tokens.end(), x.row(t), x.row(t) + cin);
+      }
+      g.token_cols = cin;
+      ++counts_[static_cast<std::size_t>(StatKind::tokens)];
+    }
   }
 
   /// Accumulator updates so far, per StatKind.
@@ -89,6 +98,20 @@ class BlockStats {
     const MeanSequence& m = need(g.mean, l, StatKind::mean_sequence);
     if (!g.mean_cache) g.mean_cache = m.mean();
     return *g.mean_cache;
+  }
+
+  /// Every calibration input row of the group (tokens x cin, smoothing applied): a copy.
+  [[nodiscard]] Matrix<float> tokens(model::Linear l) const {
+    const Group& g = group(l);
+    if (g.token_cols == 0)
+      detail::fail("BlockStats: the tokens statistic of the ", model::linear_name(l),
+                   " input group was not collected (a stage read a statistic it did not request)");
+    Matrix<float> x(g.tokens.size() / g.token_cols, g.token_cols);
+    std::copy(g.tokens.begin(), g.tokens.end(), x.data());
+    if (const auto* s = smoothing(l))
+      for (std::size_t t = 0; t < x.rows(); ++t)
+        for (std::size_t j = 0; j < x.cols(); ++j) x(t, j) /= (*s)[j];
+    return x;
   }
 
   /// H of the group's current input (float, smoothing applied).
@@ -144,6 +167,8 @@ class BlockStats {
     std::optional<MeanSequence> mean;
     mutable std::optional<Matrix<float>> mean_cache;
     std::vector<float> smooth;
+    std::vector<float> tokens;
+    std::size_t token_cols = 0;
   };
 
   [[nodiscard]] const Group& group(model::Linear l) const noexcept { return groups_[input_group_index(l)]; }

@@ -15,6 +15,8 @@
 //   quant   := 'w' B ['g' G] ['a' A] [':asym']                round-to-nearest weights: B bits (2,3,4,5,6,8), symmetric
 //                                                             per output channel, or per group of G inputs; A = activation bits
 //   gptq    := 'gptq' [':' 'w' B ['g' G] ['a' A]] [':sym']    GPTQ weights (default w4, asymmetric as GPTQ, per row)
+//   awq     := 'awq' [':' 'w' B ['g' G]] [':noclip']          AWQ scale (+ clip) search for a B-bit, group-G grid
+//                                                             (default w4g128); a smoothing stage, follow it by a quantizer
 //   abits   := 'a' A                                          per-token activation bits only (2..16; 0 = float)
 // Examples: "edit:5e-5,sar:0.5,smooth:0.5,w8a8" (JSQ), "wanda:2:4,smooth,w8a8", "sparsegpt:0.6,gptq:w4g128",
 // "w4a8", "magnitude:0.5". Stage-order rules are those of Compressor<Stages...> (check_stage_order).
@@ -75,7 +77,11 @@ struct GptqStageSpec {
   GptqSpec spec{};
   GptqOptions options{};
 };
-using StageSpec = std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec>;
+struct AwqStageSpec {
+  AwqOptions options{};
+};
+using StageSpec =
+    std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec, AwqStageSpec>;
 
 /// A recipe built at run time.
 struct RecipeSpec {
@@ -234,6 +240,7 @@ struct WeightToken {
         else if constexpr (std::is_same_v<T, SmoothStageSpec>) return StageTraits<Smooth>::info;
         else if constexpr (std::is_same_v<T, QuantStageSpec>)
           return StageTraits<Quantizer<Symmetric, PerChannel, 8>>::info;
+        else if constexpr (std::is_same_v<T, AwqStageSpec>) return StageTraits<AwqScale>::info;
         else return StageTraits<Gptq<GptqGrid<4>>>::info;
       },
       s);
@@ -344,6 +351,21 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
         s.options.alpha = static_cast<float>(*a);
       }
       spec.stages.emplace_back(s);
+    } else if (head == "awq") {
+      AwqStageSpec a;
+      for (std::size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i] == "noclip") {
+          a.options.clip = false;
+        } else if (!parts[i].empty() && parts[i][0] == 'w') {
+          const WeightToken w = parse_weight_token(parts[i], tok);
+          if (w.abits >= 0) bad(tok, "awq[:w<bits>[g<group>]][:noclip] (activation bits go on the quantizer)");
+          a.options.bits = w.bits;
+          a.options.group_size = w.group;
+        } else {
+          bad(tok, "awq[:w<bits>[g<group>]][:noclip] (e.g. awq:w4g128)");
+        }
+      }
+      spec.stages.emplace_back(a);
     } else if (head == "gptq") {
       GptqStageSpec g;
       g.spec.bits = 4;
@@ -378,7 +400,7 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       if (!(a == 0 || (a >= 2 && a <= 16))) bad(tok, "a<bits> with bits 2..16 or 0 (e.g. a8)");
       spec.activation_bits = static_cast<int>(a);
     } else {
-      bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, w<bits>[g<G>][a<A>], gptq[:w<bits>...], a<bits>");
+      bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, awq, w<bits>[g<G>][a<A>], gptq[:w<bits>...], a<bits>");
     }
   }
   std::vector<StageInfo> infos;
@@ -416,6 +438,11 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       std::string t = "w" + std::to_string(q->config.bits);
       if (q->config.granularity == GranularityKind::per_group) t += "g" + std::to_string(q->config.group_size);
       if (q->config.scheme == SchemeKind::asymmetric) t += ":asym";
+      add(t);
+    } else if (const auto* aw = std::get_if<AwqStageSpec>(&st)) {
+      std::string t = "awq:w" + std::to_string(aw->options.bits);
+      if (aw->options.group_size) t += "g" + std::to_string(aw->options.group_size);
+      if (!aw->options.clip) t += ":noclip";
       add(t);
     } else if (const auto* g = std::get_if<GptqStageSpec>(&st)) {
       std::string t = "gptq:w" + std::to_string(g->spec.bits);
@@ -579,6 +606,8 @@ struct NamedRecipeOptions {
             StageTraits<Smooth>::request(Smooth(x.options), p.request);
           } else if constexpr (std::is_same_v<T, QuantStageSpec>) {
             x.config.validate();
+          } else if constexpr (std::is_same_v<T, AwqStageSpec>) {
+            StageTraits<AwqScale>::request(AwqScale(x.options), p.request);
           } else {
             p.request.add_all(StatKind::hessian);  // as StageTraits<Gptq<Q>>::request
           }
@@ -599,6 +628,8 @@ struct NamedRecipeOptions {
               stage_ops::quantize_block_rtn(x.config, ctx);
             } else if constexpr (std::is_same_v<T, GptqStageSpec>) {
               stage_ops::quantize_block_gptq(x.spec, x.options, ctx);
+            } else if constexpr (std::is_same_v<T, AwqStageSpec>) {
+              StageTraits<AwqScale>::apply(AwqScale(x.options), ctx);
             }
             // EditStageSpec: works in the driver (StageDriver::on_linear_input)
           },

@@ -13,6 +13,11 @@
 //                       score, see block_stats.hpp) and SparseGPT uses S⁻¹HS⁻¹.
 //   Smooth              absmax (or minmax for SmoothStatistic::range) at the wq and w1 groups;
 //                       folds s into rms_att → {wq, wk, wv} and rms_ffn → {w1, w3} (α option).
+//   AwqScale            tokens (the cached inputs) at wq, wo, w1, w2; scale search + fold (+ clip
+//                       search) on llama_awq_groups: rms_att → {wq, wk, wv}, rms_ffn → {w1, w3},
+//                       wv → {wo} (only without grouped-query attention), w3 → {w2}. A smoothing
+//                       stage: put a Quantizer (the bits/group of AwqOptions) after it. A group
+//                       size that does not divide cin → one group per row for that group.
 //   Quantizer<S,G,B,C>  requests nothing; fake-quantizes every linear in place (quantize →
 //                       dequantize floats). PerGroup<G> with cin % G != 0 uses a shorter last group
 //                       (QuantOptions::tail_group is switched on by the stage).
@@ -35,6 +40,7 @@
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/prune/pruner.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
+#include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"
 #include "sparq/quant/layer_group.hpp"
 #include "sparq/quant/quantize.hpp"
@@ -175,6 +181,24 @@ inline void quantize_block_gptq(const GptqSpec& spec, const GptqOptions& opt, Bl
   }
 }
 
+/// Statistics AwqScale reads: the inputs of every group it may scale (wo is used only without GQA).
+inline void request_awq(StatRequest& r) { r.add_all(StatKind::tokens); }
+
+/// AWQ scale (and clip) search on every AWQ group of the block; records s in ctx.stats.
+inline void awq_block(const AwqScale& awq, BlockContext& ctx) {
+  for (const auto& g : llama_awq_groups(ctx.config)) {
+    const auto t0 = Clock::now();
+    const model::Linear lead = g.linears[0];
+    Matrix<float> x = ctx.stats.tokens(lead);
+    AwqOptions o = awq.options();  // as GPTQ: a group size that does not divide cin → one group per row
+    o.group_size = gptq_group_for(o.group_size, x.cols());
+    const AwqSearch res = AwqScale(o).apply(ctx.weights, g, x);
+    ctx.stats.smoothed_by(lead, res.scales);
+    const double dt = seconds_since(t0) / static_cast<double>(g.linears.size());
+    for (auto l : g.linears) ctx.report(l).seconds += dt;
+  }
+}
+
 }  // namespace stage_ops
 
 template <>
@@ -196,6 +220,13 @@ struct StageTraits<Smooth> {
   static constexpr StageInfo info{"smooth", false, true, false, true};
   static void request(const Smooth& s, StatRequest& r) { stage_ops::request_smooth(s.options(), r); }
   static void apply(const Smooth& s, BlockContext& ctx) { stage_ops::smooth_block(s, ctx); }
+};
+
+template <>
+struct StageTraits<AwqScale> {
+  static constexpr StageInfo info{"awq", false, true, false, true};
+  static void request(const AwqScale&, StatRequest& r) { stage_ops::request_awq(r); }
+  static void apply(const AwqScale& a, BlockContext& ctx) { stage_ops::awq_block(a, ctx); }
 };
 
 template <QuantScheme Scheme, Granularity Gran, unsigned Bits, RangeCalibrator Calibrator>

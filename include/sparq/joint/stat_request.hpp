@@ -22,8 +22,9 @@ enum class StatKind : std::uint8_t {
   absmax,         ///< ColumnAbsMax: max_t |x_tj| (SmoothQuant absmax statistic)
   minmax,         ///< ColumnMinMax: min_t / max_t x_tj (SmoothQuant range statistic)
   mean_sequence,  ///< MeanSequence: position-wise mean over windows (SAR's range term)
+  tokens,         ///< every calibration input row, concatenated (AWQ's cached input)
 };
-inline constexpr std::size_t stat_kind_count = 5;
+inline constexpr std::size_t stat_kind_count = 6;
 
 [[nodiscard]] constexpr std::string_view stat_name(StatKind k) noexcept {
   switch (k) {
@@ -32,6 +33,7 @@ inline constexpr std::size_t stat_kind_count = 5;
     case StatKind::absmax: return "absmax";
     case StatKind::minmax: return "minmax";
     case StatKind::mean_sequence: return "mean_sequence";
+    case StatKind::tokens: return "tokens";
   }
   return "?";
 }
