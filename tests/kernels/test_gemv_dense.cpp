@@ -1,4 +1,5 @@
 // Dense GEMV kernels (f32, int8, int4) against scalar references on every compiled+supported arch.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -58,10 +59,13 @@ TEST_CASE("gemv_f32_batch equals gemv_f32 per token bit for bit", "[kernels][gem
   sparq_test::for_each_arch([&](auto arch) {
     using A = decltype(arch);
     std::vector<float> y(tokens * rows), yt(rows);
-    sk::gemv_f32_batch<A>(w.data(), rows, cols, x.data(), tokens, y.data(), 2);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      sk::gemv_f32<A>(w.data(), rows, cols, x.data() + t * cols, yt.data());
-      for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[t * rows + k] == yt[k]);
+    for (int threads : {1, 2}) {  // 37 rows: two full 16-row blocks and a partial one on one thread
+      std::fill(y.begin(), y.end(), -1.0f);
+      sk::gemv_f32_batch<A>(w.data(), rows, cols, x.data(), tokens, y.data(), threads);
+      for (std::size_t t = 0; t < tokens; ++t) {
+        sk::gemv_f32<A>(w.data(), rows, cols, x.data() + t * cols, yt.data());
+        for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[t * rows + k] == yt[k]);
+      }
     }
   });
 }
