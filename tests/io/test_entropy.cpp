@@ -12,6 +12,7 @@
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/rans.hpp"
 #include "sparq/quant/quantizer.hpp"
+#include "container_forge.hpp"
 #include "sparq_test.hpp"
 
 using namespace sparq;
@@ -101,30 +102,9 @@ Bytes reference_decode(const Bytes& s) {
   return out;
 }
 
-template <class T>
-T peek(const std::vector<char>& b, std::size_t at) {
-  T v;
-  std::memcpy(&v, b.data() + at, sizeof v);
-  return v;
-}
-template <class T>
-void poke(std::vector<char>& b, std::size_t at, T v) {
-  std::memcpy(b.data() + at, &v, sizeof v);
-}
-// Recomputes every size and checksum field of a container whose payloads were edited.
-void refresh_checksums(std::vector<char>& b) {
-  poke<std::uint64_t>(b, 8, b.size());
-  poke<std::uint32_t>(b, 28, crc32(b.data(), 28));
-  const auto n = peek<std::uint32_t>(b, 16);
-  std::size_t pos = 32;
-  for (std::uint32_t i = 0; i <= n && pos + 12 <= b.size() - 8; ++i) {
-    const auto len = static_cast<std::size_t>(peek<std::uint64_t>(b, pos));
-    if (len > b.size() - 8 - pos - 12) break;
-    poke<std::uint32_t>(b, pos + 8 + len, crc32(b.data() + pos + 8, len));
-    pos += 12 + len;
-  }
-  poke<std::uint32_t>(b, b.size() - 8, crc32(b.data(), b.size() - 8));
-}
+using container_forge::peek;
+using container_forge::poke;
+using container_forge::refresh_checksums;
 
 }  // namespace
 
