@@ -14,6 +14,8 @@
 #include <sparq/io/llama2c.hpp>
 #include <sparq/model/llama.hpp>
 
+#include "synthetic_llama.hpp"
+
 using namespace sparq::model;
 
 namespace {
@@ -26,39 +28,8 @@ const Llama* real_model() {
   return m.get();
 }
 
-/// Cheap deterministic fill (a 64-bit LCG mapped to [-s, s)): 400M weights in well under a second.
-void fill(float* p, std::size_t n, float s, std::uint64_t seed) {
-  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    p[i] = s * (static_cast<float>(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
-  }
-}
-
 const Llama* synthetic_7b() {
-  static std::unique_ptr<Llama> m = [] {
-    LlamaConfig c;
-    c.dim = 4096;
-    c.hidden_dim = 11008;
-    c.n_layers = 2;
-    c.n_heads = 32;
-    c.n_kv_heads = 32;
-    c.vocab_size = 256;
-    c.seq_len = 512;
-    auto w = LlamaWeights::zeros(c);
-    std::uint64_t seed = 1;
-    fill(w.token_embedding.data(), w.token_embedding.size(), 1.0f, seed++);
-    for (auto& b : w.blocks) {
-      b.rms_att.assign(c.dim, 1.0f);
-      b.rms_ffn.assign(c.dim, 1.0f);
-      for (Linear l : all_linears) {
-        auto& mat = b.linear(l);
-        fill(mat.data(), mat.size(), 1.0f / 64.0f, seed++);
-      }
-    }
-    w.rms_final.assign(c.dim, 1.0f);
-    return std::make_unique<Llama>(std::move(w));
-  }();
+  static std::unique_ptr<Llama> m = std::make_unique<Llama>(bench_model::synthetic_7b_weights());
   return m.get();
 }
 

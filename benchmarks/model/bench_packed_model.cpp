@@ -25,6 +25,8 @@
 #include <sparq/prune/pruner.hpp>
 #include <sparq/quant/quantizer.hpp>
 
+#include "synthetic_llama.hpp"
+
 using namespace sparq;
 using namespace sparq::model;
 
@@ -32,35 +34,7 @@ namespace {
 
 enum class Variant { dense, w8a8, nm24_w8, w4_g32 };
 
-/// Cheap deterministic fill (64-bit LCG mapped to [-s, s)).
-void fill(float* p, std::size_t n, float s, std::uint64_t seed) {
-  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    p[i] = s * (static_cast<float>(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
-  }
-}
-
-LlamaWeights synthetic_7b_weights() {
-  LlamaConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = 2;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.vocab_size = 256;
-  c.seq_len = 512;
-  auto w = LlamaWeights::zeros(c);
-  std::uint64_t seed = 1;
-  fill(w.token_embedding.data(), w.token_embedding.size(), 1.0f, seed++);
-  for (auto& b : w.blocks) {
-    b.rms_att.assign(c.dim, 1.0f);
-    b.rms_ffn.assign(c.dim, 1.0f);
-    for (Linear l : all_linears) fill(b.linear(l).data(), b.linear(l).size(), 1.0f / 64.0f, seed++);
-  }
-  w.rms_final.assign(c.dim, 1.0f);
-  return w;
-}
+using bench_model::synthetic_7b_weights;
 
 /// Compresses `m` as `v` (fake quantization / pruning of the floats, then pack_model).
 void compress(Llama& m, Variant v) {
