@@ -9,6 +9,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
+#include "sparq/quant/detail/calib_grid.hpp"
 
 namespace sparq {
 
@@ -37,7 +38,7 @@ class RowMinMaxQuantizer {
   }
 
   void fit(MatrixView<const float> w) {
-    const float maxq = static_cast<float>((1 << bits_) - 1);
+    const detail::calib::GptqGridSpec spec{.bits = bits_, .symmetric = symmetric_};
     scale_.assign(w.rows(), 1.0f);
     zero_.assign(w.rows(), 0.0f);
     for (std::size_t r = 0; r < w.rows(); ++r) {
@@ -49,22 +50,14 @@ class RowMinMaxQuantizer {
         lo = std::min(lo, wr[c]);
         hi = std::max(hi, wr[c]);
       }
-      if (symmetric_) {
-        hi = std::max(-lo, hi);
-        if (lo < 0.0f) lo = -hi;
-      }
-      if (lo == 0.0f && hi == 0.0f) {
-        lo = -1.0f;
-        hi = 1.0f;
-      }
-      const float s = (hi - lo) / maxq;
-      scale_[r] = s;
-      zero_[r] = symmetric_ ? (maxq + 1.0f) / 2.0f : std::nearbyint(-lo / s);
+      const detail::calib::GridParams p = detail::calib::gptq_params_from_range(lo, hi, spec);  // the one §4.3 grid
+      scale_[r] = p.scale;
+      zero_[r] = p.zero;
     }
   }
 
   [[nodiscard]] float quantize(float x, std::size_t row) const noexcept {
-    const float maxq = static_cast<float>((1 << bits_) - 1);
+    const float maxq = static_cast<float>((1 << bits_) - 1);  // float codes: bits may exceed 8
     const float s = scale_[row], z = zero_[row];
     const float q = std::clamp(std::nearbyint(x / s) + z, 0.0f, maxq);
     return s * (q - z);
