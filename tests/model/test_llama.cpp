@@ -251,3 +251,42 @@ TEST_CASE("Llama: golden greedy generations of stories260K", "[model][forward][r
         "Zoo was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
         "big, red ball. She wanted to play with it, but she didn't want to play with");
 }
+
+TEST_CASE("InputQuantLinear: nested decorators and reused per-thread buffers", "[model][inputquant]") {
+  // A8 over A4 over a dense op: y = W · fq4(fq8(x)). The two levels must not share a buffer, and a
+  // buffer grown by a large call must still give exact results for later small ones.
+  const std::size_t in = 37, out = 5;
+  const auto wv = sparq_test::randn(in * out, 11, 1.0f);
+  sparq::Matrix<float> w(out, in);
+  std::copy(wv.begin(), wv.end(), w.data());
+  const InputQuantLinear op(std::make_unique<InputQuantLinear>(std::make_unique<DenseLinear>(w), 4), 8);
+  auto reference = [&](const float* x, float* y) {
+    std::vector<float> a(in), b(in);
+    fake_quantize_token(x, a.data(), in, 8);
+    fake_quantize_token(a.data(), b.data(), in, 4);
+    for (std::size_t o = 0; o < out; ++o) {
+      double s = 0;
+      for (std::size_t k = 0; k < in; ++k) s += static_cast<double>(w(o, k)) * b[k];
+      y[o] = static_cast<float>(s);
+    }
+  };
+  const std::size_t tokens = 9;
+  const auto xs = sparq_test::randn(tokens * in, 12, 2.0f);
+  sparq::Matrix<float> Y(tokens, out);
+  op.gemm(sparq::MatrixView<const float>(xs.data(), tokens, in), Y.view());  // grows the buffers
+  std::vector<float> y(out), r(out);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    op.gemv(xs.data() + t * in, y.data());
+    reference(xs.data() + t * in, r.data());
+    for (std::size_t o = 0; o < out; ++o) {
+      CHECK(y[o] == Approx(r[o]).margin(1e-4));
+      CHECK(Y(t, o) == Approx(r[o]).margin(1e-4));
+    }
+  }
+  // The 4-bit level changes the result: the inner decorator really ran on its own copy.
+  const InputQuantLinear only8(std::make_unique<DenseLinear>(w), 8);
+  std::vector<float> y8(out);
+  only8.gemv(xs.data(), y8.data());
+  op.gemv(xs.data(), y.data());
+  CHECK(max_abs_diff(y.data(), y8.data(), out) > 1e-3f);
+}

@@ -57,18 +57,43 @@ class InputQuantLinear final : public LinearOp {
 
   void gemv(const float* x, float* y) const override {
     const std::size_t n = in_features();
-    std::vector<float> xq(n);
-    fake_quantize_token(x, xq.data(), n, bits_);
-    inner_->gemv(xq.data(), y);
+    const Scratch xq(n);
+    fake_quantize_token(x, xq.data, n, bits_);
+    inner_->gemv(xq.data, y);
   }
   void gemm(MatrixView<const float> X, MatrixView<float> Y) const override {
     const std::size_t n = in_features();
-    Matrix<float> xq(X.rows(), n);
-    for (std::size_t t = 0; t < X.rows(); ++t) fake_quantize_token(X.row(t), xq.row(t), n, bits_);
-    inner_->gemm(xq.view(), Y);
+    const Scratch xq(X.rows() * n);
+    for (std::size_t t = 0; t < X.rows(); ++t) fake_quantize_token(X.row(t), xq.data + t * n, n, bits_);
+    inner_->gemm(MatrixView<const float>(xq.data, X.rows(), n), Y);
   }
 
  private:
+  /// A per-thread buffer of at least n floats, one per nesting level (an inner op may itself be an
+  /// InputQuantLinear, directly or under a decorator), grown on demand and kept: no allocation per
+  /// call once warm.
+  struct Scratch {
+    float* data;
+    explicit Scratch(std::size_t n) {
+      std::vector<float>& b = level(depth());
+      if (b.size() < n) b.resize(n);
+      data = b.data();
+      ++depth();
+    }
+    ~Scratch() { --depth(); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    static std::size_t& depth() noexcept {
+      thread_local std::size_t d = 0;
+      return d;
+    }
+    static std::vector<float>& level(std::size_t i) {
+      thread_local std::vector<std::unique_ptr<std::vector<float>>> pool;  // stable addresses
+      while (pool.size() <= i) pool.push_back(std::make_unique<std::vector<float>>());
+      return *pool[i];
+    }
+  };
+
   std::unique_ptr<LinearOp> inner_;
   int bits_;
 };
