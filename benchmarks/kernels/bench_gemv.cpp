@@ -13,6 +13,7 @@
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
 #include "sparq/kernels/gemv_nm_a8.hpp"
+#include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
 
@@ -183,7 +184,9 @@ void bm_read(benchmark::State& st) {
 
 // 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values (float gather), 2 = int4 g32
 // values with int8 activations (gemv_nm24_q4_f32, 2:4 only), 3 = the same on the tiled layout
-// (gemv_nm24_q4_tiled_f32; same bytes). Dense-equivalent weights/s.
+// (gemv_nm24_q4_tiled_f32; same bytes), 5 = int4 g32 on presence-mask tiles (gemv_nm24m_q4_f32),
+// 6 = the same with fp16 scales (gemv_nm24m_q4h_f32).
+// Dense-equivalent weights/s; bytes/s counts the stored bytes of the layout the kernel reads.
 void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
   const int threads = static_cast<int>(st.range(0));
   const std::size_t nk = K / m * n, ib = sk::nm_index_row_bytes(nk, m), ng = nk / 32;
@@ -207,6 +210,23 @@ void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
       benchmark::DoNotOptimize(y.data());
     }
     bytes += 4.0 * nk * R;
+  } else if (fmt == 5 || fmt == 6) {
+    Buf<std::uint8_t> codes(nk / 2 * R), work(sk::nm24m_q8_workspace_bytes(K)), tiles(sk::nm24m_q4_row_bytes(K) * R);
+    Buf<float> s(ng * R);
+    Buf<std::uint16_t> sh(ng * R);
+    fill_bytes(codes.data(), nk / 2 * R, 16);
+    fill_floats(s.data(), ng * R, 17, 0.001f, 0.01f);
+    for (std::size_t i = 0; i < ng * R; ++i) sh.data()[i] = sparq::float_to_fp16(s.data()[i]);
+    sk::pack_nm24m_q4(codes.data(), idx.data(), R, K, tiles.data());
+    for (auto _ : st) {
+      if (fmt == 6) {
+        sk::gemv_nm24m_q4h_f32(tiles.data(), sh.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
+      } else {
+        sk::gemv_nm24m_q4_f32(tiles.data(), s.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
+      }
+      benchmark::DoNotOptimize(y.data());
+    }
+    bytes = (static_cast<double>(sk::nm24m_q4_row_bytes(K)) + (fmt == 6 ? 2.0 : 4.0) * ng) * R;
   } else {
     Buf<std::uint8_t> codes(nk / 2 * R), work(sk::nm_q8_workspace_bytes(K));
     Buf<float> s(ng * R);
@@ -299,6 +319,8 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32" + kShape).c_str(), bm_nm, 2, 4, 1));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_a8" + kShape).c_str(), bm_nm, 2, 4, 2));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_tiled_a8" + kShape).c_str(), bm_nm, 2, 4, 3));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 5));
+  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_f16scale_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 6));
   th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_bf16));
   th(benchmark::RegisterBenchmark("gemm/f32/512x4096x4096", bm_gemm, 0));
   th(benchmark::RegisterBenchmark("gemm/int8_a8/512x4096x4096", bm_gemm, 1));

@@ -148,3 +148,30 @@ TEST_CASE("gemv_nm_q4 matches the reference (groups over kept values, sym and as
     }
   }
 }
+
+TEST_CASE("gemv_nm_f32 2:4 gives each row the same value whether it runs in a 4-row pass or alone", "[kernels][gemv][nm]") {
+  for (std::size_t cols : {40, 64, 200, 1032, 4096}) {
+    const std::size_t rows = 13, nk = cols / 2;
+    const auto pat = make_pattern(rows, cols, 2, 4, static_cast<unsigned>(cols));
+    const auto v = sparq_test::randn(rows * nk, 3);
+    const auto x = sparq_test::randn(cols, 4);
+    const std::size_t ib = sk::nm_index_row_bytes(nk, 4);
+    std::vector<float> ref(rows);
+    sk::gemv_nm_reference([&](std::size_t k, std::size_t i) { return v[k * nk + i]; }, pat.idx.data(), rows, cols, 2, 4,
+                          x.data(), ref.data());
+    sparq_test::for_each_arch([&](auto arch) {
+      using A = decltype(arch);
+      INFO("arch " << A::name() << " cols " << cols);
+      std::vector<float> y(rows);
+      sk::gemv_nm_f32<A>(v.data(), pat.idx.data(), rows, cols, 2, 4, x.data(), y.data());
+      for (std::size_t k = 0; k < rows; ++k) {
+        float one = 0.0f;
+        sk::gemv_nm_f32<A>(v.data() + k * nk, pat.idx.data() + k * ib, 1, cols, 2, 4, x.data(), &one);
+        REQUIRE(one == y[k]);
+        double mag = 0.0;
+        for (std::size_t i = 0; i < nk; ++i) mag += std::fabs(static_cast<double>(v[k * nk + i])) * 4.0;
+        REQUIRE(std::fabs(static_cast<double>(y[k]) - ref[k]) <= 1e-5 * mag);
+      }
+    });
+  }
+}

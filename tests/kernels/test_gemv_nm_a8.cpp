@@ -1,4 +1,4 @@
-// 2:4-sparse W4A8 GEMV (gemv_nm24_q4_a8 / _f32, NmQ8 activations) against scalar references on every arch.
+// 2:4-sparse W4A8 GEMV (gemv_nm24_q4_a8 / _f32 on NmQ8, gemv_nm24m_q4(h)_a8 on mask tiles) against scalar references on every arch.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +11,8 @@
 #include "pack_helpers.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
 #include "sparq/kernels/gemv_nm_a8.hpp"
+#include "sparq/kernels/gemv_nm_mask.hpp"
+#include "sparq/core/half.hpp"
 #include "sparq_test.hpp"
 
 namespace sk = sparq::kernels;
@@ -213,5 +215,185 @@ TEST_CASE("pack_nm24_q4_tiles writes the documented tile layout", "[kernels][nm]
         for (unsigned p = 0; p < 4; ++p) REQUIRE(bit(p) == 0u);
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence-mask tiles (gemv_nm_mask.hpp)
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("NmMaskQ8 activation layout and quantizers", "[kernels][nm][int8]") {
+  const std::size_t cols = 1024 + 320;
+  const auto x = sparq_test::randn(cols, 15);
+  std::vector<unsigned char> work(sk::nm24m_q8_workspace_bytes(cols) + 5);
+  const sk::NmMaskQ8 act = sk::NmMaskQ8::carve(work.data() + 5, cols);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(act.q) % 64 == 0);
+  const std::size_t padded = sk::nm24m_padded(cols);
+  REQUIRE(padded == 2048);
+  std::vector<int> seen(padded, 0);
+  for (std::size_t j = 0; j < padded; ++j) ++seen[sk::nm24m_q8_position(j)];
+  REQUIRE(std::all_of(seen.begin(), seen.end(), [](int s) { return s == 1; }));  // a permutation
+  // the documented lane-vector position: input 256p + 64L + 16q + e of a chunk at byte 64(4p + q) + 16L + e
+  REQUIRE(sk::nm24m_q8_position(1024 + 256 * 2 + 64 * 3 + 16 * 1 + 5) == 1024 + 64 * (4 * 2 + 1) + 16 * 3 + 5);
+  sk::quantize_nm24m_q8(x.data(), cols, act);
+  for (std::size_t b = 0; b < cols / 64; ++b) {
+    float amax = 0.0f;
+    for (std::size_t j = b * 64; j < b * 64 + 64; ++j) amax = std::max(amax, std::fabs(x[j]));
+    REQUIRE(act.scale[b] == amax / 127.0f);
+    std::int32_t sum = 0;
+    for (std::size_t j = b * 64; j < b * 64 + 64; ++j) {
+      const int q = act.q[sk::nm24m_q8_position(j)];
+      REQUIRE(q == static_cast<int>(std::nearbyint(x[j] * (127.0f / amax))));
+      sum += q;
+    }
+    REQUIRE(act.sum[b] == sum);
+  }
+  for (std::size_t j = cols; j < padded; ++j) REQUIRE(act.q[sk::nm24m_q8_position(j)] == 0);
+  for (std::size_t b = cols / 64; b < padded / 64; ++b) {
+    REQUIRE(act.scale[b] == 0.0f);
+    REQUIRE(act.sum[b] == 0);
+  }
+  const auto qx = kt::rand_i8(cols, 16);
+  sk::nm24m_q8_from_per_token(qx.data(), 0.5f, cols, act);
+  for (std::size_t j = 0; j < cols; ++j) REQUIRE(act.q[sk::nm24m_q8_position(j)] == qx[j]);
+  for (std::size_t b = 0; b < cols / 64; ++b) {
+    REQUIRE(act.scale[b] == 0.5f);
+    REQUIRE(act.sum[b] == std::accumulate(qx.begin() + static_cast<std::ptrdiff_t>(64 * b),
+                                          qx.begin() + static_cast<std::ptrdiff_t>(64 * b + 64), 0));
+  }
+}
+
+TEST_CASE("pack_nm24m_q4 writes the documented mask-tile layout", "[kernels][nm][int4]") {
+  const std::size_t rows = 3, cols = 1024 + 192, nk = cols / 2;  // one full chunk, one padded chunk
+  const Case c(rows, cols, 32, false, 93);
+  const std::size_t rb = sk::nm24m_q4_row_bytes(cols);
+  REQUIRE(rb == 2 * 384);
+  std::vector<std::uint8_t> tiles(rows * rb, 0xff);
+  sk::pack_nm24m_q4(c.codes.data(), c.pat.idx.data(), rows, cols, tiles.data());
+  for (std::size_t k = 0; k < rows; ++k) {
+    const std::uint8_t* row = tiles.data() + k * rb;
+    std::vector<int> kept(sk::nm24m_padded(cols), -1);  // input -> kept value index
+    for (std::size_t i = 0; i < nk; ++i) kept[c.col(k, i)] = static_cast<int>(i);
+    for (std::size_t ch = 0; ch < 2; ++ch) {
+      const std::uint8_t* t = row + ch * 384;
+      for (std::size_t zt = 0; zt < 16; ++zt) {
+        std::uint64_t m;
+        std::memcpy(&m, t + 256 + 8 * zt, 8);
+        std::size_t slot = 0;
+        for (std::size_t l = 0; l < 64; ++l) {
+          const std::size_t j = ch * 1024 + (zt / 4) * 256 + (l / 16) * 64 + (zt % 4) * 16 + l % 16;
+          const bool bit = ((m >> l) & 1u) != 0;
+          INFO("row " << k << " chunk " << ch << " Z " << zt << " lane " << l << " input " << j);
+          REQUIRE(bit == (kept[j] >= 0));
+          if (bit) {
+            const int u = (t[32 * (zt / 2) + slot] >> (4 * (zt % 2))) & 15;
+            REQUIRE(u == c.u[k * nk + static_cast<std::size_t>(kept[j])]);
+            ++slot;
+          }
+        }
+        const std::size_t valid = ch == 0 ? 1024 : cols - 1024;  // real inputs of this chunk
+        std::size_t expect_kept = 0;
+        for (std::size_t L = 0; L < 4; ++L) expect_kept += (zt / 4) * 256 + 64 * L + (zt % 4) * 16 < valid ? 8 : 0;
+        REQUIRE(slot == expect_kept);  // 8 kept values per 16 real inputs, none in the padding
+        for (std::size_t s2 = slot; s2 < 32; ++s2) REQUIRE(((t[32 * (zt / 2) + s2] >> (4 * (zt % 2))) & 15) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("gemv_nm24m_q4_a8 / q4h_a8 match the reference on every arch (G 32/64/128, sym/asym, ragged sizes)",
+          "[kernels][gemv][nm][int4]") {
+  for (std::size_t cols : {64, 128, 192, 960, 1024, 1088, 2112}) {
+    for (std::size_t group : {32, 64, 128}) {
+      if ((cols / 2) % group != 0) continue;
+      for (bool asym : {false, true}) {
+        const unsigned seed = static_cast<unsigned>(cols * 11 + group + (asym ? 3 : 0));
+        const std::size_t rows = 23;  // 4-row passes and single rows
+        Case c(rows, cols, group, asym, seed);
+        const std::size_t ng = cols / 2 / group;
+        std::vector<std::uint16_t> sh(rows * ng);
+        for (std::size_t i = 0; i < rows * ng; ++i) {  // scales on the fp16 grid, so both forms see the same values
+          sh[i] = sparq::float_to_fp16(c.sc[i]);
+          c.sc[i] = sparq::fp16_to_float(sh[i]);
+        }
+        const auto x = sparq_test::randn(cols, seed + 9);
+        std::vector<unsigned char> work(sk::nm24m_q8_workspace_bytes(cols));
+        const sk::NmMaskQ8 act = sk::NmMaskQ8::carve(work.data(), cols);
+        sk::quantize_nm24m_q8(x.data(), cols, act);
+        std::vector<std::uint8_t> tiles(rows * sk::nm24m_q4_row_bytes(cols), 0xAB);
+        sk::pack_nm24m_q4(c.codes.data(), c.pat.idx.data(), rows, cols, tiles.data());
+        std::vector<float> ref(rows), exact(rows);
+        std::vector<double> mag(rows, 0.0), qerr(rows, 0.0);
+        sk::gemv_nm24m_q4_a8_reference(c.codes.data(), c.sc.data(), c.zeros(), group, c.pat.idx.data(), rows, cols, act,
+                                       ref.data());
+        for (std::size_t k = 0; k < rows; ++k) {
+          double e = 0.0;
+          for (std::size_t i = 0; i < cols / 2; ++i) {
+            const std::size_t j = c.col(k, i);
+            e += static_cast<double>(c.w(k, i)) * x[j];
+            mag[k] += std::fabs(static_cast<double>(c.w(k, i)) * x[j]);
+            qerr[k] += std::fabs(static_cast<double>(c.w(k, i))) * act.scale[j / 64] / 2;
+          }
+          exact[k] = static_cast<float>(e);
+        }
+        sparq_test::for_each_arch([&](auto arch) {
+          using A = decltype(arch);
+          INFO("arch " << A::name() << " cols " << cols << " G " << group << " asym " << asym);
+          std::vector<float> y(rows, -1.0f), y2(rows, -2.0f), yh(rows, -3.0f), yf(rows, -4.0f), yhf(rows, -5.0f);
+          sk::gemv_nm24m_q4_a8<A>(tiles.data(), c.sc.data(), c.zeros(), group, rows, cols, act, y.data());
+          for (std::size_t k = 0; k < rows; ++k) {
+            INFO("row " << k << " got " << y[k] << " ref " << ref[k]);
+            REQUIRE(std::fabs(static_cast<double>(y[k]) - ref[k]) <= 1e-5 * mag[k] + 1e-30);
+          }
+          sk::gemv_nm24m_q4_a8<A, false>(tiles.data(), c.sc.data(), c.zeros(), group, rows, cols, act, y2.data(), 2);
+          REQUIRE(y2 == y);  // maddubs path and two threads: same integer sums, same float order
+          sk::gemv_nm24m_q4h_a8<A>(tiles.data(), sh.data(), c.zeros(), group, rows, cols, act, yh.data());
+          REQUIRE(yh == y);  // fp16 scales widen exactly
+          for (std::size_t k = 0; k < rows; ++k) {  // each row alone (no 4-row pass): the same value
+            float one = -7.0f;
+            sk::gemv_nm24m_q4_a8<A>(tiles.data() + k * sk::nm24m_q4_row_bytes(cols), c.sc.data() + k * ng,
+                                    asym ? c.zr.data() + k * ng : nullptr, group, 1, cols, act, &one);
+            REQUIRE(one == y[k]);
+          }
+          std::vector<unsigned char> w2(sk::nm24m_q8_workspace_bytes(cols)), w3(sk::nm24m_q8_workspace_bytes(cols));
+          sk::gemv_nm24m_q4_f32<A>(tiles.data(), c.sc.data(), c.zeros(), group, rows, cols, x.data(), yf.data(), w2.data());
+          REQUIRE(yf == y);
+          sk::gemv_nm24m_q4h_f32<A>(tiles.data(), sh.data(), c.zeros(), group, rows, cols, x.data(), yhf.data(), w3.data(), 2);
+          REQUIRE(yhf == y);
+          for (std::size_t k = 0; k < rows; ++k) {  // activation-quantization error bound vs the float product
+            INFO("row " << k << " got " << yf[k] << " exact " << exact[k] << " bound " << qerr[k]);
+            REQUIRE(std::fabs(static_cast<double>(yf[k]) - exact[k]) <= qerr[k] * 1.0001 + 1e-5 * mag[k]);
+          }
+        });
+      }
+    }
+  }
+}
+
+TEST_CASE("gemv_nm24m_q4_a8 is exact when every float product is exact (per-token int8 activations)",
+          "[kernels][gemv][nm][int4]") {
+  const std::size_t rows = 21, cols = 2048 + 128, group = 64, ng = cols / 2 / group;
+  for (bool asym : {false, true}) {
+    Case c(rows, cols, group, asym, 79);
+    for (std::size_t i = 0; i < rows * ng; ++i) c.sc[i] = std::ldexp(1.0f, -static_cast<int>(i % 5));
+    const auto qx = kt::rand_i8(cols, 80, -31, 31);  // keeps every partial sum below 2^24 ulps
+    std::vector<unsigned char> work(sk::nm24m_q8_workspace_bytes(cols));
+    const sk::NmMaskQ8 act = sk::NmMaskQ8::carve(work.data(), cols);
+    sk::nm24m_q8_from_per_token(qx.data(), 0.125f, cols, act);
+    std::vector<std::uint8_t> tiles(rows * sk::nm24m_q4_row_bytes(cols));
+    sk::pack_nm24m_q4(c.codes.data(), c.pat.idx.data(), rows, cols, tiles.data());
+    std::vector<float> expect(rows);
+    for (std::size_t k = 0; k < rows; ++k) {
+      double s = 0.0;
+      for (std::size_t i = 0; i < cols / 2; ++i) s += static_cast<double>(c.w(k, i)) * 0.125 * qx[c.col(k, i)];
+      expect[k] = static_cast<float>(s);
+    }
+    sparq_test::for_each_arch([&](auto arch) {
+      using A = decltype(arch);
+      INFO("arch " << A::name() << " asym " << asym);
+      std::vector<float> y(rows);
+      sk::gemv_nm24m_q4_a8<A>(tiles.data(), c.sc.data(), c.zeros(), group, rows, cols, act, y.data());
+      REQUIRE(y == expect);
+    });
   }
 }

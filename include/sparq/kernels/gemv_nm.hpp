@@ -93,6 +93,62 @@ template <std::size_t M, class LoadV>
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
+/// 2:4 f32, NR rows at once (row r: values v + r·nk, indices idx + r·ib): the rows share the
+/// activation loads; each row's sum is formed exactly as nm_row_avx512<4> forms it (same lanes, same
+/// order), so the result does not depend on NR. Offsets: (index bits) | (4·⌊lane/2⌋) in one
+/// vpternlogd. Prefetch: the same kept values of the rows two passes (2·NR rows) ahead.
+template <int NR, bool Prefetch>
+inline void nm24_f32_rows_avx512(const float* v, const std::uint8_t* idx, std::size_t cols, const float* x,
+                                 float* out) noexcept {
+  const std::size_t nk = cols / 2, ib = nm_index_row_bytes(nk, 4);
+  const __m512i sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+  const __m512i three = _mm512_set1_epi32(3);
+  auto offsets = [&](const std::uint8_t* ip) {
+    std::uint32_t w;
+    std::memcpy(&w, ip, 4);
+    // (a & b) | c with a = shifted bits, b = 3, c = base: imm 0xEA
+    return _mm512_ternarylogic_epi32(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(w)), sh), three, base, 0xEA);
+  };
+  __m512 acc0[NR], acc1[NR];
+  for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 32 <= nk; i += 32) {
+    if constexpr (Prefetch) {
+      const std::uintptr_t vp = reinterpret_cast<std::uintptr_t>(v) + (2 * NR * nk + i) * sizeof(float);
+      const std::uintptr_t ipf = reinterpret_cast<std::uintptr_t>(idx) + 2 * NR * ib + i / 4;
+      for (int r = 0; r < NR; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(vp + r * nk * sizeof(float)), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(vp + r * nk * sizeof(float) + 64), _MM_HINT_T0);
+        if (i % 256 == 0) _mm_prefetch(reinterpret_cast<const char*>(ipf + r * ib), _MM_HINT_T0);
+      }
+    }
+    const std::size_t c = 2 * i;
+    const __m512 xa = _mm512_loadu_ps(x + c), xb = _mm512_loadu_ps(x + c + 16);
+    const __m512 xc = _mm512_loadu_ps(x + c + 32), xd = _mm512_loadu_ps(x + c + 48);
+    for (int r = 0; r < NR; ++r) {
+      const std::uint8_t* ip = idx + r * ib + i / 4;
+      const float* vr = v + r * nk + i;
+      acc0[r] = _mm512_fmadd_ps(_mm512_loadu_ps(vr), _mm512_permutex2var_ps(xa, offsets(ip), xb), acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(_mm512_loadu_ps(vr + 16), _mm512_permutex2var_ps(xc, offsets(ip + 4), xd), acc1[r]);
+    }
+  }
+  for (; i < nk; i += 16) {  // tail, as in nm_row_avx512
+    const std::size_t left = nk - i;
+    const auto vm = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const std::size_t c = 2 * i, xl = cols - c;
+    const auto m0 = xl >= 16 ? __mmask16(0xffff) : __mmask16((1u << xl) - 1);
+    const auto m1 = xl >= 32 ? __mmask16(0xffff) : xl <= 16 ? __mmask16(0) : __mmask16((1u << (xl - 16)) - 1);
+    const __m512 xa = _mm512_maskz_loadu_ps(m0, x + c), xb = _mm512_maskz_loadu_ps(m1, x + c + 16);
+    for (int r = 0; r < NR; ++r) {
+      std::uint8_t ibuf[4] = {};
+      std::memcpy(ibuf, idx + r * ib + i / 4, std::min<std::size_t>(4, ib - i / 4));
+      acc0[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(vm, v + r * nk + i), _mm512_permutex2var_ps(xa, offsets(ibuf), xb),
+                                acc0[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
+}
 #endif
 
 template <class Arch>
@@ -108,6 +164,16 @@ void gemv_nm_f32(const float* values, const std::uint8_t* idx, std::size_t rows,
                  std::size_t m, const float* x, float* y, int threads = 1) noexcept {
   const std::size_t nk = cols / m * n, ib = nm_index_row_bytes(nk, m);
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if constexpr (detail::is_avx512bw_v<Arch>) {
+      if (n == 2 && m == 4) {  // 4 rows per pass, prefetched; per-row result independent of the grouping
+        std::size_t k = r0;
+        for (; k + 4 <= r1; k += 4) detail::nm24_f32_rows_avx512<4, true>(values + k * nk, idx + k * ib, cols, x, y + k);
+        for (; k < r1; ++k) detail::nm24_f32_rows_avx512<1, false>(values + k * nk, idx + k * ib, cols, x, y + k);
+        return;
+      }
+    }
+#endif
     for (std::size_t k = r0; k < r1; ++k) {
       const float* v = values + k * nk;
       const std::uint8_t* ip = idx + k * ib;
