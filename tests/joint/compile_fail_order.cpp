@@ -14,6 +14,18 @@ using Recipe = Compressor<W8, Pruner<Wanda, Unstructured>>;  // a pruner after t
 using Recipe = Compressor<Pruner<Wanda, Unstructured>, W8, Smooth>;  // smoothing after quantization
 #elif SPARQ_ORDER_CASE == 4
 using Recipe = Compressor<Pruner<SAR, Unstructured>, ActivationEdit, Smooth, W8>;  // editor not first
+#elif SPARQ_ORDER_CASE == 5
+using Recipe = Compressor<Pruner<Wanda, Unstructured>, LowRankCompensation, W8>;  // LoRC not last
+#elif SPARQ_ORDER_CASE == 6
+using Recipe = Compressor<Smooth, LowRankCompensation>;  // nothing to compensate
+#elif SPARQ_ORDER_CASE == 7
+using Recipe = Compressor<LowRank, Pruner<Wanda, Unstructured>>;  // a pruner after LowRank
+#elif SPARQ_ORDER_CASE == 8
+// valid: LoRC after SAR + W4 g128; LowRank then a factor quantizer; the N:M fallback prune stage
+using Recipe = Compressor<Pruner<SAR, Unstructured>, Quantizer<Symmetric, PerGroup<128>, 4>, LowRankCompensation>;
+using Recipe2 = Compressor<LowRank, W8>;
+using Recipe3 = Compressor<NMFallback<Pruner<SAR, NM<4, 8>>>, W8, LowRankCompensation>;
+static_assert(Recipe2::size == 2 && Recipe3::size == 3);
 #endif
 
 int main() {

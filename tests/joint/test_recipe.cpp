@@ -120,7 +120,7 @@ TEST_CASE("named recipes: the paper's comparison and its ablations", "[joint][re
   CHECK(to_string(named_recipe("smoothquant")) == "smooth:0.5,w8,a8");
   CHECK(to_string(named_recipe("w8a8")) == "w8,a8");
   CHECK(to_string(named_recipe("sparsegpt+smoothquant-2:4")) == "sparsegpt:2:4,smooth:0.5,w8,a8");
-  CHECK(to_string(named_recipe("jsq-4:8")) == "edit:5e-05,sar:4:8,smooth:0.5,w8,a8");
+  CHECK(to_string(named_recipe("jsq-4:8")) == "edit:5e-05,sar:4:8:fallback,smooth:0.5,w8,a8");
 
   NamedRecipeOptions o;
   o.sparsity = 0.6;

@@ -9,7 +9,9 @@
 //   abs-max / min / max: divided by s_j
 // and mask-only metrics (Wanda, SAR) score the unsmoothed weights W ⊘ s with the raw statistics,
 // which is the same score (|W_kj s_j|·‖x_j‖/s_j = |W_kj|·‖x_j‖; the SAR ranges of X Wᵀ are
-// unchanged by the fold).
+// unchanged by the fold). AwqScale's linear → linear groups also divide the predecessor's rows by s
+// (rows_divided_by), which LowRankCompensation needs to express the original W in the current
+// coordinates.
 #pragma once
 
 #include <algorithm>
@@ -152,6 +154,23 @@ class BlockStats {
       for (std::size_t j = 0; j < s.size(); ++j) g.smooth[j] *= s[j];
     }
   }
+  /// Records that the output rows of linear `l` were divided by `s` (AwqScale folds 1/s into the
+  /// predecessor of a linear → linear group: wv for wo, w3 for w2); cumulative.
+  void rows_divided_by(model::Linear l, const std::vector<float>& s) {
+    std::vector<float>& d = row_div_[static_cast<std::size_t>(l)];
+    if (d.empty()) {
+      d = s;
+    } else {
+      SPARQ_CHECK(d.size() == s.size(), "BlockStats::rows_divided_by: ", s.size(), " scales, expected ", d.size());
+      for (std::size_t j = 0; j < s.size(); ++j) d[j] *= s[j];
+    }
+  }
+  /// The cumulative row divisors of linear `l`, or nullptr when its rows were not rescaled.
+  [[nodiscard]] const std::vector<float>* row_divisors(model::Linear l) const noexcept {
+    const std::vector<float>& d = row_div_[static_cast<std::size_t>(l)];
+    return d.empty() ? nullptr : &d;
+  }
+
   /// The cumulative smoothing scale of the group of `l`, or nullptr when it was not smoothed.
   [[nodiscard]] const std::vector<float>* smoothing(model::Linear l) const noexcept {
     const Group& g = group(l);
@@ -184,6 +203,7 @@ class BlockStats {
 
   StatRequest req_{};
   std::array<Group, input_group_count> groups_{};
+  std::array<std::vector<float>, 7> row_div_{};
   StatCounts counts_{};
 };
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sparq/joint/block_stats.hpp"
+#include "sparq/joint/linear_factors.hpp"
 #include "sparq/model/llama_weights.hpp"
 
 namespace sparq {
@@ -28,6 +29,11 @@ struct CompressOptions {
   /// Per-block ActivationEdit strengths r_b (the JSQ editing vector V). Empty: the stage's own
   /// strength for every block. Otherwise one value per block, each in [0, 0.5].
   std::vector<double> edit_strengths;
+  /// Install the low-rank ops of LowRank / LowRankCompensation stages into the model while
+  /// compressing (default): the factored/compensated block then produces the next block's
+  /// calibration inputs and the returned model runs them. false: the factors are only reported
+  /// (LinearReport::factors; install_low_rank() installs them later, e.g. around packed ops).
+  bool install_low_rank = true;
 };
 
 /// What happened to one decoder linear.
@@ -40,6 +46,10 @@ struct LinearReport {
   std::size_t group_size = 0;   ///< quantization group actually used (0 = one per row)
   int activation_bits = 0;      ///< per-token input quantization bits (0 = float inputs)
   double seconds = 0.0;         ///< time spent in stages on this linear (group stages split evenly)
+  std::size_t nm_n = 0, nm_m = 0;  ///< N:M pattern the prune stage applied to this linear (0 = not N:M)
+  bool nm_fallback = false;     ///< nm_n:nm_m is the fallback of NMFallback (cin not a multiple of the asked M)
+  /// Low-rank factors of this linear (LowRankCompensation: Ŵ + A·B; LowRank: A·B), if a stage made them.
+  std::optional<LinearFactors> factors;
 
   [[nodiscard]] double sparsity() const noexcept {
     const double n = static_cast<double>(rows * cols);
@@ -64,6 +74,19 @@ struct CompressReport {
   }
   /// Weight bits of the linears (the first one's; every linear gets the same stages).
   [[nodiscard]] int weight_bits() const noexcept { return linears.empty() ? 32 : linears.front().weight_bits; }
+  /// The report of linear l of block b, or nullptr.
+  [[nodiscard]] const LinearReport* find(std::size_t block, model::Linear l) const noexcept {
+    for (const auto& r : linears)
+      if (r.block == block && r.linear == l) return &r;
+    return nullptr;
+  }
+  /// Bytes of all low-rank factors as stored (0 without LowRank / LowRankCompensation).
+  [[nodiscard]] std::size_t factor_bytes() const noexcept {
+    std::size_t n = 0;
+    for (const auto& r : linears)
+      if (r.factors) n += r.factors->bytes();
+    return n;
+  }
 };
 
 }  // namespace sparq

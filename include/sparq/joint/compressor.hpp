@@ -11,8 +11,9 @@
 //
 // Every stage is a type with a StageTraits specialisation (joint/stage_traits.hpp; built-ins in
 // joint/stages.hpp). The stage order is checked at compile time: ActivationEdit first, at most one
-// weight quantizer (Quantizer / Gptq), nothing that needs float weights (Pruner, Smooth) after it,
-// at most one smoothing stage. compress() runs model::run_layerwise with a StageDriver: per block,
+// weight quantizer (Quantizer / Gptq), nothing that needs float weights (Pruner, Smooth, LowRank)
+// after it, at most one smoothing stage, LowRankCompensation last and after a pruner or quantizer,
+// only a Quantizer after LowRank (joint/lowrank_stages.hpp). compress() runs model::run_layerwise with a StageDriver: per block,
 // the union of the stages' statistic requests is accumulated from the block's calibration inputs,
 // then the stages transform the block's linears in order (see stage_driver.hpp for the protocol).
 #pragma once
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "sparq/joint/compress_report.hpp"
+#include "sparq/joint/lowrank_stages.hpp"
 #include "sparq/joint/stage_driver.hpp"
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/joint/stages.hpp"
@@ -48,6 +50,15 @@ class Compressor {
                 "prune before quantizing");
   static_assert(order_ != StageOrderError::two_smoothers,
                 "Compressor<Stages...>: two smoothing stages (Smooth / AwqScale); keep one");
+  static_assert(order_ != StageOrderError::compensation_not_last,
+                "Compressor<Stages...>: a stage follows LowRankCompensation; LoRC must be the last stage, after the "
+                "pruner / quantizer whose error it compensates");
+  static_assert(order_ != StageOrderError::nothing_to_compensate,
+                "Compressor<Stages...>: LowRankCompensation has nothing to compensate; put it after the pruner / "
+                "quantizer whose error it corrects");
+  static_assert(order_ != StageOrderError::after_low_rank,
+                "Compressor<Stages...>: only a Quantizer (it then quantizes the factors) may follow LowRank; prune or "
+                "smooth before LowRank");
 
  public:
   static constexpr std::size_t size = sizeof...(Stages);

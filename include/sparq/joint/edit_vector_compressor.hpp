@@ -20,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -85,7 +86,9 @@ class EditVectorCompressor {
       prefix.push_back(v[b]);
       const Entry& e = cache_.at(prefix);
       model.block_weights(b) = e.block;
-      StageDriver::install_block(model, b, act_bits_);
+      StageDriver::install_block(model, b, act_bits_,
+                                 opt_.install_low_rank ? std::span<const LinearReport>(e.linears)
+                                                       : std::span<const LinearReport>());
       rep.linears.insert(rep.linears.end(), e.linears.begin(), e.linears.end());
       for (std::size_t s = 0; s < stat_kind_count; ++s) rep.stat_updates[s] += e.counts[s];
     }
@@ -106,7 +109,7 @@ class EditVectorCompressor {
       Matrix<float> tmp(len, c.dim);
       for (std::size_t b = k; b < nb; ++b) {
         CompressReport block_rep;
-        StageDriver drv(plan_, strengths, act_bits_, block_rep);
+        StageDriver drv(plan_, strengths, act_bits_, block_rep, opt_.install_low_rank);
         std::vector<Matrix<float>> dense_out;
         if (!opt_.propagate_compressed) dense_out.resize(windows_.size());
         for (std::size_t w = 0; w < windows_.size(); ++w) {

@@ -2,7 +2,7 @@
 //
 // Grammar (whitespace around tokens is ignored; names are lower case; see docs/jsq.md):
 //   recipe  := stage (',' stage)*
-//   stage   := edit | prune | smooth | quant | gptq | abits
+//   stage   := edit | prune | smooth | quant | gptq | awq | lorc | lowrank | abits
 //   edit    := 'edit' [':' R] [':' ('tensor' | 'channel')]   Eq. 5 clamp, r = R ∈ [0, 0.5] (default 5e-5), per tensor (default) or per channel
 //            | 'edit' ':' 'pct' [':' H]                       the reference's percentile clip, clip_h = H (default 0.01)
 //   prune   := METRIC [':' S | ':' N ':' M] [':' PATTERN] [':lambda=' L]
@@ -17,7 +17,15 @@
 //   gptq    := 'gptq' [':' 'w' B ['g' G] ['a' A]] [':sym']    GPTQ weights (default w4, asymmetric as GPTQ, per row)
 //   awq     := 'awq' [':' 'w' B ['g' G]] [':noclip']          AWQ scale (+ clip) search for a B-bit, group-G grid
 //                                                             (default w4g128); a smoothing stage, follow it by a quantizer
+//   lorc    := 'lorc' [':' R] [':' FMT] [':' WH]              LowRankCompensation (last stage): rank R (default 8),
+//                                                             factors FMT ∈ int8 (default) | f16 | bf16 | f32,
+//                                                             whitening WH ∈ chol (default) | diag | plain
+//   lowrank := 'lowrank' [':' ('r' R | 'e' E | 'b' B)] [':' WH]  LowRank W := A·B: rank R, energy E ∈ (0, 1] or
+//                                                             parameter budget B ∈ (0, 1] (default b0.5); only a
+//                                                             quantizer (of the factors) may follow it
 //   abits   := 'a' A                                          per-token activation bits only (2..16; 0 = float)
+// An N:M prune token with M = 8 may end in ':fallback' (sar:4:8:fallback): linears whose cin is not
+// a multiple of 8 get (N/2):4 (NMFallback, joint/stages.hpp; LinearReport::nm_fallback).
 // Examples: "edit:5e-5,sar:0.5,smooth:0.5,w8a8" (JSQ), "wanda:2:4,smooth,w8a8", "sparsegpt:0.6,gptq:w4g128",
 // "w4a8", "magnitude:0.5". Stage-order rules are those of Compressor<Stages...> (check_stage_order).
 // Bad strings throw sparq::error naming the token and what was expected.
@@ -47,6 +55,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/joint/activation_edit.hpp"
 #include "sparq/joint/compress_report.hpp"
+#include "sparq/joint/lowrank_stages.hpp"
 #include "sparq/joint/stage_driver.hpp"
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/joint/stages.hpp"
@@ -64,6 +73,7 @@ struct PruneStageSpec {
   PruneMetricKind metric = PruneMetricKind::wanda;
   PrunePatternKind pattern = PrunePatternKind::unstructured;
   std::size_t n = 0, m = 0;  ///< N:M (pattern == nm)
+  bool nm_fallback = false;  ///< N:M with M = 8: (N/2):4 on linears whose cin % 8 != 0 (NMFallback)
   PruneOptions options{};
 };
 struct SmoothStageSpec {
@@ -80,8 +90,16 @@ struct GptqStageSpec {
 struct AwqStageSpec {
   AwqOptions options{};
 };
-using StageSpec =
-    std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec, AwqStageSpec>;
+/// LoRC (LowRankCompensation): rank, factor storage, whitening.
+struct LorcStageSpec {
+  lowrank::LowRankCompensationOptions options{};
+};
+/// LowRank replacement W := A·B: rank rule, whitening.
+struct LowRankStageSpec {
+  lowrank::LowRankOptions options{};
+};
+using StageSpec = std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec,
+                               AwqStageSpec, LorcStageSpec, LowRankStageSpec>;
 
 /// A recipe built at run time.
 struct RecipeSpec {
@@ -108,6 +126,18 @@ struct RecipeSpec {
   }
   [[nodiscard]] bool has_edit() const {
     return !stages.empty() && std::holds_alternative<EditStageSpec>(stages.front());
+  }
+  /// The LoRC stage, or nullptr.
+  [[nodiscard]] const LorcStageSpec* lorc() const {
+    for (const auto& s : stages)
+      if (const auto* l = std::get_if<LorcStageSpec>(&s)) return l;
+    return nullptr;
+  }
+  /// The LowRank stage, or nullptr.
+  [[nodiscard]] const LowRankStageSpec* low_rank() const {
+    for (const auto& s : stages)
+      if (const auto* l = std::get_if<LowRankStageSpec>(&s)) return l;
+    return nullptr;
   }
 };
 
@@ -217,12 +247,15 @@ struct WeightToken {
       p.pattern = PrunePatternKind::output_channels;
     } else if (a == "inch" && p.pattern != PrunePatternKind::nm) {
       p.pattern = PrunePatternKind::input_channels;
+    } else if (a == "fallback" && p.pattern == PrunePatternKind::nm) {
+      if (!(p.m == 8 && p.n % 2 == 0)) bad(full, "':fallback' after 4:8 or 2:8 only (it falls back to 2:4 / 1:4)");
+      p.nm_fallback = true;
     } else if (a.substr(0, 7) == "lambda=") {
       const auto l = to_double(a.substr(7));
       if (!l || *l < 0.0) bad(full, "lambda=<non-negative number> (e.g. sar:0.5:lambda=2.1)");
       p.options.lambda = static_cast<float>(*l);
     } else {
-      bad(full, "<metric>[:<sparsity> | :N:M][:row|layer|outch|inch][:lambda=<L>] (e.g. wanda:0.5, sar:2:4)");
+      bad(full, "<metric>[:<sparsity> | :N:M[:fallback]][:row|layer|outch|inch][:lambda=<L>] (e.g. wanda:0.5, sar:2:4)");
     }
   }
   if (metric == PruneMetricKind::sparsegpt && p.pattern != PrunePatternKind::unstructured &&
@@ -241,6 +274,8 @@ struct WeightToken {
         else if constexpr (std::is_same_v<T, QuantStageSpec>)
           return StageTraits<Quantizer<Symmetric, PerChannel, 8>>::info;
         else if constexpr (std::is_same_v<T, AwqStageSpec>) return StageTraits<AwqScale>::info;
+        else if constexpr (std::is_same_v<T, LorcStageSpec>) return StageTraits<LowRankCompensation>::info;
+        else if constexpr (std::is_same_v<T, LowRankStageSpec>) return StageTraits<LowRank>::info;
         else return StageTraits<Gptq<GptqGrid<4>>>::info;
       },
       s);
@@ -281,6 +316,65 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
   }
 }
 
+/// Whitening words of the lorc / lowrank tokens.
+[[nodiscard]] inline std::optional<lowrank::WhiteningKind> whitening_word(std::string_view s) {
+  if (s == "chol") return lowrank::WhiteningKind::cholesky;
+  if (s == "diag") return lowrank::WhiteningKind::diagonal;
+  if (s == "plain") return lowrank::WhiteningKind::identity;
+  return std::nullopt;
+}
+[[nodiscard]] inline std::string_view whitening_word(lowrank::WhiteningKind k) {
+  return k == lowrank::WhiteningKind::cholesky ? "chol" : k == lowrank::WhiteningKind::diagonal ? "diag" : "plain";
+}
+[[nodiscard]] inline std::optional<lowrank::FactorFormat> format_word(std::string_view s) {
+  if (s == "int8") return lowrank::FactorFormat::int8;
+  if (s == "f16") return lowrank::FactorFormat::f16;
+  if (s == "bf16") return lowrank::FactorFormat::bf16;
+  if (s == "f32") return lowrank::FactorFormat::f32;
+  return std::nullopt;
+}
+
+/// 'lorc' [':' R] [':' FORMAT] [':' WHITENING]
+[[nodiscard]] inline LorcStageSpec parse_lorc(const std::vector<std::string_view>& parts, std::string_view full) {
+  LorcStageSpec l;
+  std::size_t i = 1;
+  if (i < parts.size() && to_size(parts[i])) {
+    const std::size_t r = *to_size(parts[i]);
+    if (r == 0) bad(full, "a rank >= 1 after 'lorc:' (e.g. lorc:8)");
+    l.options.rank = r;
+    ++i;
+  }
+  if (i < parts.size() && format_word(parts[i])) l.options.format = *format_word(parts[i++]);
+  if (i < parts.size() && whitening_word(parts[i])) l.options.whitening = *whitening_word(parts[i++]);
+  if (i != parts.size()) bad(full, "lorc[:<rank>][:int8|f16|bf16|f32][:chol|diag|plain] (e.g. lorc:8, lorc:8:f16)");
+  return l;
+}
+
+/// 'lowrank' [':' ('r' R | 'e' E | 'b' B)] [':' WHITENING]
+[[nodiscard]] inline LowRankStageSpec parse_lowrank(const std::vector<std::string_view>& parts, std::string_view full) {
+  LowRankStageSpec l;
+  std::size_t i = 1;
+  if (i < parts.size() && !parts[i].empty() && (parts[i][0] == 'r' || parts[i][0] == 'e' || parts[i][0] == 'b')) {
+    const std::string_view v = parts[i].substr(1);
+    if (parts[i][0] == 'r') {
+      const auto r = to_size(v);
+      if (!r || *r == 0) bad(full, "a rank >= 1 after 'r' (e.g. lowrank:r64)");
+      l.options.rule.rank = *r;
+    } else {
+      const auto x = to_double(v);
+      if (!x || !(*x > 0.0 && *x <= 1.0))
+        bad(full, parts[i][0] == 'e' ? "an energy fraction in (0, 1] after 'e' (e.g. lowrank:e0.9)"
+                                     : "a parameter budget in (0, 1] after 'b' (e.g. lowrank:b0.5)");
+      if (parts[i][0] == 'e') l.options.rule.energy = *x;
+      else l.options.rule.budget = *x;
+    }
+    ++i;
+  }
+  if (i < parts.size() && whitening_word(parts[i])) l.options.whitening = *whitening_word(parts[i++]);
+  if (i != parts.size()) bad(full, "lowrank[:r<rank>|e<energy>|b<budget>][:chol|diag|plain] (e.g. lowrank:r64, lowrank:e0.9)");
+  return l;
+}
+
 /// Shortest decimal form of a double that reads back to the same value.
 [[nodiscard]] inline std::string number(double v) {
   char buf[32];
@@ -306,7 +400,8 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
   spec.name = std::string(trim(text));
   SPARQ_CHECK(!spec.name.empty(), "parse_recipe: empty recipe, expected stages such as 'wanda:0.5,smooth,w8a8'");
   for (std::string_view tok : split(text, ',')) {
-    if (tok.empty()) bad(tok, "a stage between commas (edit, magnitude, wanda, sar, sparsegpt, smooth, w<bits>, gptq, a<bits>)");
+    if (tok.empty())
+      bad(tok, "a stage between commas (edit, magnitude, wanda, sar, sparsegpt, smooth, w<bits>, gptq, lorc, lowrank, a<bits>)");
     const auto parts = split(tok, ':');
     const std::string_view head = parts[0];
     if (head == "edit") {
@@ -366,6 +461,10 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
         }
       }
       spec.stages.emplace_back(a);
+    } else if (head == "lorc") {
+      spec.stages.emplace_back(parse_lorc(parts, tok));
+    } else if (head == "lowrank") {
+      spec.stages.emplace_back(parse_lowrank(parts, tok));
     } else if (head == "gptq") {
       GptqStageSpec g;
       g.spec.bits = 4;
@@ -400,7 +499,8 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       if (!(a == 0 || (a >= 2 && a <= 16))) bad(tok, "a<bits> with bits 2..16 or 0 (e.g. a8)");
       spec.activation_bits = static_cast<int>(a);
     } else {
-      bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, awq, w<bits>[g<G>][a<A>], gptq[:w<bits>...], a<bits>");
+      bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, awq, w<bits>[g<G>][a<A>], gptq[:w<bits>...], "
+               "lorc[:<rank>...], lowrank[:r<rank>...], a<bits>");
     }
   }
   std::vector<StageInfo> infos;
@@ -424,8 +524,12 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
     } else if (const auto* p = std::get_if<PruneStageSpec>(&st)) {
       static constexpr const char* names[] = {"magnitude", "wanda", "sar", "sparsegpt"};
       std::string t = names[static_cast<int>(p->metric)];
-      if (p->pattern == PrunePatternKind::nm) t += ":" + std::to_string(p->n) + ":" + std::to_string(p->m);
-      else t += ":" + number(p->options.sparsity);
+      if (p->pattern == PrunePatternKind::nm) {
+        t += ":" + std::to_string(p->n) + ":" + std::to_string(p->m);
+        if (p->nm_fallback) t += ":fallback";
+      } else {
+        t += ":" + number(p->options.sparsity);
+      }
       if (p->pattern == PrunePatternKind::unstructured_layer) t += ":layer";
       if (p->pattern == PrunePatternKind::output_channels) t += ":outch";
       if (p->pattern == PrunePatternKind::input_channels) t += ":inch";
@@ -443,6 +547,20 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       std::string t = "awq:w" + std::to_string(aw->options.bits);
       if (aw->options.group_size) t += "g" + std::to_string(aw->options.group_size);
       if (!aw->options.clip) t += ":noclip";
+      add(t);
+    } else if (const auto* lc = std::get_if<LorcStageSpec>(&st)) {
+      std::string t = "lorc:" + std::to_string(lc->options.rank) + ":" +
+                      std::string(lowrank::factor_format_name(lc->options.format));
+      if (lc->options.whitening != lowrank::WhiteningKind::cholesky)
+        t += ":" + std::string(recipe_detail::whitening_word(lc->options.whitening));
+      add(t);
+    } else if (const auto* lr = std::get_if<LowRankStageSpec>(&st)) {
+      const lowrank::RankRule& rr = lr->options.rule;
+      std::string t = rr.rank > 0 ? "lowrank:r" + std::to_string(rr.rank)
+                      : rr.energy > 0 ? "lowrank:e" + number(rr.energy)
+                                      : "lowrank:b" + number(rr.budget);
+      if (lr->options.whitening != lowrank::WhiteningKind::cholesky)
+        t += ":" + std::string(recipe_detail::whitening_word(lr->options.whitening));
       add(t);
     } else if (const auto* g = std::get_if<GptqStageSpec>(&st)) {
       std::string t = "gptq:w" + std::to_string(g->spec.bits);
@@ -467,7 +585,8 @@ struct NamedRecipeOptions {
   float lambda = jsq_paper_lambda;  ///< SAR λ
 };
 
-/// Names named_recipe accepts (base names; every one with a pruner also takes a "-2:4" or "-4:8" suffix).
+/// Names named_recipe accepts (base names; every one with a pruner also takes a "-2:4" or "-4:8"
+/// suffix, and every one but dense a "+lorc" suffix after it, e.g. "jsq-4:8+lorc").
 [[nodiscard]] inline std::vector<std::string> named_recipe_names() {
   return {"dense", "magnitude", "wanda", "sparsegpt", "w8a8", "smoothquant", "wanda+smoothquant",
           "sparsegpt+smoothquant", "jsq", "jsq-nosar", "jsq-noedit", "jsq-nosearch"};
@@ -483,10 +602,19 @@ struct NamedRecipeOptions {
 ///   jsq-nosar              jsq with Wanda instead of SAR (search on)
 ///   jsq-noedit             sar, smooth, weights (no editing, hence nothing to search)
 ///   jsq-nosearch           jsq with the fixed strength r in every block
-/// A "-2:4" / "-4:8" suffix replaces the unstructured pattern of the pruning stage by N:M.
+/// A "-2:4" / "-4:8" suffix replaces the unstructured pattern of the pruning stage by N:M ("-4:8"
+/// with the NMFallback: 2:4 on linears whose cin is not a multiple of 8, reported per linear).
+/// A final "+lorc" suffix appends LowRankCompensation with its defaults (rank 8, int8 factors,
+/// Cholesky whitening): "jsq+lorc", "w8a8+lorc" (with weight_bits 4, group_size 128,
+/// activation_bits 0: W4 g128 + LoRC), "wanda+lorc".
 /// Throws sparq::error on an unknown name.
 [[nodiscard]] inline RecipeSpec named_recipe(std::string_view name, const NamedRecipeOptions& o = {}) {
   std::string_view base = name;
+  bool lorc = false;
+  if (const std::string_view suf = "+lorc"; base.size() > suf.size() && base.substr(base.size() - suf.size()) == suf) {
+    base = base.substr(0, base.size() - suf.size());
+    lorc = true;
+  }
   std::size_t n = 0, m = 0;
   for (const auto& [suf, nn, mm] : {std::tuple{"-2:4", 2, 4}, std::tuple{"-4:8", 4, 8}}) {
     const std::string_view s(suf);
@@ -505,6 +633,7 @@ struct NamedRecipeOptions {
       p.pattern = PrunePatternKind::nm;
       p.n = n;
       p.m = m;
+      p.nm_fallback = m == 8;  // 4:8 → 2:4 on linears whose cin % 8 != 0 (reported per linear)
     }
     SPARQ_CHECK(o.sparsity >= 0.0 && o.sparsity < 1.0, "named_recipe: sparsity = ", o.sparsity,
                 ", expected a value in [0, 1)");
@@ -577,6 +706,10 @@ struct NamedRecipeOptions {
                  " (pruning recipes also with a -2:4 or -4:8 suffix)");
   }
   SPARQ_CHECK(!n || pruned, "named_recipe: '", name, "' has no pruning stage for an N:M suffix");
+  if (lorc) {
+    SPARQ_CHECK(!r.stages.empty(), "named_recipe: '", name, "': nothing to compensate with +lorc (no pruning or quantization)");
+    r.stages.emplace_back(LorcStageSpec{});  // rank 8, int8 factors, Cholesky whitening
+  }
   if (quant) {
     SPARQ_CHECK(o.activation_bits == 0 || (o.activation_bits >= 2 && o.activation_bits <= 16),
                 "named_recipe: activation_bits = ", o.activation_bits, ", expected 0 (off) or 2..16");
@@ -608,6 +741,10 @@ struct NamedRecipeOptions {
             x.config.validate();
           } else if constexpr (std::is_same_v<T, AwqStageSpec>) {
             StageTraits<AwqScale>::request(AwqScale(x.options), p.request);
+          } else if constexpr (std::is_same_v<T, LorcStageSpec>) {
+            StageTraits<LowRankCompensation>::request(LowRankCompensation(x.options), p.request);
+          } else if constexpr (std::is_same_v<T, LowRankStageSpec>) {
+            StageTraits<LowRank>::request(LowRank(x.options), p.request);
           } else {
             p.request.add_all(StatKind::hessian);  // as StageTraits<Gptq<Q>>::request
           }
@@ -621,7 +758,16 @@ struct NamedRecipeOptions {
           [&](const auto& x) {
             using T = std::decay_t<decltype(x)>;
             if constexpr (std::is_same_v<T, PruneStageSpec>) {
-              with_pruner(x, [&](const auto& pr) { StageTraits<std::decay_t<decltype(pr)>>::apply(pr, ctx); });
+              with_pruner(x, [&](const auto& pr) {
+                using P = std::decay_t<decltype(pr)>;
+                if constexpr (stage_ops::is_nm_pattern<typename P::pattern_type>::value) {
+                  if (x.nm_fallback) {
+                    StageTraits<NMFallback<P>>::apply(NMFallback<P>(pr), ctx);
+                    return;
+                  }
+                }
+                StageTraits<P>::apply(pr, ctx);
+              });
             } else if constexpr (std::is_same_v<T, SmoothStageSpec>) {
               StageTraits<Smooth>::apply(Smooth(x.options), ctx);
             } else if constexpr (std::is_same_v<T, QuantStageSpec>) {
@@ -630,6 +776,10 @@ struct NamedRecipeOptions {
               stage_ops::quantize_block_gptq(x.spec, x.options, ctx);
             } else if constexpr (std::is_same_v<T, AwqStageSpec>) {
               StageTraits<AwqScale>::apply(AwqScale(x.options), ctx);
+            } else if constexpr (std::is_same_v<T, LorcStageSpec>) {
+              StageTraits<LowRankCompensation>::apply(LowRankCompensation(x.options), ctx);
+            } else if constexpr (std::is_same_v<T, LowRankStageSpec>) {
+              StageTraits<LowRank>::apply(LowRank(x.options), ctx);
             }
             // EditStageSpec: works in the driver (StageDriver::on_linear_input)
           },

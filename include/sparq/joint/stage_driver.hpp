@@ -7,8 +7,12 @@
 //     forward pass itself is never edited) feeds exactly the requested accumulators (BlockStats);
 //   compress_block: runs the stages in order on the block's float weights (BlockContext), counts
 //     non-zeros, refreshes the block's dense views and, with activation bits a > 0, wraps every
-//     linear in model::InputQuantLinear(a) (per-token dynamic fake quantization of its input), so
-//     the next block's calibration inputs come from the compressed block (error propagation).
+//     linear in model::InputQuantLinear(a) (per-token dynamic fake quantization of its input);
+//     low-rank factors of LowRank / LowRankCompensation stages become their ops (LowRankLinear
+//     inside, CompensatedLinear outside the wrapper; CompressOptions::install_low_rank), so the
+//     next block's calibration inputs come from the compressed block (error propagation).
+//     A copy of the block's original float weights is kept for the stages only when one asked
+//     (StatRequest::original_weights).
 // After the model: run_compression sets the attention-input bits (q/k/v outputs) when requested.
 #pragma once
 
@@ -88,8 +92,11 @@ struct StagePlan {
 class StageDriver final : public model::LayerwiseCallbacks {
  public:
   /// `strengths`: r_b per block (ignored without an edit stage); `act_bits`: 0 or 2..16.
-  StageDriver(const StagePlan& plan, std::vector<double> strengths, int act_bits, CompressReport& report)
-      : plan_(plan), strengths_(std::move(strengths)), act_bits_(act_bits), report_(report), stats_(plan.request) {}
+  /// `install_low_rank`: install the ops of the stages' low-rank factors (CompressOptions::install_low_rank).
+  StageDriver(const StagePlan& plan, std::vector<double> strengths, int act_bits, CompressReport& report,
+              bool install_low_rank = true)
+      : plan_(plan), strengths_(std::move(strengths)), act_bits_(act_bits), install_low_rank_(install_low_rank),
+        report_(report), stats_(plan.request) {}
 
   void on_linear_input(std::size_t block, model::Linear leader, MatrixView<const float> x, std::size_t) override {
     if (!plan_.request.any(leader)) return;
@@ -112,7 +119,9 @@ class StageDriver final : public model::LayerwiseCallbacks {
       r.rows = blk.linear(l).rows();
       r.cols = blk.linear(l).cols();
     }
-    BlockContext ctx{b, blk, model.config(), stats_, lr};
+    std::optional<model::LlamaBlock> original;  // only when a stage asked (LowRankCompensation)
+    if (plan_.request.original_weights) original = blk;
+    BlockContext ctx{b, blk, model.config(), stats_, lr, original ? &*original : nullptr};
     if (plan_.run) plan_.run(ctx);
     for (model::Linear l : model::all_linears) {
       LinearReport& r = lr[static_cast<std::size_t>(l)];
@@ -124,22 +133,31 @@ class StageDriver final : public model::LayerwiseCallbacks {
       report_.linears.push_back(r);
     }
     for (std::size_t k = 0; k < stat_kind_count; ++k) report_.stat_updates[k] += stats_.counts()[k];
-    install_block(model, b, act_bits_);
+    install_block(model, b, act_bits_, install_low_rank_ ? std::span<const LinearReport>(lr) : std::span<const LinearReport>());
     stats_ = BlockStats(plan_.request);
   }
 
-  /// Refreshes block b's dense views and, with act_bits > 0, wraps each linear in InputQuantLinear.
-  static void install_block(model::Llama& model, std::size_t b, int act_bits) {
+  /// Refreshes block b's dense views; installs the low-rank factors of `linears` (LowRank:
+  /// LowRankLinear instead of the dense view), with act_bits > 0 wraps each linear in
+  /// InputQuantLinear, then wraps LoRC corrections (CompensatedLinear) around the result.
+  static void install_block(model::Llama& model, std::size_t b, int act_bits,
+                            std::span<const LinearReport> linears = {}) {
     model.refresh_block(b);
+    for (const LinearReport& r : linears)
+      if (r.factors && r.factors->role == FactorRole::replacement) model.set_linear(b, r.linear, r.factors->make_op(nullptr));
     if (act_bits > 0)
       for (model::Linear l : model::all_linears)
         model.set_linear(b, l, std::make_unique<model::InputQuantLinear>(model.take_linear(b, l), act_bits));
+    for (const LinearReport& r : linears)
+      if (r.factors && r.factors->role == FactorRole::compensation)
+        model.set_linear(b, r.linear, r.factors->make_op(model.take_linear(b, r.linear)));
   }
 
  private:
   const StagePlan& plan_;
   std::vector<double> strengths_;
   int act_bits_;
+  bool install_low_rank_;
   CompressReport& report_;
   BlockStats stats_;
 };
@@ -155,7 +173,7 @@ inline CompressReport run_compression(model::Llama& model, const std::vector<std
   rep.recipe = plan.name();
   rep.edit_strengths = resolved_edit_strengths(plan, opt, nb);
   rep.activation_bits = resolved_activation_bits(plan, opt);
-  StageDriver drv(plan, rep.edit_strengths, rep.activation_bits, rep);
+  StageDriver drv(plan, rep.edit_strengths, rep.activation_bits, rep, opt.install_low_rank);
   if (plan.request.empty()) {
     for (std::size_t b = 0; b < nb; ++b) drv.compress_block(b, model.block_weights(b), model);
   } else {

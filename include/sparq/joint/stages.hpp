@@ -18,9 +18,15 @@
 //                       wv → {wo} (only without grouped-query attention), w3 → {w2}. A smoothing
 //                       stage: put a Quantizer (the bits/group of AwqOptions) after it. A group
 //                       size that does not divide cin → one group per row for that group.
+//   NMFallback<Pruner<M, NM<N, K>>>  as the Pruner, but a linear whose cin is not a multiple of K
+//                       is pruned (N/2):(K/2) instead (same density; only K = 8 with N even and
+//                       cin % 4 == 0: 4:8 → 2:4, 2:8 → 1:4), else sparq::error. Reported per linear
+//                       (LinearReport::nm_n, nm_m, nm_fallback). stories260K's w2 (cin 172) needs it.
 //   Quantizer<S,G,B,C>  requests nothing; fake-quantizes every linear in place (quantize →
 //                       dequantize floats). PerGroup<G> with cin % G != 0 uses a shorter last group
-//                       (QuantOptions::tail_group is switched on by the stage).
+//                       (QuantOptions::tail_group is switched on by the stage). After LowRank it
+//                       quantizes the factors A and B instead (same grid, rows of A and of B) and
+//                       sets W := Â·B̂.
 //   Gptq<Q>             hessian at every group; GPTQ on every linear (zeros of a pruned W are
 //                       preserved, MaskMode::automatic). GPTQ's groups must divide cin: a group size
 //                       G that does not (or G ≥ cin) becomes one group per row for that linear
@@ -36,7 +42,9 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
+#include "sparq/lowrank/low_rank_factors.hpp"
 #include "sparq/joint/activation_edit.hpp"
+#include "sparq/joint/linear_factors.hpp"
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/prune/pruner.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
@@ -72,9 +80,21 @@ void request_prune(StatRequest& r) {
   }
 }
 
-/// Prunes linear `l` of the block with pruner `p`.
+/// N:M pattern properties (is_nm_pattern<NM<N, M>>::value, ::n, ::m).
+template <class Pattern>
+struct is_nm_pattern : std::false_type {};
+template <std::size_t N, std::size_t M>
+struct is_nm_pattern<NM<N, M>> : std::true_type {
+  static constexpr std::size_t n = N, m = M;
+};
+
+/// Prunes linear `l` of the block with pruner `p` (N:M patterns are recorded in its LinearReport).
 template <class Metric, class Pattern>
 void prune_linear(const Pruner<Metric, Pattern>& p, BlockContext& ctx, model::Linear l) {
+  if constexpr (is_nm_pattern<Pattern>::value) {
+    ctx.report(l).nm_n = Pattern::kept;
+    ctx.report(l).nm_m = Pattern::group;
+  }
   Matrix<float>& w = ctx.weights.linear(l);
   const MatrixView<float> view = w.view();
   if constexpr (std::is_same_v<Metric, Magnitude>) {
@@ -150,9 +170,22 @@ inline void quantize_block_rtn(QuantConfig cfg, BlockContext& ctx) {
   for (model::Linear l : model::all_linears) {
     const auto t0 = Clock::now();
     Matrix<float>& w = ctx.weights.linear(l);
-    const Matrix<float> fq = quant::fake_quantize(std::as_const(w).view(), cfg);
-    std::copy(fq.data(), fq.data() + fq.size(), w.data());  // in place: dense views stay valid
     LinearReport& rep = ctx.report(l);
+    if (rep.factors && rep.factors->role == FactorRole::replacement) {
+      // After LowRank: quantize the factors A and B (rows of A: cout x r; rows of B: r x cin) with
+      // the same grid; W := Â·B̂. The factors keep f32 storage of the on-grid values.
+      LinearFactors& f = *rep.factors;
+      const Matrix<float> a = f.a.decode(), b = f.b.decode();
+      lowrank::LowRankFactors q;
+      q.a = quant::fake_quantize(a.view(), cfg);
+      q.b = quant::fake_quantize(b.view(), cfg);
+      q.add_to(w.view(), 0.0f);
+      f.a = lowrank::StoredFactor::encode(q.a.view(), lowrank::FactorFormat::f32);
+      f.b = lowrank::StoredFactor::encode(q.b.view(), lowrank::FactorFormat::f32);
+    } else {
+      const Matrix<float> fq = quant::fake_quantize(std::as_const(w).view(), cfg);
+      std::copy(fq.data(), fq.data() + fq.size(), w.data());  // in place: dense views stay valid
+    }
     rep.weight_bits = cfg.bits;
     rep.group_size = cfg.granularity == GranularityKind::per_group ? std::min(cfg.group_size, w.cols()) : 0;
     rep.seconds += seconds_since(t0);
@@ -194,6 +227,7 @@ inline void awq_block(const AwqScale& awq, BlockContext& ctx) {
     o.group_size = gptq_group_for(o.group_size, x.cols());
     const AwqSearch res = AwqScale(o).apply(ctx.weights, g, x);
     ctx.stats.smoothed_by(lead, res.scales);
+    if (!g.from_norm()) ctx.stats.rows_divided_by(g.prev, res.scales);  // predecessor rows ÷ s
     const double dt = seconds_since(t0) / static_cast<double>(g.linears.size());
     for (auto l : g.linears) ctx.report(l).seconds += dt;
   }
@@ -215,6 +249,60 @@ struct StageTraits<Pruner<Metric, Pattern>> {
   static void apply(const Pruner<Metric, Pattern>& p, BlockContext& ctx) { stage_ops::prune_block(p, ctx); }
 };
 
+/// The prune stage with a per-linear N:M fallback (see the file comment and NMFallback below).
+template <class P>
+class NMFallback;
+
+template <PruneMetric Metric, std::size_t N, std::size_t M>
+class NMFallback<Pruner<Metric, NM<N, M>>> {
+ public:
+  using pruner_type = Pruner<Metric, NM<N, M>>;
+  NMFallback() = default;
+  explicit NMFallback(const PruneOptions& o) : p_(o) {}
+  explicit NMFallback(pruner_type p) : p_(std::move(p)) {}
+  [[nodiscard]] const pruner_type& pruner() const noexcept { return p_; }
+  [[nodiscard]] const PruneOptions& options() const noexcept { return p_.options(); }
+
+  /// True when a linear of `cin` inputs gets the fallback pattern (cin % M != 0).
+  [[nodiscard]] static constexpr bool falls_back(std::size_t cin) noexcept { return cin % M != 0; }
+
+  /// Prunes linear l: N:M when cin % M == 0, else (N/2):(M/2) when allowed, else throws.
+  void prune_linear(BlockContext& ctx, model::Linear l) const {
+    const std::size_t cin = ctx.weights.linear(l).cols();
+    if (!falls_back(cin)) {
+      stage_ops::prune_linear(p_, ctx, l);
+      return;
+    }
+    if constexpr (M == 8 && N % 2 == 0) {
+      SPARQ_CHECK(cin % 4 == 0, "NMFallback ", N, ":", M, ": ", model::linear_name(l), " of block ", ctx.block,
+                  " has cin = ", cin, ", a multiple of neither 8 nor 4 (no N:M pattern fits)");
+      stage_ops::prune_linear(Pruner<Metric, NM<N / 2, 4>>(p_.options()), ctx, l);
+      ctx.report(l).nm_fallback = true;
+    } else {
+      detail::fail("NMFallback ", N, ":", M, ": ", model::linear_name(l), " of block ", ctx.block, " has cin = ", cin,
+                   ", not a multiple of ", M, ", and only M = 8 with an even N has a fallback (to (N/2):4)");
+    }
+  }
+
+ private:
+  pruner_type p_{};
+};
+
+template <PruneMetric Metric, std::size_t N, std::size_t M>
+struct StageTraits<NMFallback<Pruner<Metric, NM<N, M>>>> {
+  static constexpr StageInfo info{"prune", false, true, false, false};
+  static void request(const NMFallback<Pruner<Metric, NM<N, M>>>&, StatRequest& r) {
+    stage_ops::request_prune<Metric>(r);
+  }
+  static void apply(const NMFallback<Pruner<Metric, NM<N, M>>>& p, BlockContext& ctx) {
+    for (model::Linear l : model::all_linears) {
+      const auto t0 = stage_ops::Clock::now();
+      p.prune_linear(ctx, l);
+      ctx.report(l).seconds += stage_ops::seconds_since(t0);
+    }
+  }
+};
+
 template <>
 struct StageTraits<Smooth> {
   static constexpr StageInfo info{"smooth", false, true, false, true};
@@ -233,7 +321,7 @@ template <QuantScheme Scheme, Granularity Gran, unsigned Bits, RangeCalibrator C
 struct StageTraits<Quantizer<Scheme, Gran, Bits, Calibrator>> {
   static_assert(!Gran::dynamic, "Compressor: a Quantizer stage quantizes weights; PerToken is the activation "
                                 "granularity (set CompressOptions::activation_bits instead)");
-  static constexpr StageInfo info{"quantize", false, false, true, false};
+  static constexpr StageInfo info{"quantize", false, false, true, false, false, false, /*quantizes_factors*/ true};
   static void request(const Quantizer<Scheme, Gran, Bits, Calibrator>&, StatRequest&) noexcept {}
   static void apply(const Quantizer<Scheme, Gran, Bits, Calibrator>& q, BlockContext& ctx) {
     stage_ops::quantize_block_rtn(q.config(), ctx);

@@ -3,7 +3,10 @@
 // A Llama block has four linear input groups, each reported once by the layer-wise driver under
 // its leader (model::input_group_leader): wq for {wq, wk, wv}, wo, w1 for {w1, w3}, w2. A stage
 // declares, per group, the statistics it reads; the compressor accumulates the union of its
-// stages' requests and nothing else.
+// stages' requests and nothing else. A stage may also ask for the block's ORIGINAL float weights
+// (before any stage of the block ran: LowRankCompensation needs W next to the compressed Ŵ);
+// the driver copies the block only when some stage asked (keep_original_weights), so other
+// recipes pay nothing. That request needs no calibration pass (empty() ignores it).
 #pragma once
 
 #include <array>
@@ -56,7 +59,13 @@ inline constexpr model::Linear input_group_leaders[input_group_count] = {
 /// A set of statistics per input group (bit k of bits[g] = StatKind k needed at group g).
 struct StatRequest {
   std::array<std::uint8_t, input_group_count> bits{};
+  bool original_weights = false;  ///< keep a copy of the block's float weights before its stages run
 
+  /// Requests the block's original float weights (BlockContext::original_linear).
+  constexpr StatRequest& keep_original_weights() noexcept {
+    original_weights = true;
+    return *this;
+  }
   /// Requests `k` at the group of linear `l`.
   constexpr StatRequest& add(model::Linear l, StatKind k) noexcept {
     bits[input_group_index(l)] = static_cast<std::uint8_t>(bits[input_group_index(l)] | (1u << static_cast<unsigned>(k)));
@@ -69,12 +78,14 @@ struct StatRequest {
   }
   constexpr StatRequest& merge(const StatRequest& o) noexcept {
     for (std::size_t g = 0; g < input_group_count; ++g) bits[g] = static_cast<std::uint8_t>(bits[g] | o.bits[g]);
+    original_weights = original_weights || o.original_weights;
     return *this;
   }
   [[nodiscard]] constexpr bool has(model::Linear l, StatKind k) const noexcept {
     return (bits[input_group_index(l)] >> static_cast<unsigned>(k)) & 1u;
   }
   [[nodiscard]] constexpr bool any(model::Linear l) const noexcept { return bits[input_group_index(l)] != 0; }
+  /// No calibration statistic requested (original_weights needs no calibration pass).
   [[nodiscard]] constexpr bool empty() const noexcept {
     for (auto b : bits)
       if (b) return false;
