@@ -1,4 +1,4 @@
-// End-to-end decode through the packed kernels: tokens/s and resident decoder-linear weight bytes for
+// End-to-end decode through the packed kernels: tokens/s, decoder-linear and resident weight bytes for
 // dense f32 vs W8A8 vs 2:4+W8 vs W4 g32 (sym, RTN) on stories260K and on a synthetic model with two
 // LLaMA-7B-shaped blocks (dim 4096, FFN 11008, 32 heads, vocab 256, random weights), where every
 // decode step streams the block weights from memory.
@@ -7,7 +7,11 @@
 // the float weights (RTN, magnitude 2:4), InputQuantLinear(…, 8) for A8, then model::pack_model.
 // Counters: tokens/s; linear_MB = decoder-linear bytes as held by the ops (codes + scales + zeros +
 // indices, padding included; the dense row is the f32 matrices); bytes_per_second = linear bytes
-// streamed per second. Kernel threads = 1 (single-threaded decode).
+// streamed per second; resident_MB = model::resident_weight_bytes of the model as benchmarked (every
+// weight array it holds: embedding, norms, ops; the packed variants run with
+// PackOptions::release_float_weights, so the float copies of the packed linears are freed);
+// kept_MB = what it would hold without the release (the float block matrices stay next to the
+// packed ops: pack_model's default). Kernel threads = 1 (single-threaded decode).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -36,8 +40,12 @@ enum class Variant { dense, w8a8, nm24_w8, w4_g32 };
 
 using bench_model::synthetic_7b_weights;
 
-/// Compresses `m` as `v` (fake quantization / pruning of the floats, then pack_model).
+std::size_t released_bytes = 0;  ///< float bytes freed by the last compress()
+
+/// Compresses `m` as `v` (fake quantization / pruning of the floats, then pack_model releasing the
+/// float copies of the packed linears).
 void compress(Llama& m, Variant v) {
+  released_bytes = 0;
   if (v == Variant::dense) return;
   QuantOptions tail;
   tail.tail_group = true;
@@ -55,7 +63,8 @@ void compress(Llama& m, Variant v) {
   PackOptions o;
   o.format = v == Variant::w8a8 ? PackFormat::w8 : v == Variant::nm24_w8 ? PackFormat::nm_w8 : PackFormat::w4;
   o.group_size = 32;
-  (void)pack_model(m, o);
+  o.release_float_weights = true;
+  released_bytes = pack_model(m, o).released_bytes;
 }
 
 /// One model at a time (the 7B-shaped ones hold ~1.2 GB of floats each).
@@ -100,6 +109,8 @@ void run_decode(benchmark::State& state, bool big, Variant v) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["linear_MB"] = static_cast<double>(bytes) / 1e6;
+  state.counters["resident_MB"] = static_cast<double>(resident_weight_bytes(*m)) / 1e6;
+  state.counters["kept_MB"] = static_cast<double>(resident_weight_bytes(*m) + released_bytes) / 1e6;
   state.SetLabel(m->linear(0, Linear::w2).describe());
 }
 

@@ -1,12 +1,14 @@
-// Packed Llama files: a model whose linears are packed ops (Q8Linear / Q4Linear / NMLinear) written to
-// and read from sparq's SPRQ container (io/container.hpp), read back into a runnable model::Llama.
+// Packed Llama files: a model whose linears are packed ops (Q8Linear / Q4Linear / NMLinear / BitmaskLinear),
+// low-rank ops (LowRankLinear) or packed ops with a LoRC correction (CompensatedLinear) written to and read
+// from sparq's SPRQ container (io/container.hpp), read back into a runnable model::Llama.
 //
-// Contents (tokenizer-independent; a tokenizer is not stored):
-//   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, "config.<field>" (int64:
-//             dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
+// Contents (tokenizer-independent; a tokenizer is not stored; the full table is in docs/formats.md):
+//   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, or 2 when the model holds a
+//             low-rank op (version 1 files are byte-identical to those of earlier sparq; readers take both),
+//             "config.<field>" (int64: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
 //             shared_classifier; float64: rms_eps, rope_theta), "attention_input_bits" (int64),
 //             and per linear tensor T: "T.input_bits" (0, or the bits of a fake InputQuantLinear
-//             kept around the op), "T.act" (8 or 32), format parameters below.
+//             kept around the op), "T.act" (8 or 32, packed formats), format parameters below.
 //   tensors   "token_embedding" [vocab, dim], "rms_final" [dim], "classifier" [vocab, dim] (only when
 //             not shared), "blocks.<b>.rms_att" / ".rms_ffn" [dim]: format "f32", section "data".
 //             "blocks.<b>.<wq|wk|wv|wo|w1|w2|w3>" [rows, cols], by format:
@@ -16,13 +18,26 @@
 //               "packed_nm" sections values | codes (+ scales, zeros), indices; "T.n", "T.m",
 //                           "T.values" (0 f32, 1 int8, 2 int4), "T.group" (int4)
 //               "packed_bitmask" sections mask, values (f32), row_offsets (u64)
+//               "lowrank"   (version 2) a LowRankLinear y = A(Bx): factor sections below
 //             with the arrays exactly as the ops hold them (padded, see q4_linear.hpp / nm_linear.hpp).
-// Reading re-validates every op (sizes, codes, scales, index order, zero padding) on top of the
-// container's checksums, so a truncated or corrupted file throws sparq::error. The read model's
-// float block weights are the dequantized packed weights (so reset_linear gives the equivalent
-// dense fake-quantized model) and its packed ops compute bit-identical logits to the written model's.
+//   version 2, CompensatedLinear y = inner(x) + A(Bx): T holds the inner op in any format above,
+//             "T.lorc" [rows, cols] (format "lowrank") holds the correction, metadata "T.lorc_rank" = r
+//             and "T.inner_input_bits" (0, or the bits of an InputQuantLinear between the correction
+//             and the inner op; "T.input_bits" is the wrapper around the whole CompensatedLinear).
+//   low-rank tensor F (T or T.lorc): metadata "F.rank" = r, "F.a_format", "F.b_format" (0 f32, 1 int8,
+//             2 f16, 3 bf16: lowrank::FactorFormat); sections "a" (rows·r values: f32 floats, int8
+//             codes or u16 half bits), "a_scales" (int8 only: rows f32), "b" (r·cols values),
+//             "b_scales" (int8 only: r f32) — exactly lowrank::StoredFactor's storage.
+// Reading re-validates every op (sizes, codes, scales, index order, zero padding, ranks, factor
+// values) on top of the container's checksums, so a truncated or corrupted file throws sparq::error.
+// The read model's float block weights are the dequantized weights of each linear's base op (the
+// inner op of a CompensatedLinear, without its correction; A·B for a LowRankLinear), unless
+// PackedReadOptions::keep_float_weights is false, and its ops compute bit-identical logits to the
+// written model's.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,14 +47,22 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/half.hpp"
+#include "sparq/core/matrix_view.hpp"
 #include "sparq/io/container.hpp"
+#include "sparq/lowrank/low_rank_compensation.hpp"
+#include "sparq/lowrank/stored_factor.hpp"
 #include "sparq/model/bitmask_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
+#include "sparq/model/lowrank_linear.hpp"
 #include "sparq/model/nm_linear.hpp"
+#include "sparq/model/pack_model.hpp"
 #include "sparq/model/q4_linear.hpp"
 #include "sparq/model/q8_linear.hpp"
+#include "sparq/quant/quantized_tensor.hpp"
+#include "sparq/quant/quantizer.hpp"
 
 namespace sparq::io {
 
@@ -85,10 +108,172 @@ namespace packed_detail {
   return v;
 }
 
+/// StoredFactor from its stored parts; every value checked (finite; int8 codes in [−127, 127],
+/// positive finite scales). f32 / f16 / bf16 go through StoredFactor::encode of the decoded
+/// values, which reproduces the stored bits exactly (every half value is a float, and RNE of a
+/// representable value is itself).
+[[nodiscard]] inline lowrank::StoredFactor factor_from_f32(std::size_t rows, std::size_t cols, std::vector<float> v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    SPARQ_CHECK(std::isfinite(v[i]), "value ", v[i], " at row ", i / cols, ", column ", i % cols, ", expected finite");
+  return lowrank::StoredFactor::encode(MatrixView<const float>(v.data(), rows, cols), lowrank::FactorFormat::f32);
+}
+[[nodiscard]] inline lowrank::StoredFactor factor_from_half(std::size_t rows, std::size_t cols, lowrank::FactorFormat f,
+                                                            const std::vector<std::uint16_t>& h) {
+  std::vector<float> v(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    v[i] = f == lowrank::FactorFormat::f16 ? fp16_to_float(h[i]) : bf16_to_float(h[i]);
+    SPARQ_CHECK(std::isfinite(v[i]), lowrank::factor_format_name(f), " value ", h[i], " (bits) at row ", i / cols,
+                ", column ", i % cols, " is not finite");
+  }
+  return lowrank::StoredFactor::encode(MatrixView<const float>(v.data(), rows, cols), f);
+}
+/// The int8 codes and per-row scales of decoded int8 factor values: StoredFactor::encode's own
+/// quantizer (Quantizer<Symmetric, PerChannel, 8>: s = max(absmax, 1e−5)/127, q = nearbyint(x/s)).
+/// On decoded values it returns exactly the codes and scales the factor holds: each row's largest
+/// |x̂| is fl(127·s) and fl(fl(127·s)/127) = s for every s = fl(a/127), a ≥ 1e−5 (checked
+/// exhaustively over all floats), and x̂/s = q·(1 ± 2^−23) rounds back to q.
+[[nodiscard]] inline QuantizedTensor factor_int8_parts(const Matrix<float>& decoded) {
+  return Quantizer<Symmetric, PerChannel, 8>{}.quantize(decoded.view());
+}
+/// int8 factor from stored codes and scales: re-encodes the values scale·code (what the GEMV
+/// multiplies by) and requires the result to hold exactly the stored codes and scales, i.e. the
+/// codes are canonical (each row's largest |code| is 127, or its scale is the 1e−5/127 floor), as
+/// every int8 StoredFactor's are. Throws sparq::error naming the row otherwise.
+[[nodiscard]] inline lowrank::StoredFactor factor_from_int8(std::size_t rows, std::size_t cols,
+                                                            const std::vector<std::int8_t>& q, const std::vector<float>& s) {
+  Matrix<float> v(rows, cols);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) v(i, j) = s[i] * static_cast<float>(q[i * cols + j]);
+  const QuantizedTensor back = factor_int8_parts(v);
+  const auto bq = back.int8_codes();
+  for (std::size_t i = 0; i < rows; ++i) {
+    bool same = back.scales()[i] == s[i];
+    for (std::size_t j = 0; j < cols && same; ++j) same = bq[i * cols + j] == q[i * cols + j];
+    SPARQ_CHECK(same, "int8 row ", i, " (scale ", s[i], ") is not canonical: StoredFactor's per-row int8 has a largest "
+                "|code| of 127 unless the scale is 1e-5/127");
+  }
+  return lowrank::StoredFactor::encode(v.view(), lowrank::FactorFormat::int8);
+}
+
+/// The stored half bits of an f16 / bf16 factor (exact: re-rounding a decoded half is the identity).
+[[nodiscard]] inline std::vector<std::uint16_t> factor_half_bits(const lowrank::StoredFactor& f) {
+  const Matrix<float> d = f.decode();
+  std::vector<std::uint16_t> h(d.size());
+  for (std::size_t i = 0; i < d.size(); ++i)
+    h[i] = f.format() == lowrank::FactorFormat::f16 ? float_to_fp16(d.data()[i]) : float_to_bf16(d.data()[i]);
+  return h;
+}
+
+/// Writes factor `f` as sections `<p>` (+ `<p>_scales`) of `t`; returns its FactorFormat code.
+inline std::int64_t put_factor(ContainerTensor& t, const char* p, const lowrank::StoredFactor& f) {
+  const std::string sec(p);
+  switch (f.format()) {
+    case lowrank::FactorFormat::f32: t.add_section(sec, f.f32_values()); break;
+    case lowrank::FactorFormat::int8: {
+      const QuantizedTensor q = factor_int8_parts(f.decode());
+      const auto codes = q.int8_codes();
+      t.add_section(sec, codes.data(), codes.size());
+      t.add_section(sec + "_scales", q.scales(), f.rows());
+      break;
+    }
+    case lowrank::FactorFormat::f16:
+    case lowrank::FactorFormat::bf16: t.add_section(sec, factor_half_bits(f)); break;
+  }
+  return static_cast<std::int64_t>(f.format());
+}
+
+/// A low-rank tensor (format "lowrank") named `name` holding A and B, with its metadata.
+inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, const model::LowRankLinear& lr) {
+  ContainerTensor t{name, "lowrank", {lr.out_features(), lr.in_features()}, {}};
+  ct.metadata[name + ".rank"] = static_cast<std::int64_t>(lr.rank());
+  ct.metadata[name + ".a_format"] = put_factor(t, "a", lr.a());
+  ct.metadata[name + ".b_format"] = put_factor(t, "b", lr.b());
+  return t;
+}
+
+/// Reads factor `<p>` (rows x cols, format code `fmt`) of tensor `t`; every value checked.
+[[nodiscard]] inline lowrank::StoredFactor get_factor(const ContainerTensor& t, const char* p, std::size_t rows,
+                                                      std::size_t cols, std::int64_t fmt) {
+  const std::string sec(p);
+  const std::size_t n = rows * cols;
+  auto check_count = [&](std::size_t got, std::size_t want, const std::string& s) {
+    SPARQ_CHECK(got == want, "factor ", p, ": section '", s, "' has ", got, " values, expected ", want, " (", rows, "x",
+                cols, ")");
+  };
+  auto no_scales = [&] {
+    SPARQ_CHECK(t.find_section(sec + "_scales") == nullptr, "factor ", p, ": unexpected section '", sec,
+                "_scales' for a non-int8 factor");
+  };
+  switch (static_cast<lowrank::FactorFormat>(fmt)) {
+    case lowrank::FactorFormat::f32: {
+      no_scales();
+      auto v = t.section_as<float>(sec);
+      check_count(v.size(), n, sec);
+      return factor_from_f32(rows, cols, std::move(v));
+    }
+    case lowrank::FactorFormat::int8: {
+      auto q = t.section_as<std::int8_t>(sec);
+      check_count(q.size(), n, sec);
+      auto s = t.section_as<float>(sec + "_scales");
+      check_count(s.size(), rows, sec + "_scales");
+      for (std::size_t i = 0; i < q.size(); ++i)
+        SPARQ_CHECK(q[i] != -128, "int8 code -128 at row ", i / cols, ", column ", i % cols, ", expected [-127, 127]");
+      for (std::size_t i = 0; i < s.size(); ++i)
+        SPARQ_CHECK(std::isfinite(s[i]) && s[i] > 0.0f, "int8 scale[", i, "] = ", s[i], ", expected a positive finite value");
+      return factor_from_int8(rows, cols, q, s);
+    }
+    case lowrank::FactorFormat::f16:
+    case lowrank::FactorFormat::bf16: {
+      no_scales();
+      auto h = t.section_as<std::uint16_t>(sec);
+      check_count(h.size(), n, sec);
+      return factor_from_half(rows, cols, static_cast<lowrank::FactorFormat>(fmt), h);
+    }
+  }
+  sparq::detail::fail("factor ", p, ": format ", fmt, ", expected 0 (f32), 1 (int8), 2 (f16) or 3 (bf16)");
+}
+
+/// Reads a low-rank tensor `name` (rows x cols, format "lowrank") into a LowRankLinear.
+[[nodiscard]] inline model::LowRankLinear get_lowrank(const Container& ct, const std::string& name, std::size_t rows,
+                                                      std::size_t cols, const std::string& what) {
+  const ContainerTensor* t = ct.find(name);
+  if (t == nullptr) sparq::detail::fail(what, ": missing tensor '", name, "'");
+  const std::string tw = what + " tensor '" + name + "'";
+  SPARQ_CHECK(t->format == "lowrank", tw, ": format '", t->format, "', expected lowrank");
+  SPARQ_CHECK((t->dims == std::vector<std::uint64_t>{rows, cols}), tw, ": unexpected dimensions, expected ", rows, "x",
+              cols);
+  constexpr std::int64_t lim = (std::int64_t{1} << 24) - 1;
+  const std::size_t r = meta_size(ct, name + ".rank", what, 1, lim);
+  const std::int64_t fa = meta_int(ct, name + ".a_format", what), fb = meta_int(ct, name + ".b_format", what);
+  for (const std::int64_t f : {fa, fb})
+    SPARQ_CHECK(f >= 0 && f <= 3, tw, ": factor format ", f, ", expected 0 (f32), 1 (int8), 2 (f16) or 3 (bf16)");
+  for (const auto& s : t->sections)
+    SPARQ_CHECK(s.name == "a" || s.name == "b" || s.name == "a_scales" || s.name == "b_scales", tw,
+                ": unexpected section '", s.name, "'");
+  try {
+    lowrank::StoredFactor a = get_factor(*t, "a", rows, r, fa);
+    lowrank::StoredFactor b = get_factor(*t, "b", r, cols, fb);
+    return model::LowRankLinear(std::move(a), std::move(b));
+  } catch (const error& e) {
+    sparq::detail::fail(tw, " (rank ", r, "): ", e.what());
+  }
+}
+
+/// The dense equivalent decode(A)·decode(B) of a low-rank op (rows x cols).
+[[nodiscard]] inline Matrix<float> lowrank_dense(const model::LowRankLinear& lr) {
+  Matrix<float> w(lr.out_features(), lr.in_features(), 0.0f);
+  lowrank::Compensation c;
+  c.a = lr.a();
+  c.b = lr.b();
+  c.add_to(w.view());
+  return w;
+}
+
 }  // namespace packed_detail
 
-/// The SPRQ container of a model (packed ops, dense linears and the float parts).
-/// Throws sparq::error on a linear that is neither dense nor one of the packed ops.
+/// The SPRQ container of a model (packed ops, low-rank ops, dense linears and the float parts).
+/// Throws sparq::error on a linear that is neither dense, nor one of the packed / low-rank ops, nor
+/// a CompensatedLinear of those (with at most one InputQuantLinear outside and one inside it).
 [[nodiscard]] inline Container packed_model_container(const model::Llama& m) {
   using namespace model;
   const auto& c = m.config();
@@ -111,11 +296,14 @@ namespace packed_detail {
   ct.add_f32("token_embedding", {c.vocab_size, c.dim}, w.token_embedding.data());
   ct.add_f32("rms_final", {c.dim}, w.rms_final.data());
   if (!c.shared_classifier) ct.add_f32("classifier", {c.vocab_size, c.dim}, w.classifier.data());
+  bool low_rank = false;
+  std::vector<ContainerTensor> lowrank_tensors;
   for (std::size_t b = 0; b < c.n_layers; ++b) {
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_ffn"), {c.dim}, w.blocks[b].rms_ffn.data());
     for (Linear l : all_linears) {
       const std::string name = packed_detail::linear_tensor_name(b, l);
+      const std::string where = sparq::detail::concat("write_packed_model: block ", b, " ", linear_name(l));
       const LinearOp* op = &m.linear(b, l);
       std::int64_t bits = 0;
       if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) {
@@ -123,6 +311,19 @@ namespace packed_detail {
         op = &iq->inner();
       }
       ct.metadata[name + ".input_bits"] = bits;
+      if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) {
+        lowrank_tensors.push_back(packed_detail::lowrank_tensor(ct, name + ".lorc", comp->correction()));
+        ct.metadata[name + ".lorc_rank"] = static_cast<std::int64_t>(comp->correction().rank());
+        op = &comp->inner();
+        std::int64_t inner_bits = 0;
+        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) {
+          inner_bits = iq->bits();
+          op = &iq->inner();
+        }
+        ct.metadata[name + ".inner_input_bits"] = inner_bits;
+        SPARQ_CHECK(dynamic_cast<const CompensatedLinear*>(op) == nullptr && dynamic_cast<const InputQuantLinear*>(op) == nullptr,
+                    where, ": '", m.linear(b, l).describe(), "' nests wrappers deeper than the file format holds");
+      }
       ContainerTensor t{name, "", {op->out_features(), op->in_features()}, {}};
       if (const auto* d = dynamic_cast<const DenseLinear*>(op)) {
         t.format = "f32";
@@ -169,13 +370,20 @@ namespace packed_detail {
         t.add_section("values", bm->values());
         t.add_section("row_offsets", bm->row_offsets());
         ct.metadata[name + ".act"] = std::int64_t{bm->activations() == ActivationMode::a8 ? 8 : 32};
+      } else if (const auto* lr = dynamic_cast<const LowRankLinear*>(op)) {
+        t = packed_detail::lowrank_tensor(ct, name, *lr);
+        low_rank = true;
       } else {
-        sparq::detail::fail("write_packed_model: block ", b, " ", linear_name(l), " is '", op->describe(),
-                            "', which has no packed file format");
+        sparq::detail::fail(where, " is '", op->describe(), "', which has no packed file format");
       }
       ct.add(std::move(t));
+      for (auto& lt : lowrank_tensors) ct.add(std::move(lt));
+      low_rank = low_rank || !lowrank_tensors.empty();
+      lowrank_tensors.clear();
     }
   }
+  // Version 1 unless a low-rank op needs version 2 (so older readers keep reading what they can).
+  if (low_rank) ct.metadata["sparq.packed_version"] = std::int64_t{2};
   return ct;
 }
 
@@ -188,16 +396,28 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
   write_container(path, packed_model_container(m));
 }
 
-/// Rebuilds a runnable Llama from a packed-model container. `threads`: kernel threads per op.
-[[nodiscard]] inline model::Llama packed_model_from_container(const Container& ct, const std::string& what, int threads = 1) {
+/// How a packed model is read back.
+struct PackedReadOptions {
+  int threads = 1;                ///< kernel threads per op
+  /// Keep the float block weights (each linear's base op dequantized: reset_linear works, and so
+  /// does further compression); false frees them once the ops are installed
+  /// (model::release_float_weights), so the model holds only the packed bytes of its linears.
+  bool keep_float_weights = true;
+};
+
+/// Rebuilds a runnable Llama from a packed-model container.
+[[nodiscard]] inline model::Llama packed_model_from_container(const Container& ct, const std::string& what,
+                                                              const PackedReadOptions& ro) {
   using namespace model;
+  const int threads = ro.threads;
+  SPARQ_CHECK(threads >= 0, what, ": threads = ", threads, ", expected >= 0");
   using packed_detail::meta_size;
   const auto kind = ct.metadata.find("sparq.kind");
   SPARQ_CHECK(kind != ct.metadata.end() && std::holds_alternative<std::string>(kind->second) &&
                   std::get<std::string>(kind->second) == "packed_llama",
               what, ": not a packed sparq model (metadata sparq.kind != packed_llama)");
   const auto ver = packed_detail::meta_int(ct, "sparq.packed_version", what);
-  SPARQ_CHECK(ver == 1, what, ": packed model version ", ver, ", expected 1");
+  SPARQ_CHECK(ver == 1 || ver == 2, what, ": packed model version ", ver, ", expected 1 or 2");
   constexpr std::int64_t lim = (std::int64_t{1} << 24) - 1;
   LlamaConfig c;
   c.dim = meta_size(ct, "config.dim", what, 1, lim);
@@ -227,8 +447,10 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
   struct Installed {
     std::size_t b;
     Linear l;
-    std::unique_ptr<PackedLinear> op;  // null: dense
+    std::unique_ptr<LinearOp> op;  // null: dense (the model's own view)
     int input_bits;
+    std::unique_ptr<LowRankLinear> lorc;  // CompensatedLinear correction (version 2)
+    int inner_input_bits = 0;
   };
   std::vector<Installed> ops;
   w.blocks.resize(c.n_layers);
@@ -251,22 +473,30 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
       SPARQ_CHECK((t->dims == std::vector<std::uint64_t>{rows, cols}), tw, ": unexpected dimensions, expected ", rows, "x", cols);
       const int in_bits = static_cast<int>(meta_size(ct, name + ".input_bits", what, 0, 16));
       SPARQ_CHECK(in_bits == 0 || in_bits >= 2, tw, ": input_bits = ", in_bits, ", expected 0 or 2..16");
-      std::unique_ptr<PackedLinear> op;
+      std::unique_ptr<LinearOp> op;
+      std::unique_ptr<LowRankLinear> lorc;
+      int inner_bits = 0;
       try {
         if (t->format == "f32") {
           auto v = packed_detail::f32_tensor(ct, name, {rows, cols}, what);
           blk.linear(l) = Matrix<float>(rows, cols);
           std::copy(v.begin(), v.end(), blk.linear(l).data());
+        } else if (t->format == "lowrank") {
+          SPARQ_CHECK(ver >= 2, "format 'lowrank' needs packed model version 2, the file says ", ver);
+          auto lr = std::make_unique<LowRankLinear>(packed_detail::get_lowrank(ct, name, rows, cols, what));
+          blk.linear(l) = packed_detail::lowrank_dense(*lr);
+          op = std::move(lr);
         } else {
           const auto act = meta_size(ct, name + ".act", what, 8, 32) == 8 ? ActivationMode::a8 : ActivationMode::a32;
+          std::unique_ptr<PackedLinear> pk;
           if (t->format == "packed_q8") {
-            op = std::make_unique<Q8Linear>(rows, cols, t->section_as<std::int8_t>("codes"), t->section_as<float>("scales"), act,
+            pk = std::make_unique<Q8Linear>(rows, cols, t->section_as<std::int8_t>("codes"), t->section_as<float>("scales"), act,
                                             threads);
           } else if (t->format == "packed_q4") {
             const std::size_t g = meta_size(ct, name + ".group", what, 32, 128);
             std::vector<std::uint8_t> z;
             if (t->find_section("zeros") != nullptr) z = t->section_as<std::uint8_t>("zeros");
-            op = std::make_unique<Q4Linear>(rows, cols, g, t->section_as<std::uint8_t>("codes"), t->section_as<float>("scales"),
+            pk = std::make_unique<Q4Linear>(rows, cols, g, t->section_as<std::uint8_t>("codes"), t->section_as<float>("scales"),
                                             std::move(z), act, threads);
           } else if (t->format == "packed_nm") {
             const std::size_t n = meta_size(ct, name + ".n", what, 1, 8), m = meta_size(ct, name + ".m", what, 4, 8);
@@ -281,30 +511,63 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
               v.scales = t->section_as<float>("scales");
               if (t->find_section("zeros") != nullptr) v.zeros = t->section_as<std::uint8_t>("zeros");
             }
-            op = std::make_unique<NMLinear>(rows, cols, n, m, std::move(v), t->section_as<std::uint8_t>("indices"), act, threads);
+            pk = std::make_unique<NMLinear>(rows, cols, n, m, std::move(v), t->section_as<std::uint8_t>("indices"), act, threads);
           } else if (t->format == "packed_bitmask") {
-            op = std::make_unique<BitmaskLinear>(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<float>("values"),
+            pk = std::make_unique<BitmaskLinear>(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<float>("values"),
                                                  t->section_as<std::uint64_t>("row_offsets"), act, threads);
           } else {
             sparq::detail::fail("unknown linear format '", t->format, "'");
           }
-          blk.linear(l) = op->dequantize();
+          blk.linear(l) = pk->dequantize();
+          op = std::move(pk);
+        }
+        // LoRC correction (version 2): metadata T.lorc_rank and tensor T.lorc appear together.
+        const bool has_rank = ct.metadata.count(name + ".lorc_rank") != 0;
+        const bool has_tensor = ct.find(name + ".lorc") != nullptr;
+        SPARQ_CHECK(has_rank == has_tensor, "metadata '", name, ".lorc_rank' is ", has_rank ? "present" : "absent",
+                    " but tensor '", name, ".lorc' is ", has_tensor ? "present" : "absent");
+        if (has_rank) {
+          SPARQ_CHECK(ver >= 2, "a LoRC correction needs packed model version 2, the file says ", ver);
+          lorc = std::make_unique<LowRankLinear>(packed_detail::get_lowrank(ct, name + ".lorc", rows, cols, what));
+          const std::int64_t want = packed_detail::meta_int(ct, name + ".lorc_rank", what);
+          SPARQ_CHECK(want == static_cast<std::int64_t>(lorc->rank()), "metadata '", name, ".lorc_rank' = ", want,
+                      " but tensor '", name, ".lorc' has rank ", lorc->rank());
+          inner_bits = static_cast<int>(meta_size(ct, name + ".inner_input_bits", what, 0, 16));
+          SPARQ_CHECK(inner_bits == 0 || inner_bits >= 2, "inner_input_bits = ", inner_bits, ", expected 0 or 2..16");
+        } else {
+          SPARQ_CHECK(ct.metadata.count(name + ".inner_input_bits") == 0, "metadata '", name,
+                      ".inner_input_bits' without a LoRC correction");
         }
       } catch (const error& e) {
         sparq::detail::fail(tw, ": ", e.what());
       }
-      ops.push_back({b, l, std::move(op), in_bits});
+      ops.push_back({b, l, std::move(op), in_bits, std::move(lorc), inner_bits});
     }
   }
   Llama model(std::move(w));
   model.set_attention_input_bits(attn_bits);
   for (auto& e : ops) {
-    if (e.op == nullptr && e.input_bits == 0) continue;  // dense: the model's own view
-    std::unique_ptr<LinearOp> op = e.op ? std::unique_ptr<LinearOp>(std::move(e.op)) : model.take_linear(e.b, e.l);
+    if (e.op == nullptr && e.input_bits == 0 && e.lorc == nullptr) continue;  // dense: the model's own view
+    std::unique_ptr<LinearOp> op = e.op ? std::move(e.op) : model.take_linear(e.b, e.l);
+    if (e.lorc) {
+      if (e.inner_input_bits != 0) op = std::make_unique<InputQuantLinear>(std::move(op), e.inner_input_bits);
+      lowrank::Compensation corr;
+      corr.a = e.lorc->a();
+      corr.b = e.lorc->b();
+      op = std::make_unique<CompensatedLinear>(std::move(op), std::move(corr));
+    }
     if (e.input_bits != 0) op = std::make_unique<InputQuantLinear>(std::move(op), e.input_bits);
     model.set_linear(e.b, e.l, std::move(op));
   }
+  if (!ro.keep_float_weights) (void)release_float_weights(model);
   return model;
+}
+
+/// Rebuilds a runnable Llama from a packed-model container. `threads`: kernel threads per op.
+[[nodiscard]] inline model::Llama packed_model_from_container(const Container& ct, const std::string& what, int threads = 1) {
+  PackedReadOptions ro;
+  ro.threads = threads;
+  return packed_model_from_container(ct, what, ro);
 }
 
 /// Parses a packed model held in memory.
@@ -312,11 +575,19 @@ inline void write_packed_model(const std::string& path, const model::Llama& m) {
                                                      const std::string& what = "packed sparq model", int threads = 1) {
   return packed_model_from_container(parse_container(data, size, what), what, threads);
 }
+[[nodiscard]] inline model::Llama parse_packed_model(const char* data, std::size_t size, const PackedReadOptions& ro,
+                                                     const std::string& what = "packed sparq model") {
+  return packed_model_from_container(parse_container(data, size, what), what, ro);
+}
 
 /// Reads a packed model file written by write_packed_model.
 [[nodiscard]] inline model::Llama read_packed_model(const std::string& path, int threads = 1) {
   const std::string what = "packed sparq model '" + path + "'";
   return packed_model_from_container(read_container(path), what, threads);
+}
+[[nodiscard]] inline model::Llama read_packed_model(const std::string& path, const PackedReadOptions& ro) {
+  const std::string what = "packed sparq model '" + path + "'";
+  return packed_model_from_container(read_container(path), what, ro);
 }
 
 }  // namespace sparq::io

@@ -7,6 +7,9 @@
 // CompensatedLinear wraps any inner LinearOp computing Ŵx (dense, fake-quantized, packed integer,
 // sparse, ...) and adds the correction: y = inner(x) + A(Bx). weight_bytes() = inner's bytes +
 // the factors' bytes. Both are const and thread-safe (per-call scratch only), as LinearOp requires.
+// Both have an SPRQ packed-file format (io/packed_model.hpp, docs/formats.md): the factors are
+// written in their own storage type and read back bit-identically; model::pack_model packs the
+// inner op of a CompensatedLinear and keeps the correction (pack_model.hpp).
 #pragma once
 
 #include <cstddef>
@@ -38,6 +41,8 @@ class LowRankLinear final : public LinearOp {
                       lowrank::StoredFactor::encode(f.b.view(), format)) {}
   /// From a LoRC correction (its factors alone).
   explicit LowRankLinear(lowrank::Compensation c) : LowRankLinear(std::move(c.a), std::move(c.b)) {}
+  /// Movable (LinearOp is not copyable): lets builders return it by value.
+  LowRankLinear(LowRankLinear&& o) noexcept : LinearOp(), a_(std::move(o.a_)), b_(std::move(o.b_)) {}
 
   [[nodiscard]] std::size_t in_features() const noexcept override { return b_.cols(); }
   [[nodiscard]] std::size_t out_features() const noexcept override { return a_.rows(); }
@@ -96,6 +101,13 @@ class CompensatedLinear final : public LinearOp {
   }
   [[nodiscard]] const LinearOp& inner() const noexcept { return *inner_; }
   [[nodiscard]] const LowRankLinear& correction() const noexcept { return corr_; }
+  /// A copy of the stored correction (its factors; whitening is not recorded by the op: identity).
+  [[nodiscard]] lowrank::Compensation compensation() const {
+    lowrank::Compensation c;
+    c.a = corr_.a();
+    c.b = corr_.b();
+    return c;
+  }
 
   void gemv(const float* x, float* y) const override {
     inner_->gemv(x, y);

@@ -5,7 +5,8 @@
 // (w ← dequantize(quantize(w))), possibly wrapping linears in InputQuantLinear(…, 8) for W8A8.
 // pack_model is the post-pass that turns such a model into one that runs on the packed kernels:
 //   1. For each (block, linear) the float matrix is taken from the op (a DenseLinear, possibly
-//      inside an InputQuantLinear); anything else is an error.
+//      inside an InputQuantLinear, possibly inside a CompensatedLinear whose LoRC factors are kept
+//      around the packed op); LowRankLinear ops are left as they are; anything else is an error.
 //   (bitmask_f32 stores the non-zeros of any float matrix as they are: nothing to verify.)
 //   2. N:M formats: the matrix (zero-padded to a multiple of M columns) is compressed with
 //      NMCompressed<N, M> — a group with more than N non-zeros is an error naming block/linear/row/
@@ -26,7 +27,10 @@
 //      into the A8 kernel path (real int8 per-token activations, bit-identical quantizer) and uses
 //      A32 for unwrapped linears; wrappers with other bit widths are kept around the packed op.
 //      a32 / a8 force the mode (a32 keeps an 8-bit wrapper as a fake activation quantizer).
-// Afterwards Llama::linear_weight_bytes() is the packed size (padding included).
+// Afterwards Llama::linear_weight_bytes() is the packed size (padding included; + LoRC factors).
+// Memory: the float block matrices stay resident next to the packed ops unless
+// PackOptions::release_float_weights (or release_float_weights(model)) frees them;
+// resident_weight_bytes(model) counts what the model actually holds.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +47,7 @@
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
+#include "sparq/model/lowrank_linear.hpp"
 #include "sparq/model/nm_linear.hpp"
 #include "sparq/model/packed_linear.hpp"
 #include "sparq/model/q4_linear.hpp"
@@ -91,6 +96,9 @@ struct PackOptions {
   ActivationSource activations = ActivationSource::from_model;
   int threads = 1;              ///< kernel threads per op (1: callers such as perplexity parallelize windows)
   double tolerance = 4.0;       ///< verification, in FLT_EPSILON·max(|w|, scale)
+  /// Free the float block matrices of the packed linears afterwards (release_float_weights): the
+  /// model then holds only the packed bytes for them, but reset_linear on those linears throws.
+  bool release_float_weights = false;
 
   void validate() const {
     const bool g_ok = group_size == 32 || group_size == 64 || group_size == 128;
@@ -119,6 +127,7 @@ struct PackedEntry {
 struct PackReport {
   std::vector<PackedEntry> linears;
   std::size_t weight_bytes = 0;  ///< sum over linears (= Llama::linear_weight_bytes() afterwards)
+  std::size_t released_bytes = 0;  ///< float bytes freed by PackOptions::release_float_weights
 };
 
 namespace detail {
@@ -269,10 +278,96 @@ template <std::size_t N, std::size_t M>
   sparq::detail::fail(where, ": unknown pack format ", int(opt.format));
 }
 
-/// Replaces every decoder linear of `model` by its packed op (see the header comment). The model's
-/// float block weights are left as they are (they stay the fake-quantized reference; reset_linear
-/// brings a dense view back). Throws sparq::error naming block/linear on the first failure; linears
-/// packed before the failure stay packed.
+/// True when `op` (or an op it wraps) is a non-owning DenseLinear view, i.e. it reads float
+/// weights it does not hold (a Llama's own block matrices).
+[[nodiscard]] inline bool reads_float_view(const LinearOp& op) noexcept {
+  if (const auto* d = dynamic_cast<const DenseLinear*>(&op)) return !d->owns();
+  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(&op)) return reads_float_view(iq->inner());
+  if (const auto* c = dynamic_cast<const CompensatedLinear*>(&op)) return reads_float_view(c->inner());
+  return false;
+}
+
+/// Bytes of weight arrays `op` holds itself (a DenseLinear view holds none; wrappers count what
+/// they wrap; CompensatedLinear adds its factors).
+[[nodiscard]] inline std::size_t owned_weight_bytes(const LinearOp& op) noexcept {
+  if (const auto* d = dynamic_cast<const DenseLinear*>(&op)) return d->owns() ? d->weight_bytes() : 0;
+  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(&op)) return owned_weight_bytes(iq->inner());
+  if (const auto* c = dynamic_cast<const CompensatedLinear*>(&op))
+    return owned_weight_bytes(c->inner()) + c->correction().weight_bytes();
+  return op.weight_bytes();
+}
+
+/// Weight bytes a model holds in memory: every float array of its LlamaWeights (embedding,
+/// classifier when not shared, norms, the block matrices still present) plus the arrays its
+/// linear ops own (packed codes, scales, zeros, indices, padding, low-rank factors; a dense view
+/// of the block weights counts once, as the block matrix). Activations, KV cache and scratch are
+/// not included.
+[[nodiscard]] inline std::size_t resident_weight_bytes(const Llama& m) noexcept {
+  const auto& w = m.weights();
+  std::size_t n = w.token_embedding.size() + w.classifier.size() + w.rms_final.size();
+  for (const auto& blk : w.blocks) {
+    n += blk.rms_att.size() + blk.rms_ffn.size();
+    for (Linear l : all_linears) n += blk.linear(l).size();
+  }
+  n *= sizeof(float);
+  for (std::size_t b = 0; b < m.config().n_layers; ++b)
+    for (Linear l : all_linears) n += owned_weight_bytes(m.linear(b, l));
+  return n;
+}
+
+/// Frees the float block matrix of every linear whose op no longer reads it (packed ops,
+/// low-rank ops, wrappers of those; see reads_float_view), leaving an empty 0x0 matrix. Returns
+/// the bytes freed. Forward passes are unchanged (bit-identical logits: they only run the ops).
+/// Afterwards the float weights of those linears are GONE: reset_linear / take_linear /
+/// refresh_block on such a block throw sparq::error ("... is 0x0, expected ..."), and anything
+/// that reads weights().blocks[b].<linear> (calibration, re-compression, pack_model itself on a
+/// dense linear of the same block is fine) sees an empty matrix. Use it once the model is final.
+inline std::size_t release_float_weights(Llama& m) {
+  std::size_t freed = 0;
+  for (std::size_t b = 0; b < m.config().n_layers; ++b) {
+    for (Linear l : all_linears) {
+      if (reads_float_view(m.linear(b, l))) continue;
+      Matrix<float>& w = m.block_weights(b).linear(l);
+      freed += w.size() * sizeof(float);
+      w = Matrix<float>();
+    }
+  }
+  return freed;
+}
+
+namespace detail {
+
+/// Packs one (already unwrapped) dense linear and restores the wrappers: `bits` = width of the
+/// InputQuantLinear directly around the dense op (0: none). Returns the op to install.
+[[nodiscard]] inline std::unique_ptr<LinearOp> pack_dense_op(const DenseLinear& dense, int bits, const PackOptions& opt,
+                                                             const std::string& where) {
+  ActivationMode act = ActivationMode::a32;
+  if (opt.activations == ActivationSource::a8 || (opt.activations == ActivationSource::from_model && bits == 8))
+    act = ActivationMode::a8;
+  std::unique_ptr<LinearOp> packed = pack_linear(dense.weight(), opt, act, where);
+  const bool keep_wrapper = bits != 0 && !(bits == 8 && act == ActivationMode::a8);
+  if (keep_wrapper) packed = std::make_unique<InputQuantLinear>(std::move(packed), bits);
+  return packed;
+}
+
+}  // namespace detail
+
+/// Replaces every decoder linear of `model` by its packed op (see the header comment).
+///
+/// Accepted linears, [·] optional:
+///   [InputQuantLinear] DenseLinear                          -> the packed op (the wrapper as in 5.)
+///   [InputQuantLinear(o)] CompensatedLinear([InputQuantLinear(i)] DenseLinear)
+///                      -> [InputQuantLinear(o)] CompensatedLinear(packed op, the same factors):
+///                         the inner dense op is packed as above (an 8-bit inner wrapper becomes
+///                         A8), the LoRC correction and an outer wrapper (which also quantizes the
+///                         correction's input) stay as they are;
+///   LowRankLinear, or a CompensatedLinear whose inner op is already packed / low-rank
+///                      -> left as it is (its factors are already in their storage format).
+/// Anything else (an already packed op, ...) throws. The model's float block weights are left as
+/// they are (the fake-quantized reference; reset_linear brings a dense view back) unless
+/// opt.release_float_weights, which calls release_float_weights(model) after every linear is
+/// packed. Throws sparq::error naming block/linear on the first failure; linears packed before
+/// the failure stay packed (and no float weights are released).
 inline PackReport pack_model(Llama& model, const PackOptions& opt) {
   opt.validate();
   PackReport rep;
@@ -285,20 +380,39 @@ inline PackReport pack_model(Llama& model, const PackOptions& opt) {
         bits = iq->bits();
         op = &iq->inner();
       }
-      const auto* dense = dynamic_cast<const DenseLinear*>(op);
-      if (dense == nullptr) sparq::detail::fail(where, ": expected a dense float op, found '", op->describe(), "'");
-      ActivationMode act = ActivationMode::a32;
-      if (opt.activations == ActivationSource::a8 || (opt.activations == ActivationSource::from_model && bits == 8))
-        act = ActivationMode::a8;
-      std::unique_ptr<LinearOp> packed = pack_linear(dense->weight(), opt, act, where);
-      const bool keep_wrapper = bits != 0 && !(bits == 8 && act == ActivationMode::a8);
-      if (keep_wrapper) packed = std::make_unique<InputQuantLinear>(std::move(packed), bits);
-      PackedEntry e{b, l, packed->describe(), packed->weight_bytes()};
-      model.set_linear(b, l, std::move(packed));
+      std::unique_ptr<LinearOp> packed;
+      const LinearOp* installed = nullptr;  // left as it is
+      if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) {
+        const LinearOp* in = &comp->inner();
+        int in_bits = 0;
+        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(in)) {
+          in_bits = iq->bits();
+          in = &iq->inner();
+        }
+        if (const auto* dense = dynamic_cast<const DenseLinear*>(in)) {
+          packed = std::make_unique<CompensatedLinear>(detail::pack_dense_op(*dense, in_bits, opt, where),
+                                                       comp->compensation());
+          if (bits != 0) packed = std::make_unique<InputQuantLinear>(std::move(packed), bits);
+        } else if (dynamic_cast<const PackedLinear*>(in) != nullptr || dynamic_cast<const LowRankLinear*>(in) != nullptr) {
+          installed = &model.linear(b, l);
+        } else {
+          sparq::detail::fail(where, ": expected a dense float op inside the CompensatedLinear, found '", in->describe(), "'");
+        }
+      } else if (dynamic_cast<const LowRankLinear*>(op) != nullptr) {
+        installed = &model.linear(b, l);
+      } else {
+        const auto* dense = dynamic_cast<const DenseLinear*>(op);
+        if (dense == nullptr) sparq::detail::fail(where, ": expected a dense float op, found '", op->describe(), "'");
+        packed = detail::pack_dense_op(*dense, bits, opt, where);
+      }
+      if (packed) installed = packed.get();
+      PackedEntry e{b, l, installed->describe(), installed->weight_bytes()};
+      if (packed) model.set_linear(b, l, std::move(packed));
       rep.weight_bytes += e.weight_bytes;
       rep.linears.push_back(std::move(e));
     }
   }
+  if (opt.release_float_weights) rep.released_bytes = release_float_weights(model);
   return rep;
 }
 
