@@ -1,6 +1,7 @@
 // Packed LinearOps (Q8Linear, Q4Linear, NMLinear) versus the dense float op of their dequantized
 // weights, the bit-identical int8 activation quantizer, pack_linear's grid recovery and rejections.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -10,7 +11,11 @@
 
 #include <catch2/catch.hpp>
 
+#include "sparq/io/llama2c.hpp"
 #include "sparq/model/dense_linear.hpp"
+#include "sparq/model/llama.hpp"
+#include "sparq/model/perplexity.hpp"
+#include "sparq/model/tokenizer.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/pack_model.hpp"
 #include "sparq/prune/magnitude.hpp"
@@ -60,6 +65,34 @@ void check_vs_dense(const PackedLinear& op, unsigned seed, const std::string& wh
   op.gemv(x.data(), y.data());
   dense.gemv(xin.data(), yref.data());
   check_close(w, xin.data(), y.data(), yref.data(), 2e-5, 1e-6, what);
+}
+
+/// As check_vs_dense, for an op whose A32 kernel quantizes x to int8 per block of `block` inputs
+/// (a = max|x_b|/127): |y − y_ref| ≤ Σ_j |w_kj|·a[b(j)]/2 plus float rounding. A8 ops: check_vs_dense.
+void check_vs_dense_block_q8(const PackedLinear& op, unsigned seed, std::size_t block, const std::string& what) {
+  if (op.activations() == ActivationMode::a8) {
+    check_vs_dense(op, seed, what);
+    return;
+  }
+  const Matrix<float> w = op.dequantize();
+  const DenseLinear dense(w);
+  const auto x = random_x(op.in_features(), seed);
+  std::vector<float> y(op.out_features()), yref(op.out_features());
+  op.gemv(x.data(), y.data());
+  dense.gemv(x.data(), yref.data());
+  for (std::size_t k = 0; k < w.rows(); ++k) {
+    double bound = 0.0, mag = 0.0;
+    for (std::size_t b0 = 0; b0 < w.cols(); b0 += block) {
+      float amax = 0.0f;
+      for (std::size_t j = b0; j < std::min(w.cols(), b0 + block); ++j) amax = std::max(amax, std::fabs(x[j]));
+      for (std::size_t j = b0; j < std::min(w.cols(), b0 + block); ++j) {
+        bound += std::fabs(static_cast<double>(w(k, j))) * amax / 127.0 / 2.0;
+        mag += std::fabs(static_cast<double>(w(k, j)) * x[j]);
+      }
+    }
+    INFO(what << " row " << k << ": " << y[k] << " vs " << yref[k] << " bound " << bound);
+    REQUIRE(std::fabs(static_cast<double>(y[k]) - yref[k]) <= bound * 1.0001 + 2e-5 * mag + 1e-6);
+  }
 }
 
 /// gemm over `tokens` rows equals gemv row by row, bit for bit.
@@ -349,7 +382,10 @@ TEST_CASE("NMLinear (2:4, 4:8; f32, int8, int4) matches the dense op of its dequ
             const auto q = pack_linear(fql.view(), o, act);
             const Matrix<float> qb = q->dequantize();
             for (std::size_t i = 0; i < fql.size(); ++i) REQUIRE(std::fabs(qb.data()[i] - fql.data()[i]) <= 4e-7f * std::fabs(fql.data()[i]) + 1e-12f);
-            check_vs_dense(*q, seed++, what + (asym ? " int4 asym" : " int4 sym"));
+            // 2:4 int4 runs the W4A8 mask kernel (A32: int8 activations per block of 64 inputs)
+            if (n == 2) check_vs_dense_block_q8(*q, seed++, 64, what + (asym ? " int4 asym" : " int4 sym"));
+            else check_vs_dense(*q, seed++, what + (asym ? " int4 asym" : " int4 sym"));
+            check_gemm_equals_gemv(*q, 2, seed++);
             o.asymmetric = false;
           }
         }
@@ -381,7 +417,8 @@ TEST_CASE("NMLinear int4 with G = 64 and 128 kept values (2:4 and 4:8, sym and a
             const Matrix<float> qb = q->dequantize();
             for (std::size_t i = 0; i < fq.size(); ++i)
               REQUIRE(std::fabs(qb.data()[i] - fq.data()[i]) <= 4e-7f * std::fabs(fq.data()[i]) + 1e-12f);
-            check_vs_dense(*q, seed++, "nm int4 g" + std::to_string(G) + " " + std::to_string(cols));
+            if (n == 2) check_vs_dense_block_q8(*q, seed++, 64, "nm int4 g" + std::to_string(G) + " " + std::to_string(cols));
+            else check_vs_dense(*q, seed++, "nm int4 g" + std::to_string(G) + " " + std::to_string(cols));
           }
         }
       }
@@ -488,4 +525,58 @@ TEST_CASE("pack_linear recovers grids whose extreme code is not qmax and rejects
   o.group_size = 48;
   o.format = PackFormat::w4;
   REQUIRE_THROWS_AS(pack_linear(fq.view(), o, ActivationMode::a8), sparq::error);
+}
+
+TEST_CASE("NMLinear 2:4+W4 (A32 and W4A8) on stories260K: perplexity within 0.5 % of the fake-quantized model",
+          "[model][packed][real]") {
+  const auto mpath = sparq_test::data_path("models/stories260K.bin");
+  const auto tpath = sparq_test::data_path("models/tok512.bin");
+  const auto text = sparq_test::data_path("text/tinystories_valid_head.txt");
+  if (mpath.empty() || tpath.empty() || text.empty()) return;
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+  const std::size_t ntok = 4096;
+#else
+  const std::size_t ntok = 1024;  // -O1 + ASan: 2 windows, same checks
+#endif
+  const auto weights = io::read_llama2c(mpath);
+  const auto tok = Tokenizer::read_llama2c(tpath, weights.config.vocab_size);
+  const auto stream = document_token_stream_file(text, tok, ntok);
+  PerplexityOptions po;
+  po.max_tokens = ntok;
+  for (int bits : {0, 8}) {       // 0: A32 (the kernel rounds x per 64-block), 8: int8 per-token activations
+    for (std::size_t G : {32u, 128u}) {
+      Llama m{LlamaWeights(weights)};
+      for (std::size_t b = 0; b < m.config().n_layers; ++b) {  // 2:4 magnitude, then W4 per G kept values
+        for (Linear l : all_linears) {
+          Matrix<float>& w = m.block_weights(b).linear(l);
+          (void)Pruner<Magnitude, NM<2, 4>>{}.prune(w.view());
+          w = fake_nm_w4(w, 2, 4, G, false);
+        }
+        m.refresh_block(b);
+      }
+      if (bits) {
+        for (std::size_t b = 0; b < m.config().n_layers; ++b)
+          for (Linear l : all_linears) m.set_linear(b, l, std::make_unique<InputQuantLinear>(m.take_linear(b, l), bits));
+      }
+      const auto fake = perplexity(m, stream, po);
+      PackOptions o;
+      o.format = PackFormat::nm_w4;
+      o.nm_n = 2;
+      o.nm_m = 4;
+      o.group_size = G;
+      const PackReport rep = pack_model(m, o);
+      for (const auto& e : rep.linears) REQUIRE(e.format.find(bits ? "A8" : "A32") != std::string::npos);
+      REQUIRE(dynamic_cast<const NMLinear*>(&m.linear(0, Linear::w2)) != nullptr);
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto real = perplexity(m, stream, po);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double rel = std::fabs(real.perplexity - fake.perplexity) / fake.perplexity;
+      WARN("2:4+W4 g" << G << (bits ? " A8" : " A32") << ": ppl fake " << fake.perplexity << ", NMLinear "
+                      << real.perplexity << " (rel diff " << 100.0 * rel << " %), " << real.scored_tokens
+                      << " tokens in " << secs << " s");
+      REQUIRE(real.scored_tokens == fake.scored_tokens);
+      REQUIRE(real.perplexity > 1.0);
+      REQUIRE(rel < 0.005);
+    }
+  }
 }

@@ -12,10 +12,17 @@
 // Padding: cols is padded to cols_p, a multiple of M (and, for int4, such that G divides nk), with
 // zero columns; groups past cols keep positions 0..N−1 with zero values, and the input is
 // zero-padded, so the product equals the unpadded matrix. Padding is counted in weight_bytes().
-// Activations: A32 feeds x to the kernel (float FMAs, no activation rounding). A8 quantizes x with
-// quantize_token_int8 and feeds the kernel the dequantized values q·Δ — exact floats, bit for bit
-// the activations InputQuantLinear(…, 8) produces — since the N:M kernels take float inputs.
-// Scratch: a padded float input (cols_p floats) from packed_scratch (thread-local) when needed.
+// Kernels: f32 and int8 kept values, and 4:8 int4, run the float-activation kernels of gemv_nm.hpp
+// (2:4 f32: 4 rows per pass with prefetch). 2:4 int4 runs the W4A8 presence-mask kernel of
+// gemv_nm_mask.hpp on a copy of the weights re-packed at construction (pack_nm24m_q4: same bytes
+// as codes + indices, f32 scales used as they are, so the weights are unchanged); the compact
+// arrays stay the op's storage format (values(), indices()).
+// Activations: A32 feeds x to the float kernels (no activation rounding); 2:4 int4 A32 quantizes x
+// to int8 per block of 64 inputs first (like Q4Linear's A32 per block of 32): |Δy[k]| ≤
+// Σ_j |W[k][j]|·a[b(j)]/2 with a[b] = max_{j in b}|x_j|/127. A8 quantizes x with quantize_token_int8
+// (bit for bit the activations InputQuantLinear(…, 8) produces): the float kernels get q·Δ, the
+// 2:4 int4 kernel gets the int8 codes and Δ (the same product up to float rounding).
+// Scratch: a padded float input (cols_p floats) and the int8 workspace from packed_scratch (thread-local).
 #pragma once
 
 #include <algorithm>
@@ -29,6 +36,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
+#include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/model/packed_linear.hpp"
 #include "sparq/prune/nm_compressed.hpp"
 #include "sparq/quant/quantized_tensor.hpp"
@@ -116,6 +124,10 @@ class NMLinear final : public PackedLinear {
         SPARQ_CHECK(col < cols_ || value(k, i) == 0.0f, "NMLinear: row ", k, ", kept value ", i, " at padding column ",
                     col, " is ", value(k, i), ", expected 0");
       }
+    }
+    if (mask_kernel()) {
+      tiles_.resize(rows_ * kernels::nm24m_q4_row_bytes(cols_p_));
+      kernels::pack_nm24m_q4(v_.q4.data(), idx_.data(), rows_, cols_p_, tiles_.data());
     }
   }
 
@@ -241,6 +253,10 @@ class NMLinear final : public PackedLinear {
   }
 
   void gemv(const float* x, float* y) const override {
+    if (mask_kernel()) {
+      gemv_mask(x, y);
+      return;
+    }
     const float* xin = x;
     if (act_ == ActivationMode::a8 || cols_p_ != cols_) {
       const std::size_t fb = packed_align64(cols_p_ * sizeof(float));
@@ -271,6 +287,33 @@ class NMLinear final : public PackedLinear {
   }
 
  private:
+  /// 2:4 with int4 kept values: the presence-mask W4A8 kernel (cols_p % 64 == 0 by the padding rule).
+  [[nodiscard]] bool mask_kernel() const noexcept { return n_ == 2 && m_ == 4 && v_.kind == NMValueKind::int4; }
+
+  void gemv_mask(const float* x, float* y) const {
+    const std::size_t ws = kernels::nm24m_q8_workspace_bytes(cols_p_);
+    const std::size_t fb = packed_align64(std::max(cols_p_ * sizeof(float), cols_p_));
+    unsigned char* buf = packed_scratch(fb + ws);
+    const auto act = kernels::NmMaskQ8::carve(buf + fb, cols_p_);
+    if (act_ == ActivationMode::a8) {
+      auto* q = reinterpret_cast<std::int8_t*>(buf);
+      const float d = quantize_token_int8(x, cols_, q);
+      std::fill(q + cols_, q + cols_p_, std::int8_t{0});
+      kernels::nm24m_q8_from_per_token(q, d, cols_p_, act);
+    } else {
+      const float* xin = x;
+      if (cols_p_ != cols_) {
+        auto* xp = reinterpret_cast<float*>(buf);
+        std::copy(x, x + cols_, xp);
+        std::fill(xp + cols_, xp + cols_p_, 0.0f);
+        xin = xp;
+      }
+      kernels::quantize_nm24m_q8(xin, cols_p_, act);
+    }
+    const std::uint8_t* zp = v_.zeros.empty() ? nullptr : v_.zeros.data();
+    kernels::gemv_nm24m_q4_a8(tiles_.data(), v_.scales.data(), zp, v_.group, rows_, cols_p_, act, y, threads_);
+  }
+
   static void check_width(std::size_t ccols, std::size_t lc, std::size_t n, std::size_t m, std::size_t g) {
     SPARQ_CHECK(lc > 0 && lc <= ccols && ccols - lc < m, "NMLinear: logical width ", lc, " does not fit the compressed width ",
                 ccols, " (expected ccols - M < cols <= ccols)");
@@ -299,6 +342,7 @@ class NMLinear final : public PackedLinear {
   std::size_t rows_, cols_, n_, m_;
   NMValues v_;
   std::vector<std::uint8_t> idx_;
+  std::vector<std::uint8_t> tiles_;  ///< 2:4 int4: the kernel's mask tiles (pack_nm24m_q4 of q4 + idx_)
   ActivationMode act_;
   int threads_;
   std::size_t cols_p_ = 0, nk_ = 0, ib_ = 0;
