@@ -11,8 +11,11 @@
 //   gemv_nm_q4:  v = s[k][g]·(u − z[k][g]) with the kept values packed as int4 (gemv_q4.hpp layout)
 //                over the nk kept values, groups of G counted over kept values (G | nk).
 // AVX-512 with N/M = 1/2: 16 kept values cover 32 inputs; their indices become lane offsets
-// (index + M·group) and one vpermt2ps gathers the 16 activations from two registers. Other archs
-// and other N:M ratios use the portable loop. cols % M == 0 (callers check).
+// (index + M·group) and one vpermt2ps gathers the 16 activations from two registers. 2:4 f32
+// computes 4 rows per pass (shared activation loads, the rows two passes ahead software-prefetched;
+// each row's sum is formed in the same order as alone). Other archs and other N:M ratios use the
+// portable loop. cols % M == 0 (callers check). The 2:4 int4 W4A8 kernels are in gemv_nm_a8.hpp
+// (this layout) and gemv_nm_mask.hpp (presence-mask tiles, the fastest).
 #pragma once
 
 #include <cmath>
@@ -97,7 +100,7 @@ template <std::size_t M, class LoadV>
 /// activation loads; each row's sum is formed exactly as nm_row_avx512<4> forms it (same lanes, same
 /// order), so the result does not depend on NR. Offsets: (index bits) | (4·⌊lane/2⌋) in one
 /// vpternlogd. Prefetch: the same kept values of the rows two passes (2·NR rows) ahead.
-template <int NR, bool Prefetch>
+template <int NR, bool Prefetch, int Passes = 2>
 inline void nm24_f32_rows_avx512(const float* v, const std::uint8_t* idx, std::size_t cols, const float* x,
                                  float* out) noexcept {
   const std::size_t nk = cols / 2, ib = nm_index_row_bytes(nk, 4);
@@ -115,8 +118,8 @@ inline void nm24_f32_rows_avx512(const float* v, const std::uint8_t* idx, std::s
   std::size_t i = 0;
   for (; i + 32 <= nk; i += 32) {
     if constexpr (Prefetch) {
-      const std::uintptr_t vp = reinterpret_cast<std::uintptr_t>(v) + (2 * NR * nk + i) * sizeof(float);
-      const std::uintptr_t ipf = reinterpret_cast<std::uintptr_t>(idx) + 2 * NR * ib + i / 4;
+      const std::uintptr_t vp = reinterpret_cast<std::uintptr_t>(v) + (Passes * NR * nk + i) * sizeof(float);
+      const std::uintptr_t ipf = reinterpret_cast<std::uintptr_t>(idx) + Passes * NR * ib + i / 4;
       for (int r = 0; r < NR; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(vp + r * nk * sizeof(float)), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(vp + r * nk * sizeof(float) + 64), _MM_HINT_T0);

@@ -196,7 +196,7 @@ SPARQ_NM24M_VBMI2 void nm24m_q4_rows_vbmi2(const std::uint8_t* tiles, const S* s
                                            float* y) noexcept {
   const std::size_t r = group / 32, ng = cols / 2 / group, rb = nm24m_q4_row_bytes(cols);
   const std::size_t nchunk = nm24m_padded(cols) / 1024, full = cols / 1024, gpc = 16 / r;
-  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m512i nib = _mm512_set1_epi8(0x0f);
   const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512i expand = r == 1   ? _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                          : r == 2 ? _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)
@@ -263,16 +263,13 @@ SPARQ_NM24M_VBMI2 void nm24m_q4_rows_vbmi2(const std::uint8_t* tiles, const S* s
       for (int i = 0; i < R; ++i) {
         const std::uint8_t* t = tiles + (k + i) * rb + ch * 384;
         const __m512i fill = Asym ? zfill[i][p] : fill8;
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 64 * p));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 64 * p + 32));
-        const __m512i e0 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 256 + 32 * p),
-                                                   _mm512_zextsi256_si512(_mm256_and_si256(w0, nib)));
-        const __m512i e1 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 264 + 32 * p),
-                                                   _mm512_zextsi256_si512(_mm256_and_si256(_mm256_srli_epi16(w0, 4), nib)));
-        const __m512i e2 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 272 + 32 * p),
-                                                   _mm512_zextsi256_si512(_mm256_and_si256(w1, nib)));
-        const __m512i e3 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 280 + 32 * p),
-                                                   _mm512_zextsi256_si512(_mm256_and_si256(_mm256_srli_epi16(w1, 4), nib)));
+        // pair 2p (Z_{4p}, Z_{4p+1}) in bytes 0-31, pair 2p + 1 in bytes 32-63: vshufi64x2 moves it down
+        const __m512i w = _mm512_loadu_si512(t + 64 * p);
+        const __m512i lo = _mm512_and_si512(w, nib), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+        const __m512i e0 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 256 + 32 * p), lo);
+        const __m512i e1 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 264 + 32 * p), hi);
+        const __m512i e2 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 272 + 32 * p), _mm512_shuffle_i64x2(lo, lo, 0xEE));
+        const __m512i e3 = _mm512_mask_expand_epi8(fill, nm24m_mask64(t + 280 + 32 * p), _mm512_shuffle_i64x2(hi, hi, 0xEE));
         if constexpr (Vnni) {
 #if defined(__AVX512VNNI__)
           acc[i][p] = _mm512_dpbusd_epi32(
@@ -313,11 +310,10 @@ SPARQ_NM24M_VBMI2 void nm24m_q4_rows_vbmi2(const std::uint8_t* tiles, const S* s
 }
 
 /// Rows [k0, k1): nm24m_rows per pass, then single rows.
-template <bool Asym, bool Vnni, class S>
+template <bool Asym, bool Vnni, class S, int NR = nm24m_rows>
 SPARQ_NM24M_VBMI2 void nm24m_q4_range_vbmi2(const std::uint8_t* tiles, const S* scales, const std::uint8_t* zeros,
                                             std::size_t group, std::size_t k0, std::size_t k1, std::size_t cols,
                                             const NmMaskQ8& act, float* y) noexcept {
-  constexpr int NR = nm24m_rows;
   std::size_t k = k0;
   for (; k + NR <= k1; k += NR) nm24m_q4_rows_vbmi2<Asym, Vnni, S, NR, true>(tiles, scales, zeros, group, k, cols, act, y);
   for (; k < k1; ++k) nm24m_q4_rows_vbmi2<Asym, Vnni, S, 1, false>(tiles, scales, zeros, group, k, cols, act, y);
