@@ -38,8 +38,10 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --seqlen N         tokens per calibration window (default 256)\n"
       "  --seed S           random calibration window starts (default: first consecutive windows)\n"
       "  --max-tokens N     evaluation tokens, 0 = all (default 60000)\n"
-      "  --recipe R         'compare' (default), a named recipe, or a recipe string such as\n"
-      "                     'edit,sar:0.5,smooth:0.5,w8a8' (see --help-recipes)\n"
+      "  --recipe R         'compare' (default: the paper's table), 'compare-lorc' (W4 g128, SAR+W8 and JSQ,\n"
+      "                     each without and with LoRC rank 8), a named recipe (+ '+lorc' appends LoRC r8 int8),\n"
+      "                     or a recipe string such as 'edit,sar:0.5,smooth:0.5,w8a8' or 'w4g128,lorc:8,a0'\n"
+      "                     (grammar: include/sparq/joint/recipe.hpp, docs/jsq.md)\n"
       "  --sparsity S       sparsity of the compare rows and named recipes, in [0, 1) (default 0.5)\n"
       "  --wbits B          weight bits of the quantizing compare rows and named recipes: 4 or 8 (default 8)\n"
       "  --abits B          activation bits: 8, 16 or 32 (= float) (default 8)\n"
@@ -120,8 +122,8 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     else throw ArgError{"unknown option '" + k + "' (see --help)"};
   }
   if (a.recipe.empty()) throw ArgError{"--recipe is empty; expected compare, a recipe name or a recipe string"};
-  if (!a.out.empty() && a.recipe == "compare")
-    throw ArgError{"--out writes one model: give a single --recipe (not compare)"};
+  if (!a.out.empty() && (a.recipe == "compare" || a.recipe == "compare-lorc"))
+    throw ArgError{"--out writes one model: give a single --recipe (not " + a.recipe + ")"};
   if (a.seqlen * a.nsamples <= 0) throw ArgError{"--nsamples x --seqlen must be positive"};
   return true;
 }

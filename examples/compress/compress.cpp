@@ -2,7 +2,9 @@
 // perplexity, and report sparsity, bits, stored bytes, MACs and perplexity per method.
 //
 // Every row starts from a fresh copy of the dense weights. Calibration statistics come from the
-// layer-wise driver (model/calibration.hpp) with error propagation.
+// layer-wise driver (model/calibration.hpp) with error propagation. LoRC / LowRank stages run inside
+// the compression (their ops installed block by block); the real-kernel pass keeps their factors
+// around the packed ops and --out writes them (packed model version 2).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -77,8 +79,30 @@ std::vector<Method> compare_methods(const Args& a) {
   return v;
 }
 
+// LoRC (low-rank compensation, rank 8, int8 factors, Cholesky whitening) on three setups, each without
+// and with the correction: W4 g128 weight-only RTN, SAR (--sparsity) + W8 weight-only, and JSQ
+// (--wbits/--abits/--group, searched). `--recipe compare-lorc`; not part of `compare` (time budget of
+// the main job, docs/compress.md).
+std::vector<Method> compare_lorc_methods(const Args& a) {
+  sparq::NamedRecipeOptions w4;
+  w4.weight_bits = 4;
+  w4.group_size = 128;
+  w4.activation_bits = 0;
+  char sar[64];
+  std::snprintf(sar, sizeof sar, "sar:%g,w8,a0", a.sparsity);
+  std::string sar_lorc = sar;
+  sar_lorc.insert(sar_lorc.size() - 3, ",lorc:8");
+  return {{"w4g128", sparq::named_recipe("w8a8", w4), "W4 g128 weight-only RTN"},
+          {"w4g128+lorc", sparq::named_recipe("w8a8+lorc", w4), "W4 g128 + LoRC r8 int8"},
+          {"sar+w8", sparq::parse_recipe(sar), "SAR + W8 weight-only"},
+          {"sar+w8+lorc", sparq::parse_recipe(sar_lorc), "SAR + W8 + LoRC r8 int8"},
+          {"jsq", sparq::named_recipe("jsq", named_options(a)), "JSQ (searched V)"},
+          {"jsq+lorc", sparq::named_recipe("jsq+lorc", named_options(a)), "JSQ (searched V) + LoRC r8 int8"}};
+}
+
 bool is_named(const std::string& r) {
   std::string base = r;
+  if (base.size() > 5 && base.substr(base.size() - 5) == "+lorc") base.resize(base.size() - 5);
   for (const char* suf : {"-2:4", "-4:8"})
     if (base.size() > 4 && base.substr(base.size() - 4) == suf) base.resize(base.size() - 4);
   const auto names = sparq::named_recipe_names();
@@ -97,64 +121,26 @@ struct Compressed {
   sparq::CompressReport report;
 };
 
-// N:M with M = 8 on a linear whose cin is not a multiple of 8 (stories260K's w2: cin 172): that
-// linear gets the same density as (N/2):4 instead (4:8 -> 2:4; any 2:4 row is also a valid 4:8 row,
-// so the packer still stores it as 4:8 with a zero-padded last group). joint/'s executor rejects such
-// a linear; this plan runs the recipe's stages through the same stage functions (joint/stages.hpp),
-// choosing the pattern per linear.
-template <class Metric>
-void prune_linear_nm(const sparq::PruneStageSpec& p, std::size_t n, std::size_t m, sparq::BlockContext& ctx,
-                     Linear l) {
-  if (n == 4 && m == 8) sparq::stage_ops::prune_linear(sparq::Pruner<Metric, sparq::NM<4, 8>>(p.options), ctx, l);
-  else if (n == 2 && m == 4) sparq::stage_ops::prune_linear(sparq::Pruner<Metric, sparq::NM<2, 4>>(p.options), ctx, l);
-  else sparq::detail::fail("N:M ", n, ":", m, " has no per-linear fallback (4:8 and 2:4 only)");
-}
-
-bool needs_nm_fallback(const sparq::RecipeSpec& spec, const sparq::model::LlamaConfig& c) {
-  const sparq::PruneStageSpec* p = prune_stage(spec);
-  return p && p->pattern == sparq::PrunePatternKind::nm && p->m == 8 && p->n == 4 &&
-         (c.dim % 8 != 0 || c.hidden_dim % 8 != 0);
-}
-
-sparq::StagePlan plan_with_nm_fallback(const sparq::RecipeSpec& spec) {
-  sparq::StagePlan plan = sparq::plan_of(spec);  // stages, statistics request, edit options
-  plan.run = [stages = spec.stages](sparq::BlockContext& ctx) {
-    for (const auto& st : stages) {
-      if (const auto* p = std::get_if<sparq::PruneStageSpec>(&st)) {
-        for (Linear l : sparq::model::all_linears) {
-          const auto t0 = std::chrono::steady_clock::now();
-          const bool fits = ctx.weights.linear(l).cols() % p->m == 0;
-          const std::size_t n = fits ? p->n : p->n / 2, m = fits ? p->m : p->m / 2;
-          switch (p->metric) {
-            case sparq::PruneMetricKind::magnitude: prune_linear_nm<sparq::Magnitude>(*p, n, m, ctx, l); break;
-            case sparq::PruneMetricKind::wanda: prune_linear_nm<sparq::Wanda>(*p, n, m, ctx, l); break;
-            case sparq::PruneMetricKind::sar: prune_linear_nm<sparq::SAR>(*p, n, m, ctx, l); break;
-            case sparq::PruneMetricKind::sparsegpt: prune_linear_nm<sparq::SparseGPT>(*p, n, m, ctx, l); break;
-          }
-          ctx.report(l).seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        }
-      } else if (const auto* sm = std::get_if<sparq::SmoothStageSpec>(&st)) {
-        sparq::StageTraits<sparq::Smooth>::apply(sparq::Smooth(sm->options), ctx);
-      } else if (const auto* q = std::get_if<sparq::QuantStageSpec>(&st)) {
-        sparq::stage_ops::quantize_block_rtn(q->config, ctx);
-      } else if (const auto* g = std::get_if<sparq::GptqStageSpec>(&st)) {
-        sparq::stage_ops::quantize_block_gptq(g->spec, g->options, ctx);
-      }  // EditStageSpec: applied by the driver to the calibration inputs
-    }
-  };
-  return plan;
+// N:M with M = 8 on a model whose widths are not all multiples of 8 (stories260K's w2: cin 172): the
+// prune stage gets the library's fallback (PruneStageSpec::nm_fallback, joint/stages.hpp NMFallback):
+// (N/2):4 on those linears, the same density; the named "-4:8" recipes set it themselves, a recipe
+// string gets it here (as if it said ':fallback'). LinearReport::nm_fallback marks the linears.
+void enable_nm_fallback(sparq::RecipeSpec& spec, const sparq::model::LlamaConfig& c) {
+  for (auto& st : spec.stages)
+    if (auto* p = std::get_if<sparq::PruneStageSpec>(&st))
+      if (p->pattern == sparq::PrunePatternKind::nm && p->m == 8 && (c.dim % 8 != 0 || c.hidden_dim % 8 != 0))
+        p->nm_fallback = true;
 }
 
 // Compresses a fresh copy of the dense model with `spec` (editing vector `edit_r` when non-empty).
+// LoRC / LowRank stages install their ops while compressing (CompensatedLinear outermost,
+// LowRankLinear), so ppl_fake runs the corrections too.
 Compressed run_spec(const sparq::RecipeSpec& spec, const std::vector<double>& edit_r,
                     const sparq::model::LlamaWeights& dense, const std::vector<std::vector<int>>& windows) {
   sparq::model::Llama model{sparq::model::LlamaWeights(dense)};
   sparq::CompressOptions co;
   co.edit_strengths = edit_r;
-  const bool fallback = needs_nm_fallback(spec, dense.config);
-  sparq::CompressReport rep =
-      fallback ? sparq::run_compression(model, windows, plan_with_nm_fallback(spec), sparq::options_for(spec, co))
-               : sparq::compress(model, windows, spec, co);
+  sparq::CompressReport rep = sparq::compress(model, windows, spec, co);
   const sparq::PruneStageSpec* ps = prune_stage(spec);
   std::vector<LinearInfo> lin;
   for (const auto& lr : rep.linears) {
@@ -163,14 +149,18 @@ Compressed run_spec(const sparq::RecipeSpec& spec, const std::vector<double>& ed
     li.cols = lr.cols;
     li.nnz = lr.nnz;
     li.pruned = ps != nullptr;
-    if (ps && ps->pattern == sparq::PrunePatternKind::nm) {
-      const bool fits = lr.cols % ps->m == 0;
-      li.n = fits ? ps->n : ps->n / 2;
-      li.m = fits ? ps->m : ps->m / 2;
-    }
+    li.n = lr.nm_n;
+    li.m = lr.nm_m;
+    li.nm_fallback = lr.nm_fallback;
     li.wbits = lr.weight_bits;
     li.group = lr.group_size;
     li.abits = lr.activation_bits;
+    if (lr.factors) {
+      li.rank = lr.factors->rank();
+      li.factor_bytes = lr.factors->bytes();
+      li.replaced = lr.factors->role == sparq::FactorRole::replacement;
+      li.factor_format = std::string(sparq::lowrank::factor_format_name(lr.factors->format()));
+    }
     lin.push_back(li);
   }
   const std::size_t want = dense.config.n_layers * std::size(sparq::model::all_linears);
@@ -188,10 +178,13 @@ struct PackResult {
 };
 
 // Packs every decoder linear with pack_linear, choosing the format per linear from what the recipe did:
-//   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (M of the recipe; a 2:4-pruned w2 in a 4:8 recipe is also 4:8);
+//   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (the N:M the prune stage applied to that linear);
 //   quantized  -> w8 (per channel) / w4 (group G; per channel = the smallest G in {32, 64, 128} >= cin);
 //   float and not N:M (dense or unstructured sparse) -> left as the dense f32 op.
 // An InputQuantLinear(8) wrapper becomes the kernels' real int8 activation path; other widths stay wrapped.
+// LoRC: the packed op is wrapped in CompensatedLinear with the linear's factors (as stored: int8 + row
+// scales, f16, ...); the correction reads the float input, as in the fake model. LowRank replacements
+// (LowRankLinear) are kept as they are (their factors are already in their storage format).
 PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInfo>& lin) {
   using namespace sparq::model;
   PackResult r;
@@ -203,9 +196,16 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
       for (Linear l : all_linears) {
         const LinearInfo& li = lin.at(i++);
         const std::string where = sparq::detail::concat("block ", b, " ", linear_name(l));
+        const LinearOp* cur = &model.linear(b, l);
+        const auto* comp = dynamic_cast<const CompensatedLinear*>(cur);
+        if (comp) cur = &comp->inner();
+        const std::string lorc = comp ? " + lorc r" + std::to_string(comp->correction().rank()) + " " +
+                                            std::string(sparq::lowrank::factor_format_name(comp->correction().a().format()))
+                                      : "";
         const bool nm = li.pruned && li.m != 0;
-        if (!nm && li.wbits >= 32) {
-          ++count[model.linear(b, l).describe().substr(0, 9)];
+        if (li.replaced || (!nm && li.wbits >= 32)) {
+          ++count[li.replaced ? "lowrank r" + std::to_string(li.rank) + " " + li.factor_format
+                              : cur->describe().substr(0, 9) + lorc];
           continue;
         }
         PackOptions o;
@@ -228,14 +228,15 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
           o.group_size = g ? g : 32;
         }
         int bits = 0;
-        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(&model.linear(b, l))) bits = iq->bits();
+        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(cur)) bits = iq->bits();
         const ActivationMode act = bits == 8 ? ActivationMode::a8 : ActivationMode::a32;
         std::unique_ptr<LinearOp> op =
             pack_linear(std::as_const(model.block_weights(b).linear(l)).view(), o, act, where);
         if (bits != 0 && bits != 8) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
+        if (comp) op = std::make_unique<CompensatedLinear>(std::move(op), comp->compensation());
         ++count[std::string(pack_format_name(o.format)) + (nm ? " " + std::to_string(o.nm_n) + ":" + std::to_string(o.nm_m) : "") +
                 (o.format == PackFormat::w4 || o.format == PackFormat::nm_w4 ? " g" + std::to_string(o.group_size) : "") +
-                (act == ActivationMode::a8 ? " A8" : " A32")];
+                (act == ActivationMode::a8 ? " A8" : " A32") + lorc];
         ops.emplace_back(std::make_pair(b, l), std::move(op));
       }
     }
@@ -274,7 +275,8 @@ std::string pattern_of(const sparq::RecipeSpec& spec) {
 }
 
 Row run_method(const Method& me, Context& ctx) {
-  const sparq::RecipeSpec& s = me.spec;
+  sparq::RecipeSpec s = me.spec;
+  enable_nm_fallback(s, ctx.dense.config);
   const std::size_t L = ctx.dense.config.n_layers;
   std::vector<double> edit_r;  // empty: the recipe's own strength in every block
   Row row;
@@ -291,7 +293,7 @@ Row run_method(const Method& me, Context& ctx) {
     so.eval.max_tokens = 0;  // the whole held-out slice
     const double r0 = std::get<sparq::EditStageSpec>(s.stages.front()).options.strength;
     if (std::find(so.choices.begin(), so.choices.end(), r0) == so.choices.end()) so.start.assign(L, so.choices.front());
-    const sparq::StagePlan plan = needs_nm_fallback(s, ctx.dense.config) ? plan_with_nm_fallback(s) : sparq::plan_of(s);
+    const sparq::StagePlan plan = sparq::plan_of(s);
     const sparq::JsqSearchResult res = sparq::jsq_search(ctx.dense, ctx.windows, ctx.heldout_stream, plan,
                                                          sparq::options_for(s, sparq::CompressOptions{}), so);
     edit_r = res.best;
@@ -309,6 +311,11 @@ Row run_method(const Method& me, Context& ctx) {
     row.search = b;
   }
   Compressed c = run_spec(s, edit_r, ctx.dense, ctx.windows);
+  for (const auto& li : c.linears) {
+    row.factor_bytes += static_cast<double>(li.factor_bytes);
+    row.rank = std::max(row.rank, li.rank);
+    if (!li.factor_format.empty()) row.factor_format = li.factor_format + (li.replaced ? " LowRank" : " LoRC");
+  }
   const auto t1 = std::chrono::steady_clock::now();
   sparq::model::PerplexityOptions popt;
   popt.max_tokens = static_cast<std::size_t>(ctx.args.max_tokens);
@@ -340,18 +347,24 @@ Row run_method(const Method& me, Context& ctx) {
     ct.metadata["compress.eval_tokens"] = static_cast<std::int64_t>(ctx.eval_stream.size());
     const std::vector<char> bytes = sparq::io::serialize_container(ct);
     sparq::io::detail::write_file_atomic(ctx.args.out, bytes.data(), bytes.size());
-    const sparq::model::Llama back = sparq::io::read_packed_model(ctx.args.out);
+    sparq::io::PackedReadOptions ro;
+    ro.keep_float_weights = false;  // only evaluated: hold the packed bytes alone
+    const sparq::model::Llama back = sparq::io::read_packed_model(ctx.args.out, ro);
+    row.resident_bytes = static_cast<double>(sparq::model::resident_weight_bytes(back));
     row.out_ppl = sparq::model::perplexity(back, ctx.eval_stream, popt).perplexity;
     const double want = row.has_real ? row.ppl_real : row.ppl_fake;
     SPARQ_CHECK(row.out_ppl == want, "--out ", ctx.args.out, ": the model read back scores perplexity ", row.out_ppl,
                 ", the compressed model ", want);
     std::error_code ec;
     const auto size = std::filesystem::file_size(ctx.args.out, ec);
-    char b[400];
-    std::snprintf(b, sizeof b, "wrote %s (%llu bytes, SPRQ container%s); read back: perplexity %.6f = %s perplexity",
+    char b[600];
+    std::snprintf(b, sizeof b,
+                  "wrote %s (%llu bytes, SPRQ container%s%s); read back: perplexity %.6f = %s perplexity; resident "
+                  "weights %.0f bytes",
                   ctx.args.out.c_str(), static_cast<unsigned long long>(size),
                   row.has_real ? ", linears as run by the real kernels" : ", fake-quantized f32 linears",
-                  row.out_ppl, row.has_real ? "real-kernel" : "fake-quant");
+                  row.rank ? ", low-rank factors as stored (packed version 2)" : "", row.out_ppl,
+                  row.has_real ? "real-kernel" : "fake-quant", row.resident_bytes);
     row.out_msg = b;
   }
 
@@ -371,10 +384,14 @@ Row run_method(const Method& me, Context& ctx) {
   row.abits = c.linears.front().abits > 0 ? c.linears.front().abits : 32;
   for (const auto& li : c.linears) row.group = std::max(row.group, li.group);
   row.pattern = pattern_of(me.spec);
-  if (needs_nm_fallback(s, ctx.dense.config)) {
+  std::string fb;  // the linears that got the fallback pattern
+  for (std::size_t i = 0; i < c.linears.size(); ++i)
+    if (c.linears[i].nm_fallback && i < std::size(sparq::model::all_linears))  // block 0 names them
+      fb += std::string(fb.empty() ? "" : "; ") + std::string(sparq::model::linear_name(sparq::model::all_linears[i])) + ", cin " +
+            std::to_string(c.linears[i].cols);
+  if (std::any_of(c.linears.begin(), c.linears.end(), [](const LinearInfo& li) { return li.nm_fallback; })) {
     row.pattern += "*";
-    row.note += std::string(row.note.empty() ? "" : "; ") + "*: 2:4 on linears whose cin is not a multiple of 8 (w2, cin " +
-                std::to_string(ctx.dense.config.hidden_dim) + ")";
+    row.note += std::string(row.note.empty() ? "" : "; ") + "*: 2:4 on linears whose cin is not a multiple of 8 (" + fb + ")";
   }
   row.compress_s = std::chrono::duration<double>(t1 - t0).count();
   row.eval_s = std::chrono::duration<double>(t2 - t1).count();
@@ -411,6 +428,8 @@ int main(int argc, char** argv) {
     if (!parse_args(argc, argv, args, data)) return 0;
     if (args.recipe == "compare") {
       todo = compare_methods(args);
+    } else if (args.recipe == "compare-lorc") {
+      todo = compare_lorc_methods(args);
     } else if (is_named(args.recipe)) {
       todo.push_back({args.recipe, sparq::named_recipe(args.recipe, named_options(args)), ""});
     } else {
@@ -421,15 +440,17 @@ int main(int argc, char** argv) {
         todo.back().spec.search = true;
       }
     }
-    SPARQ_CHECK(!args.search || args.recipe != "compare", "--search applies to a recipe string, not to compare");
+    SPARQ_CHECK(!args.search || (args.recipe != "compare" && args.recipe != "compare-lorc"),
+                "--search applies to a recipe string, not to ", args.recipe);
   } catch (const ArgError& e) {
     std::fprintf(stderr, "sparq-compress: %s\n", e.msg.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::string names;
     for (const auto& n : sparq::named_recipe_names()) names += " " + n;
-    std::fprintf(stderr, "sparq-compress: %s\n  (--recipe expects compare, a named recipe (%s; with a pruner also "
-                 "-2:4 / -4:8) or a recipe string such as 'edit,sar:0.5,smooth:0.5,w8a8')\n", e.what(), names.c_str() + 1);
+    std::fprintf(stderr, "sparq-compress: %s\n  (--recipe expects compare, compare-lorc, a named recipe (%s; with a "
+                 "pruner also -2:4 / -4:8; any of them + '+lorc') or a recipe string such as "
+                 "'edit,sar:0.5,smooth:0.5,w8a8' or 'w4g128,lorc:8,a0')\n", e.what(), names.c_str() + 1);
     return 2;
   }
 
@@ -466,8 +487,9 @@ int main(int argc, char** argv) {
                 ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
     std::printf("note: ppl_fake = quantize->dequantize in f32; ppl_real = decoder linears through the packed kernels "
                 "(int8/int4/N:M codes, int8 per-token activations; unstructured zeros stored dense), while embedding, "
-                "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; stored_B = packed "
-                "bytes, sparse_B/MACs = theoretical, decoder linears only (docs/compress.md)\n\n");
+                "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; LoRC factors run as "
+                "stored (int8/f16/bf16 GEMVs) around the packed op; stored_B = packed bytes (+ factors), "
+                "sparse_B/MACs = theoretical (+ factors), decoder linears only (docs/compress.md)\n\n");
     print_header();
 
     std::vector<Row> rows;
@@ -485,6 +507,10 @@ int main(int argc, char** argv) {
       print_row(rows.back());
       if (!rows.back().search.empty()) std::printf("    search: %s\n", rows.back().search.c_str());
       if (!rows.back().real_formats.empty()) std::printf("    real:   %s\n", rows.back().real_formats.c_str());
+      if (rows.back().rank)
+        std::printf("    lowrank: rank %zu %s factors, %.0f bytes (%.1f%% of the f32 linears) in stored_B and sparse_B\n",
+                    rows.back().rank, rows.back().factor_format.c_str(), rows.back().factor_bytes,
+                    100.0 * rows.back().factor_bytes / rows.back().dense_bytes);
       if (!rows.back().out_msg.empty()) std::printf("    out:    %s\n", rows.back().out_msg.c_str());
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();

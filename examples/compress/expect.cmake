@@ -24,7 +24,8 @@ if(JSON)
   foreach(i RANGE ${last})
     foreach(f method recipe pattern sparsity weight_bits activation_bits group_size weight_bytes
               theoretical_weight_bytes dense_weight_bytes macs_per_token macs_relative perplexity
-              perplexity_fake mean_nll_fake perplexity_real mean_nll_real compress_seconds eval_seconds)
+              perplexity_fake mean_nll_fake perplexity_real mean_nll_real compress_seconds eval_seconds
+              factor_bytes lowrank_rank factor_format)
       string(JSON v ERROR_VARIABLE e GET "${j}" rows ${i} ${f})
       if(e)
         message(FATAL_ERROR "${JSON}: row ${i} has no field '${f}' (${e})")

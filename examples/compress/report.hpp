@@ -17,6 +17,11 @@ struct LinearInfo {
   int wbits = 32;           ///< 32: float weights
   std::size_t group = 0;    ///< weight group size, 0 = one scale per output row
   int abits = 0;            ///< per-token input quantization bits (0: float inputs)
+  bool nm_fallback = false; ///< n:m is the prune stage's fallback (cin not a multiple of the asked M)
+  std::size_t rank = 0;             ///< low-rank factors' rank (0: none)
+  std::size_t factor_bytes = 0;     ///< bytes of the factors as stored (LoRC correction or LowRank replacement)
+  bool replaced = false;            ///< LowRank: the linear IS the factors (no Ŵ)
+  std::string factor_format;        ///< int8 / f16 / bf16 / f32
 };
 
 struct Storage {
@@ -26,8 +31,11 @@ struct Storage {
 
 /// Theoretical storage of one linear: values of wbits/8 bytes; quantized rows carry one f32 scale
 /// per (row, group); unstructured sparsity = BitmaskSparse (row masks + u64 row offsets + kept
-/// values); N:M = NMCompressed (cols/M*N values per row + ceil(log2 M)-bit in-group index each).
+/// values); N:M = NMCompressed (cols/M*N values per row + ceil(log2 M)-bit in-group index each);
+/// low-rank factors add their stored bytes and r·(rows + cols) MACs (LowRank: they are the linear).
 inline Storage storage_of(const LinearInfo& c) {
+  const double lr_macs = static_cast<double>(c.rank) * static_cast<double>(c.rows + c.cols);
+  if (c.replaced) return {static_cast<double>(c.factor_bytes), lr_macs};
   const double vb = c.wbits >= 32 ? 4.0 : c.wbits / 8.0;
   const double rows = static_cast<double>(c.rows), cols = static_cast<double>(c.cols);
   const double groups_per_row = c.group ? std::ceil(cols / static_cast<double>(c.group)) : 1.0;
@@ -47,6 +55,8 @@ inline Storage storage_of(const LinearInfo& c) {
     s.macs = rows * kept_row;
     s.bytes = std::ceil(s.macs * vb) + rows * std::ceil(kept_row * idx_bits / 8.0) + scales;
   }
+  s.bytes += static_cast<double>(c.factor_bytes);
+  s.macs += lr_macs;
   return s;
 }
 
@@ -67,6 +77,10 @@ struct Row {
   std::string out_msg;
   std::string search;        ///< SA summary (best V, steps), empty for unsearched rows
   std::string real_formats;  ///< formats installed by the packer
+  double factor_bytes = 0;   ///< low-rank factor bytes included in stored_B / sparse_B (LoRC / LowRank)
+  std::size_t rank = 0;      ///< their rank (0: none)
+  std::string factor_format;
+  double resident_bytes = 0; ///< --out read back without float copies: resident_weight_bytes
 };
 
 inline std::string bits_str(int b) { return b >= 32 ? "f32" : std::to_string(b); }
@@ -120,6 +134,8 @@ inline std::string json_row(const Row& r) {
                   ", \"weight_bytes\": " + (r.has_real ? json_num(r.stored_bytes, 0) : std::string("null")) +
                   ", \"theoretical_weight_bytes\": " +
                   json_num(r.theory_bytes, 0) + ", \"dense_weight_bytes\": " + json_num(r.dense_bytes, 0) +
+                  ", \"factor_bytes\": " + json_num(r.factor_bytes, 0) + ", \"lowrank_rank\": " + std::to_string(r.rank) +
+                  ", \"factor_format\": \"" + json_escape(r.factor_format) + "\"" +
                   ", \"macs_per_token\": " + json_num(r.macs, 0) + ", \"macs_relative\": " + json_num(r.macs_rel) +
                   ", \"perplexity_fake\": " + json_num(r.ppl_fake) + ", \"mean_nll_fake\": " + json_num(r.nll_fake) +
                   ", \"perplexity_real\": " + (r.has_real ? json_num(r.ppl_real) : std::string("null")) +
