@@ -12,7 +12,7 @@
 //                over the nk kept values, groups of G counted over kept values (G | nk).
 // AVX-512 with N/M = 1/2: 16 kept values cover 32 inputs; their indices become lane offsets
 // (index + M·group) and one vpermt2ps gathers the 16 activations from two registers. 2:4 f32
-// computes 4 rows per pass (shared activation loads, the rows two passes ahead software-prefetched;
+// computes 4 rows per pass (shared activation loads, the next pass's rows software-prefetched;
 // each row's sum is formed in the same order as alone). Other archs and other N:M ratios use the
 // portable loop. cols % M == 0 (callers check). The 2:4 int4 W4A8 kernels are in gemv_nm_a8.hpp
 // (this layout) and gemv_nm_mask.hpp (presence-mask tiles, the fastest).
@@ -99,8 +99,9 @@ template <std::size_t M, class LoadV>
 /// 2:4 f32, NR rows at once (row r: values v + r·nk, indices idx + r·ib): the rows share the
 /// activation loads; each row's sum is formed exactly as nm_row_avx512<4> forms it (same lanes, same
 /// order), so the result does not depend on NR. Offsets: (index bits) | (4·⌊lane/2⌋) in one
-/// vpternlogd. Prefetch: the same kept values of the rows two passes (2·NR rows) ahead.
-template <int NR, bool Prefetch, int Passes = 2>
+/// vpternlogd. Prefetch: the same kept values of the rows `Passes` passes (Passes·NR rows) ahead
+/// (one pass measured best, 2 and 8-row passes slightly slower).
+template <int NR, bool Prefetch, int Passes = 1>
 inline void nm24_f32_rows_avx512(const float* v, const std::uint8_t* idx, std::size_t cols, const float* x,
                                  float* out) noexcept {
   const std::size_t nk = cols / 2, ib = nm_index_row_bytes(nk, 4);
