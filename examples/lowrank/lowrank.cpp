@@ -10,6 +10,10 @@
 //          rows whose op_bytes are the LinearOps' weight_bytes); and of LowRank replacement (budget 0.5) plain
 //          vs activation-aware. Compression runs through the layer-wise driver with error
 //          propagation (model/calibration.hpp run_layerwise).
+// Table 4  the LoRC rows of Table 3 through the library's compression path: run-time recipes
+//          (joint/recipe.hpp, "w4g128a0,lorc:8:int8", ...) executed by the same stage driver as
+//          Compressor<Stages...>, whose LoRC stage calls lowrank::LowRankCompensation; printed next
+//          to the Table 3 (hand-written layer-wise harness) perplexity of the same configuration.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +25,7 @@
 #include <vector>
 
 #include <sparq/io/llama2c.hpp>
+#include <sparq/joint/recipe.hpp>
 #include <sparq/lowrank/layer_error.hpp>
 #include <sparq/lowrank/low_rank.hpp>
 #include <sparq/lowrank/low_rank_factors.hpp>
@@ -197,6 +202,7 @@ int main(int argc, char** argv) try {
       const Llama m{LlamaWeights(dense)};
       std::printf("%-40s %10.4f %12d %8s %12.0f %8s\n", "dense f32", ppl_of(m, eval, a.max_tokens), 0, "-", dense_bytes, "-");
     }
+    std::map<std::string, double> harness_ppl;  // Table 3 rows by name, for Table 4
     struct Cfg { Recipe r; std::size_t rank; FactorFormat f; bool packed = false; };
     const Cfg rows[] = {{Recipe::w4g128, 0, FactorFormat::int8},  {Recipe::w4g128, 4, FactorFormat::int8},
                         {Recipe::w4g128, 8, FactorFormat::int8},  {Recipe::w4g128, 8, FactorFormat::f16},
@@ -224,6 +230,7 @@ int main(int argc, char** argv) try {
           for (Linear l : all_linears) bytes += static_cast<double>(m.linear(b, l).weight_bytes());
         std::snprintf(ob, sizeof ob, "%.0f", bytes);
       }
+      harness_ppl[name] = p;
       std::printf("%-40s %10.4f %12zu %7.2f%% %12s %8.1f\n", name, p, rc.added_bytes,
                   100.0 * static_cast<double>(rc.added_bytes) / dense_bytes, ob, secs);
       std::fflush(stdout);
@@ -261,6 +268,28 @@ int main(int argc, char** argv) try {
       for (std::size_t b = 0; b < cfg.n_layers; ++b)
         for (Linear l : all_linears) bytes += static_cast<double>(m.linear(b, l).weight_bytes());
       std::printf("%-40s %10.4f %12s %7.2f%% %12.0f %8.1f\n", name, p, "-", 100.0 * bytes / dense_bytes, bytes, secs);
+      std::fflush(stdout);
+    }
+
+    // Table 4: the same LoRC rows through sparq::compress(model, windows, parse_recipe(...)).
+    std::printf("\nTable 4: LoRC through the library (joint/ run-time recipes = Compressor<...> stages), same "
+                "protocol; harness = Table 3\n");
+    std::printf("%-34s %-28s %10s %10s %12s %8s\n", "recipe", "table 3 row", "ppl", "harness", "factor_bytes", "secs");
+    struct LibRow { const char* recipe; const char* row; };
+    const LibRow lib[] = {{"w4g128a0", "W4 g128"},
+                          {"w4g128a0,lorc:8:int8", "W4 g128 + LoRC r8 int8"},
+                          {"w4g128a0,lorc:8:f16", "W4 g128 + LoRC r8 f16"},
+                          {"sar:0.5,w8a0", "SAR50%+W8"},
+                          {"sar:0.5,w8a0,lorc:8:int8", "SAR50%+W8 + LoRC r8 int8"},
+                          {"sar:0.5,w8a0,lorc:16:int8", "SAR50%+W8 + LoRC r16 int8"}};
+    for (const LibRow& r : lib) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Llama m{LlamaWeights(dense)};
+      const sparq::CompressReport rep = sparq::compress(m, calib, sparq::parse_recipe(r.recipe));
+      const double p = ppl_of(m, eval, a.max_tokens);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto h = harness_ppl.find(r.row);
+      std::printf("%-34s %-28s %10.4f %10.4f %12zu %8.1f\n", rep.recipe.c_str(), r.row, p, h == harness_ppl.end() ? 0.0 : h->second, rep.factor_bytes(), secs);
       std::fflush(stdout);
     }
   }

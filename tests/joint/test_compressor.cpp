@@ -142,13 +142,26 @@ TEST_CASE("compile-time Compressor and run-time recipe give bit-identical weight
     auto a = joint_test::fresh_model(*d);
     auto b = joint_test::fresh_model(*d);
     const auto ra = compressor.compress(a, win);
-    const auto rb = compress(b, win, parse_recipe(recipe));
+    const std::string_view rs(recipe);
+    const auto rb = compress(b, win, rs.find('+') != std::string_view::npos ? named_recipe(rs) : parse_recipe(rs));
     INFO(recipe);
     CHECK(joint_test::same_weights(a, b));
     CHECK(ra.nnz == rb.nnz);
     CHECK(ra.activation_bits == rb.activation_bits);
     CHECK(ra.stat_updates == rb.stat_updates);
     CHECK(!joint_test::same_weights(a, joint_test::fresh_model(*d)));
+    // Low-rank factors (LoRC / LowRank stages): present on the same linears, bit-identical.
+    REQUIRE(ra.linears.size() == rb.linears.size());
+    for (std::size_t i = 0; i < ra.linears.size(); ++i) {
+      const auto& fa = ra.linears[i].factors;
+      const auto& fb = rb.linears[i].factors;
+      REQUIRE(fa.has_value() == fb.has_value());
+      if (!fa) continue;
+      const Matrix<float> aa = fa->a.decode(), ab = fb->a.decode(), ba = fa->b.decode(), bb = fb->b.decode();
+      CHECK((aa.size() == ab.size() && std::memcmp(aa.data(), ab.data(), aa.size() * sizeof(float)) == 0));
+      CHECK((ba.size() == bb.size() && std::memcmp(ba.data(), bb.data(), ba.size() * sizeof(float)) == 0));
+      CHECK(fa->format() == fb->format());
+    }
   };
   check(Compressor<ActivationEdit, Pruner<SAR, Unstructured>, Smooth, Quantizer<Symmetric, PerChannel, 8>>{
             ActivationEdit({EditMode::MinMaxTensor, 5e-5}), Pruner<SAR, Unstructured>({.sparsity = 0.5}),
@@ -161,6 +174,13 @@ TEST_CASE("compile-time Compressor and run-time recipe give bit-identical weight
         "sparsegpt:0.6,gptq:w4g32a8");
   check(Compressor<Smooth, Pruner<Wanda, Unstructured>, Quantizer<Asymmetric, PerChannel, 8>>{},
         "smooth,wanda:0.5,w8:asym");
+  check(Compressor<ActivationEdit, Pruner<SAR, Unstructured>, Smooth, Quantizer<Symmetric, PerChannel, 8>,
+                   LowRankCompensation>{ActivationEdit({EditMode::MinMaxTensor, 5e-5}),
+                                        Pruner<SAR, Unstructured>({.sparsity = 0.5}), Smooth({0.5f}),
+                                        Quantizer<Symmetric, PerChannel, 8>{}, LowRankCompensation{}},
+        "jsq+lorc");
+  check(Compressor<LowRank, Quantizer<Symmetric, PerGroup<32>, 4>>{LowRank({.rule = {.rank = 8}}), {}},
+        "lowrank:r8,w4g32a8");
 }
 
 TEST_CASE("the driver equals a hand-written run_layerwise + Pruner chain", "[joint][compressor]") {

@@ -1,6 +1,7 @@
 // LowRank / LowRankCompensation as Compressor stages and recipe tokens, the N:M fallback of the prune stage:
 // order rules, grammar, compile-time = run-time bits, factors = a direct LowRankCompensation call on the same
 // inputs, install_low_rank, and LoRC lowering the perplexity of W4 g128 and of 50 % SAR + W8 on stories260K.
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -9,6 +10,7 @@
 #include "joint_fixture.hpp"
 #include "sparq/core/stats.hpp"
 #include "sparq/joint/compressor.hpp"
+#include "sparq/joint/edit_vector_compressor.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq/model/calibration.hpp"
 #include "sparq/model/dense_linear.hpp"
@@ -378,4 +380,52 @@ TEST_CASE("stories260K: LoRC r8 lowers the perplexity of W4 g128 and of 50 % SAR
     CHECK(p1 < p0);
     CHECK(p1 > dense * 0.98);  // a correction, not a better-than-dense model
   }
+}
+
+TEST_CASE("LoRC after smoothing (Smooth, AwqScale): the original W in the current coordinates", "[joint][lowrank][real]") {
+  // LoRC fits W·diag(s) − Ŵ (and rows ÷ s for AWQ's w3 → w2 fold). A stage that compared the
+  // unsmoothed W with the smoothed Ŵ would fit a large, wrong error and raise the perplexity.
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  const std::vector<int> eval(d->eval.begin(), d->eval.begin() + (joint_test::sanitized ? 256 : 1024));
+  model::PerplexityOptions po;
+  po.max_tokens = eval.size();
+  for (const char* base : {"smooth:0.8,w4g32a0", "awq:w4g32:noclip,w4g32:asym,a0"}) {
+    auto m0 = joint_test::fresh_model(*d);
+    (void)compress(m0, win, parse_recipe(base));
+    auto m1 = joint_test::fresh_model(*d);
+    const auto r1 = compress(m1, win, parse_recipe(std::string(base) + ",lorc:8"));
+    const double p0 = model::perplexity(m0, eval, po).perplexity;
+    const double p1 = model::perplexity(m1, eval, po).perplexity;
+    INFO(base << ": " << p0 << " -> " << p1);
+    CHECK(p1 < p0);
+    CHECK(r1.factor_bytes() > 0);
+  }
+}
+
+TEST_CASE("EditVectorCompressor with LoRC: cached prefixes reinstall the corrections", "[joint][lowrank][jsq]") {
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  const RecipeSpec spec = parse_recipe("edit:1e-2,sar:0.5,w8a8,lorc:4");
+  const StagePlan plan = plan_of(spec);
+  const CompressOptions copt = options_for(spec, {});
+  EditVectorCompressor ec(d->weights, win, plan, copt);
+  const std::vector<double> v1{1e-2, 1e-2, 1e-2, 1e-2, 1e-2}, v2{1e-2, 1e-2, 1e-2, 0.0, 5e-2};
+  (void)ec.compress(v1);
+  CompressReport rc;
+  const auto mc = ec.compress(v2, &rc);
+  CHECK(ec.last_reused_blocks() == 3);
+  auto fresh = joint_test::fresh_model(*d);
+  CompressOptions o = copt;
+  o.edit_strengths = v2;
+  const auto rf = compress(fresh, win, spec, o);
+  CHECK(joint_test::same_weights(fresh, mc));
+  CHECK(same_factors(rf, rc));
+  CHECK(dynamic_cast<const model::CompensatedLinear*>(&mc.linear(0, Linear::w2)) != nullptr);
+  const std::vector<int> toks(d->eval.begin(), d->eval.begin() + 256);
+  model::PerplexityOptions po;
+  po.max_tokens = toks.size();
+  CHECK(model::perplexity(fresh, toks, po).perplexity == model::perplexity(mc, toks, po).perplexity);
 }
