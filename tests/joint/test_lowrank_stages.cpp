@@ -22,6 +22,39 @@ using model::Linear;
 
 namespace {
 
+// Test stages: one asks for the block's original weights and checks them, one reads them without asking.
+struct OriginalProbe {
+  mutable int checked = 0;
+};
+struct OriginalThief {};
+
+}  // namespace
+
+template <>
+struct sparq::StageTraits<OriginalProbe> {
+  static constexpr StageInfo info{"origprobe", false, true, false, false};
+  static void request(const OriginalProbe&, StatRequest& r) { r.keep_original_weights(); }
+  static void apply(const OriginalProbe& s, BlockContext& ctx) {
+    const auto* d = joint_test::data();
+    for (Linear l : model::all_linears) {
+      const auto& o = ctx.original_linear(l);
+      const auto& dense = d->weights.blocks[ctx.block].linear(l);
+      // The pruner ran before this stage: the original is the dense matrix, the current one is not.
+      if (std::memcmp(o.data(), dense.data(), o.size() * sizeof(float)) == 0 &&
+          std::memcmp(ctx.weights.linear(l).data(), dense.data(), o.size() * sizeof(float)) != 0)
+        ++s.checked;
+    }
+  }
+};
+template <>
+struct sparq::StageTraits<OriginalThief> {
+  static constexpr StageInfo info{"thief", false, true, false, false};
+  static void request(const OriginalThief&, StatRequest&) {}
+  static void apply(const OriginalThief&, BlockContext& ctx) { (void)ctx.original_linear(Linear::wq); }
+};
+
+namespace {
+
 using W4g128 = Quantizer<Symmetric, PerGroup<128>, 4>;
 using W8 = Quantizer<Symmetric, PerChannel, 8>;
 
@@ -428,4 +461,58 @@ TEST_CASE("EditVectorCompressor with LoRC: cached prefixes reinstall the correct
   model::PerplexityOptions po;
   po.max_tokens = toks.size();
   CHECK(model::perplexity(fresh, toks, po).perplexity == model::perplexity(mc, toks, po).perplexity);
+}
+
+TEST_CASE("original weights: kept only on request, equal to the block before its stages", "[joint][lowrank][real]") {
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  const std::size_t L = d->weights.config.n_layers;
+  auto m = joint_test::fresh_model(*d);
+  const Compressor<Pruner<Magnitude, Unstructured>, OriginalProbe> c;
+  CHECK(c.request().original_weights);
+  CHECK(c.request().empty());  // no calibration statistic: no calibration pass needed
+  const auto r = c.compress(m, win);
+  CHECK(c.stage<1>().checked == static_cast<int>(7 * L));
+  for (std::size_t k = 0; k < stat_kind_count; ++k) CHECK(r.stat_updates[k] == 0);
+  auto m2 = joint_test::fresh_model(*d);
+  CHECK_THROWS_WITH((Compressor<Pruner<Magnitude, Unstructured>, OriginalThief>{}.compress(m2, win)),
+                    Catch::Contains("original weights of block 0 were not kept"));
+  CHECK_FALSE(Compressor<Pruner<Magnitude, Unstructured>, W8>{}.request().original_weights);
+  // Determinism: the same inputs give bit-identical factors.
+  auto a = joint_test::fresh_model(*d);
+  auto b = joint_test::fresh_model(*d);
+  const auto ra = compress(a, win, parse_recipe("magnitude:0.5,w4g128a0,lorc:8"));
+  const auto rb = compress(b, win, parse_recipe("magnitude:0.5,w4g128a0,lorc:8"));
+  CHECK(same_factors(ra, rb));
+  CHECK(ra.factor_bytes() > 0);
+}
+
+TEST_CASE("SAR 50 % + W8 + LoRC: block 0's factors equal a direct LowRankCompensation call", "[joint][lowrank][real]") {
+  // Block 0's calibration inputs are the embeddings whatever the recipe, so the Hessians of its four
+  // groups can be taken from an uncompressed pass; Ŵ is the compressed model's block 0.
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  struct Collect final : model::LayerwiseCallbacks {
+    std::map<Linear, HessianAccumulator> h;
+    void on_linear_input(std::size_t b, Linear leader, MatrixView<const float> x, std::size_t) override {
+      if (b == 0) h.try_emplace(leader, x.cols()).first->second.add(x);
+    }
+    void compress_block(std::size_t, model::LlamaBlock&, model::Llama&) override {}
+  } col;
+  auto dense = joint_test::fresh_model(*d);
+  (void)model::run_layerwise(dense, win, col);
+  auto m = joint_test::fresh_model(*d);
+  const auto r = compress(m, win, parse_recipe("sar:0.5,w8a0,lorc:8"));
+  std::size_t same = 0;
+  for (Linear l : model::all_linears) {
+    const auto* lr = r.find(0, l);
+    REQUIRE(lr != nullptr);
+    const auto c = LowRankCompensation().apply(d->weights.blocks[0].linear(l).view(),
+                                               m.weights().blocks[0].linear(l).view(),
+                                               col.h.at(model::input_group_leader(l)));
+    same += same_factor(lr->factors->a, c.a) && same_factor(lr->factors->b, c.b);
+  }
+  CHECK(same == 7);
 }
