@@ -160,6 +160,10 @@ Compressed run_spec(const sparq::RecipeSpec& spec, const std::vector<double>& ed
       li.factor_bytes = lr.factors->bytes();
       li.replaced = lr.factors->role == sparq::FactorRole::replacement;
       li.factor_format = std::string(sparq::lowrank::factor_format_name(lr.factors->format()));
+      if (li.replaced && li.wbits < 32) {  // a quantizer after LowRank put A and B on its grid: count them in its bits
+        li.factor_format = "w" + std::to_string(li.wbits) + (li.group ? "g" + std::to_string(li.group) : "");
+        li.factor_bytes = static_cast<std::size_t>(storage_of(li).bytes);
+      }
     }
     lin.push_back(li);
   }
@@ -203,9 +207,34 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
                                             std::string(sparq::lowrank::factor_format_name(comp->correction().a().format()))
                                       : "";
         const bool nm = li.pruned && li.m != 0;
-        if (li.replaced || (!nm && li.wbits >= 32)) {
-          ++count[li.replaced ? "lowrank r" + std::to_string(li.rank) + " " + li.factor_format
-                              : cur->describe().substr(0, 9) + lorc];
+        if (li.replaced) {
+          // LowRank (+ W8 per channel): the quantizer left A and B on a per-row int8 grid in f32 storage;
+          // store them as int8 factors when that is exact (decode() bit-identical), else keep them.
+          int bits = 0;
+          const LinearOp* base = cur;
+          if (const auto* iq = dynamic_cast<const InputQuantLinear*>(base)) {
+            bits = iq->bits();
+            base = &iq->inner();
+          }
+          const auto* lr = dynamic_cast<const LowRankLinear*>(base);
+          std::string key = "lowrank r" + std::to_string(li.rank) + " " + li.factor_format;
+          if (lr && li.wbits == 8 && li.group == 0 && lr->a().format() == sparq::lowrank::FactorFormat::f32) {
+            const auto fa = lr->a().decode(), fb = lr->b().decode();
+            auto a8 = sparq::lowrank::StoredFactor::encode(fa.view(), sparq::lowrank::FactorFormat::int8);
+            auto b8 = sparq::lowrank::StoredFactor::encode(fb.view(), sparq::lowrank::FactorFormat::int8);
+            const auto da = a8.decode(), db = b8.decode();
+            if (std::equal(da.data(), da.data() + da.size(), fa.data()) && std::equal(db.data(), db.data() + db.size(), fb.data())) {
+              std::unique_ptr<LinearOp> op = std::make_unique<LowRankLinear>(std::move(a8), std::move(b8));
+              if (bits != 0) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
+              ops.emplace_back(std::make_pair(b, l), std::move(op));
+              key = "lowrank r" + std::to_string(li.rank) + " int8 (W8 factors)";
+            }
+          }
+          ++count[key];
+          continue;
+        }
+        if (!nm && li.wbits >= 32) {
+          ++count[cur->describe().substr(0, 9) + lorc];
           continue;
         }
         PackOptions o;

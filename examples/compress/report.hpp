@@ -35,7 +35,13 @@ struct Storage {
 /// low-rank factors add their stored bytes and r·(rows + cols) MACs (LowRank: they are the linear).
 inline Storage storage_of(const LinearInfo& c) {
   const double lr_macs = static_cast<double>(c.rank) * static_cast<double>(c.rows + c.cols);
-  if (c.replaced) return {static_cast<double>(c.factor_bytes), lr_macs};
+  if (c.replaced) {  // LowRank: the factors are the linear; quantized factors: B-bit values + scales per row (group)
+    if (c.wbits >= 32) return {static_cast<double>(c.factor_bytes), lr_macs};
+    const double r = static_cast<double>(c.rank), g = static_cast<double>(c.group);
+    const double scales = 4.0 * (static_cast<double>(c.rows) * (c.group ? std::ceil(r / g) : 1.0) +
+                                 r * (c.group ? std::ceil(static_cast<double>(c.cols) / g) : 1.0));
+    return {std::ceil(lr_macs * c.wbits / 8.0) + scales, lr_macs};
+  }
   const double vb = c.wbits >= 32 ? 4.0 : c.wbits / 8.0;
   const double rows = static_cast<double>(c.rows), cols = static_cast<double>(c.cols);
   const double groups_per_row = c.group ? std::ceil(cols / static_cast<double>(c.group)) : 1.0;

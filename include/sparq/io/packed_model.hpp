@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <utility>
 #include <variant>
@@ -540,6 +541,9 @@ struct PackedReadOptions {
         }
       } catch (const error& e) {
         sparq::detail::fail(tw, ": ", e.what());
+      } catch (const std::bad_alloc&) {
+        // A low-rank linear's float copy (rows x cols) can be far larger than its factors in the file.
+        sparq::detail::fail(tw, ": cannot allocate the ", rows, "x", cols, " float copy of the linear");
       }
       ops.push_back({b, l, std::move(op), in_bits, std::move(lorc), inner_bits});
     }
