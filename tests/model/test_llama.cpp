@@ -165,8 +165,16 @@ TEST_CASE("Llama: LinearOps are replaceable; activation fake-quant hooks in", "[
   CHECK(max_abs_diff(run(model).data(), base.data(), base.size()) == 0.0f);
   model.block_weights(1).w1 = sparq::Matrix<float>(3, 3);
   CHECK_THROWS_AS(model.refresh_block(1), sparq::error);
+  // take_linear on a block with a malformed matrix refuses and keeps the op it was asked for
+  model.set_linear(1, Linear::wq, std::make_unique<DenseLinear>(sparq::Matrix<float>(cfg.dim, cfg.dim)));
+  const LinearOp* installed = &model.linear(1, Linear::wq);
+  CHECK_THROWS_AS((void)model.take_linear(1, Linear::wq), sparq::error);
+  CHECK(&model.linear(1, Linear::wq) == installed);
+  model.block_weights(1).w1 = sparq::Matrix<float>();  // an empty matrix under a dense view is not "released"
+  CHECK_THROWS_AS(model.refresh_block(1), sparq::error);
   model.block_weights(1).w1 = saved;
-  model.refresh_block(1);
+  model.reset_linear(1, Linear::wq);
+  CHECK(max_abs_diff(run(model).data(), base.data(), base.size()) == 0.0f);
   // Shape mismatch and null ops are rejected.
   CHECK_THROWS_AS(model.set_linear(0, Linear::wk, std::make_unique<DenseLinear>(sparq::Matrix<float>(48, 48))), sparq::error);
   CHECK_THROWS_AS(model.set_linear(0, Linear::wk, nullptr), sparq::error);

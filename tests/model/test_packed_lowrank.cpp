@@ -651,9 +651,17 @@ TEST_CASE("release_float_weights: packed models run bit-identically on the packe
     REQUIRE(resident_weight_bytes(kept) == other + linear_floats + kept.linear_weight_bytes());
     REQUIRE(resident_weight_bytes(freed) == other + freed.linear_weight_bytes());
     REQUIRE(resident_weight_bytes(kept) - resident_weight_bytes(freed) == rep.released_bytes);
-    // the released floats are gone: reset_linear cannot bring a dense view back
+    // the released floats are gone: take_linear / reset_linear cannot bring a dense view back, and
+    // refusing loses nothing (the packed op stays installed); refresh_block accepts the released state
     REQUIRE(freed.weights().blocks[1].w2.size() == 0);
-    REQUIRE_THROWS_AS(freed.refresh_block(1), sparq::error);
+    REQUIRE(freed.float_weights_released(1, Linear::w2));
+    REQUIRE_FALSE(kept.float_weights_released(1, Linear::w2));
+    const std::string before = freed.linear(1, Linear::w2).describe();
+    REQUIRE_THROWS_AS((void)freed.take_linear(1, Linear::w2), sparq::error);
+    REQUIRE_THROWS_AS(freed.reset_linear(1, Linear::w2), sparq::error);
+    REQUIRE_NOTHROW(freed.refresh_block(1));
+    REQUIRE(freed.linear(1, Linear::w2).describe() == before);
+    require_identical(logits(freed, toks), logits(kept, toks));
     // a released model writes and reads like the kept one
     const auto bytes = io::serialize_packed_model(freed);
     REQUIRE(bytes == io::serialize_packed_model(kept));

@@ -128,7 +128,9 @@ class Llama {
   }
 
   /// Re-creates the dense views of block `b` for every linear that was not replaced by
-  /// set_linear, after checking every matrix still has its configured shape.
+  /// set_linear, after checking every matrix still has its configured shape. A linear replaced by
+  /// an op may have its float matrix released (empty 0x0, see model::release_float_weights); any
+  /// other shape is an error.
   void refresh_block(std::size_t b) {
     check_block(b);
     const auto& c = w_.config;
@@ -139,10 +141,21 @@ class Llama {
     for (Linear l : all_linears) {
       const auto& m = blk.linear(l);
       const auto [rows, cols] = expected_shape(l);
-      SPARQ_CHECK(m.rows() == rows && m.cols() == cols, "Llama: block ", b, " ", linear_name(l),
-                  " is ", m.rows(), "x", m.cols(), ", expected ", rows, "x", cols);
-      if (is_view_[b][index(l)]) ops_[b][index(l)] = std::make_unique<DenseLinear>(DenseLinear::view_of(m.view()));
+      const bool view = is_view_[b][index(l)];
+      SPARQ_CHECK((m.rows() == rows && m.cols() == cols) || (!view && m.size() == 0), "Llama: block ", b, " ",
+                  linear_name(l), " is ", m.rows(), "x", m.cols(), ", expected ", rows, "x", cols,
+                  view ? "" : " (or 0x0 if its float weights were released)");
     }
+    for (Linear l : all_linears) {  // only after every check: a failed refresh changes nothing
+      if (is_view_[b][index(l)]) ops_[b][index(l)] = std::make_unique<DenseLinear>(DenseLinear::view_of(blk.linear(l).view()));
+    }
+  }
+
+  /// True if the float matrix of (b, l) was released (see model::release_float_weights): the
+  /// linear then runs only through its op and its dense view cannot be restored.
+  [[nodiscard]] bool float_weights_released(std::size_t b, Linear l) const {
+    check_block(b);
+    return w_.blocks[b].linear(l).size() == 0;
   }
 
   /// [out x in] shape of linear `l` in this model.
@@ -175,11 +188,24 @@ class Llama {
   }
 
   /// Takes the op of (b, l) out (e.g. to wrap it) and puts the dense view back in its place.
+  /// Throws sparq::error, leaving the model unchanged, if that float matrix was released or has
+  /// the wrong shape.
   [[nodiscard]] std::unique_ptr<LinearOp> take_linear(std::size_t b, Linear l) {
     check_block(b);
+    const auto& m = w_.blocks[b].linear(l);
+    const auto [rows, cols] = expected_shape(l);
+    SPARQ_CHECK(m.rows() == rows && m.cols() == cols, "Llama::take_linear: block ", b, " ", linear_name(l),
+                " float weights are ", m.rows(), "x", m.cols(), ", expected ", rows, "x", cols,
+                m.size() == 0 ? " (released: the dense view cannot be restored; set_linear replaces the op)" : "");
     auto op = std::move(ops_[b][index(l)]);
     is_view_[b][index(l)] = true;
-    refresh_block(b);
+    try {
+      refresh_block(b);
+    } catch (...) {  // another linear of the block is malformed: put everything back
+      ops_[b][index(l)] = std::move(op);
+      is_view_[b][index(l)] = false;
+      throw;
+    }
     return op;
   }
 

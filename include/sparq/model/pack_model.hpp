@@ -318,8 +318,9 @@ template <std::size_t N, std::size_t M>
 /// Frees the float block matrix of every linear whose op no longer reads it (packed ops,
 /// low-rank ops, wrappers of those; see reads_float_view), leaving an empty 0x0 matrix. Returns
 /// the bytes freed. Forward passes are unchanged (bit-identical logits: they only run the ops).
-/// Afterwards the float weights of those linears are GONE: reset_linear / take_linear /
-/// refresh_block on such a block throw sparq::error ("... is 0x0, expected ..."), and anything
+/// Afterwards the float weights of those linears are GONE: reset_linear / take_linear on such a
+/// linear throw sparq::error and leave its op installed (Llama::float_weights_released tells;
+/// refresh_block accepts the released state), and anything
 /// that reads weights().blocks[b].<linear> (calibration, re-compression, pack_model itself on a
 /// dense linear of the same block is fine) sees an empty matrix. Use it once the model is final.
 inline std::size_t release_float_weights(Llama& m) {
