@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The test command: builds everything (tests, benchmarks, tools) in Release and runs the unit tests
 # with CTest, then builds the tests again in Debug with AddressSanitizer + UBSan and runs them.
-# Environment: SPARQ_JOBS (default 2), SPARQ_SKIP_SANITIZERS=1 to skip the second pass.
+# Between the two, the emulated legs (scripts/test-emulated.sh): x86-64 without AVX2 under
+# qemu-x86_64, and an aarch64 cross-build under qemu-aarch64.
+# Environment: SPARQ_JOBS (default 2), SPARQ_SKIP_SANITIZERS=1 to skip the sanitizer pass,
+# SPARQ_SKIP_EMULATION=1 to skip the emulated legs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh $([ "${SPARQ_SKIP_EMULATION:-0}" = "1" ] || echo --emulation)
 jobs="${SPARQ_JOBS:-2}"
 
 echo "== Release build: tests, benchmarks, tools =="
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j"$jobs"
 ctest --test-dir build/release --output-on-failure -j"$jobs"
+
+if [ "${SPARQ_SKIP_EMULATION:-0}" != "1" ]; then
+  bash scripts/test-emulated.sh
+fi
 
 if [ "${SPARQ_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== Debug build with -fsanitize=address,undefined =="

@@ -1,5 +1,6 @@
 // GEMV/GEMM kernel benchmarks: K = 4096 inputs, 65,536 output rows (weights streamed from memory),
 // next to a memcpy and a STREAM-triad yardstick measured in the same binary.
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sparq/kernels/gemm_q.hpp"
+#include "sparq/kernels/gemv_bitmask.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
@@ -250,18 +252,45 @@ void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
   counters(st, bytes, static_cast<double>(K) * R);
 }
 
-void bm_bf16(benchmark::State& st) {
+// bf16 (bf16 = true) or fp16 weights.
+void bm_half(benchmark::State& st, bool bf16) {
   const int threads = static_cast<int>(st.range(0));
   Buf<std::uint16_t> w(K * R);
   Buf<float> x(K), y(R);
   fill_bytes(w.data(), 2 * K * R, 18);
-  for (std::size_t i = 0; i < K * R; ++i) w.data()[i] &= 0xbfff;  // finite values
+  for (std::size_t i = 0; i < K * R; ++i) w.data()[i] &= bf16 ? 0xbfff : 0xbbff;  // finite values
   fill_floats(x.data(), K, 19, -1, 1);
   for (auto _ : st) {
-    sk::gemv_bf16(w.data(), R, K, x.data(), y.data(), threads);
+    if (bf16) {
+      sk::gemv_bf16(w.data(), R, K, x.data(), y.data(), threads);
+    } else {
+      sk::gemv_f16(w.data(), R, K, x.data(), y.data(), threads);
+    }
     benchmark::DoNotOptimize(y.data());
   }
   counters(st, 2.0 * K * R, static_cast<double>(K) * R);
+}
+
+// Unstructured bitmask-sparse f32 at 50% density (random mask); bytes = mask + kept values.
+void bm_bitmask(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  const std::size_t mb = K / 8;
+  Buf<std::uint8_t> mask(mb * R);
+  fill_bytes(mask.data(), mb * R, 25);
+  std::vector<std::size_t> off(R + 1, 0);
+  for (std::size_t k = 0; k < R; ++k) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < mb; ++i) n += static_cast<std::size_t>(std::popcount(mask.data()[k * mb + i]));
+    off[k + 1] = off[k] + n;
+  }
+  Buf<float> v(off[R] + 1), x(K), y(R);
+  fill_floats(v.data(), off[R] + 1, 26, -1, 1);
+  fill_floats(x.data(), K, 27, -1, 1);
+  for (auto _ : st) {
+    sk::gemv_bitmask_f32(mask.data(), v.data(), off.data(), R, K, x.data(), y.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  counters(st, static_cast<double>(mb * R) + 4.0 * static_cast<double>(off[R]), static_cast<double>(K) * R);
 }
 
 // Prefill GEMM: 512 tokens x 4096 inputs x 4096 outputs; fmt 0 = f32, 1 = int8 (W8A8), 2 = int4 g32.
@@ -321,7 +350,9 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_tiled_a8" + kShape).c_str(), bm_nm, 2, 4, 3));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 5));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_f16scale_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 6));
-  th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_bf16));
+  th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_half, true));
+  th(benchmark::RegisterBenchmark(("gemv/f16" + kShape).c_str(), bm_half, false));
+  th(benchmark::RegisterBenchmark(("gemv/bitmask50_f32" + kShape).c_str(), bm_bitmask));
   th(benchmark::RegisterBenchmark("gemm/f32/512x4096x4096", bm_gemm, 0));
   th(benchmark::RegisterBenchmark("gemm/int8_a8/512x4096x4096", bm_gemm, 1));
   th(benchmark::RegisterBenchmark("gemm/int4_g32/512x4096x4096", bm_gemm, 2));

@@ -10,6 +10,7 @@ namespace sparq_compress {
 
 struct Args {
   std::string model, tokenizer, calib, eval, json, out, recipe = "compare";
+  std::string target;              ///< kernel target ("" = $SPARQ_TARGET, else the best the CPU runs)
   long long nsamples = 32, seqlen = 256, max_tokens = 60000;
   long long calib_seed = -1;       ///< -1: first consecutive windows; else seeded random starts
   double sparsity = 0.5;
@@ -55,6 +56,8 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --no-real          skip the real-kernel evaluation (fake quantization only)\n"
       "  --out PATH         write the compressed model (single recipe only)\n"
       "  --json PATH        also write the rows and the protocol as JSON\n"
+      "  --target T         kernel target: auto (default: the best this CPU runs; or $SPARQ_TARGET), sse2,\n"
+      "                     avx2, avx512, avx512vnni, neon (compression results do not depend on it)\n"
       "  --help             this text\n"
       "  (data dir <data>: $SPARQ_DATA_DIR, else %s)\n",
       data_dir);
@@ -119,7 +122,11 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     else if (k == "--out") a.out = v;
     else if (k == "--recipe") a.recipe = v;
     else if (k == "--edit-choices") a.edit_choices = v;
+    else if (k == "--target") a.target = v;
     else throw ArgError{"unknown option '" + k + "' (see --help)"};
+  }
+  if (a.target.empty()) {
+    if (const char* env = std::getenv("SPARQ_TARGET")) a.target = env;
   }
   if (a.recipe.empty()) throw ArgError{"--recipe is empty; expected compare, a recipe name or a recipe string"};
   if (!a.out.empty() && (a.recipe == "compare" || a.recipe == "compare-lorc"))

@@ -7,6 +7,7 @@
 // around the packed ops and --out writes them (packed model version 2).
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <sparq/io/packed_model.hpp>
 #include <sparq/joint/jsq_search.hpp>
 #include <sparq/joint/recipe.hpp>
+#include <sparq/kernels/dispatch.hpp>
 #include <sparq/model/calibration.hpp>
 #include <sparq/model/input_quant_linear.hpp>
 #include <sparq/model/pack_model.hpp>
@@ -303,6 +305,26 @@ std::string pattern_of(const sparq::RecipeSpec& spec) {
   return "?";
 }
 
+// FNV-1a 64 over the bit patterns of every block's float weights and norms after compression (the
+// fake-quantized model that the packer reads its codes from): equal hashes = equal compressed
+// weights, e.g. the same recipe run with --target sse2 and --target avx512vnni.
+std::string weights_hash(const sparq::model::LlamaWeights& w) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto add = [&h](const float* p, std::size_t n) {
+    const auto* b = reinterpret_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  for (const auto& blk : w.blocks) {
+    add(blk.rms_att.data(), blk.rms_att.size());
+    add(blk.rms_ffn.data(), blk.rms_ffn.size());
+    for (const sparq::Matrix<float>* m : {&blk.wq, &blk.wk, &blk.wv, &blk.wo, &blk.w1, &blk.w2, &blk.w3})
+      add(m->data(), m->size());
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 Row run_method(const Method& me, Context& ctx) {
   sparq::RecipeSpec s = me.spec;
   enable_nm_fallback(s, ctx.dense.config);
@@ -345,6 +367,7 @@ Row run_method(const Method& me, Context& ctx) {
     row.rank = std::max(row.rank, li.rank);
     if (!li.factor_format.empty()) row.factor_format = li.factor_format + (li.replaced ? " LowRank" : " LoRC");
   }
+  row.weights_hash = weights_hash(c.model.weights());
   const auto t1 = std::chrono::steady_clock::now();
   sparq::model::PerplexityOptions popt;
   popt.max_tokens = static_cast<std::size_t>(ctx.args.max_tokens);
@@ -484,6 +507,13 @@ int main(int argc, char** argv) {
   }
 
   try {
+    sparq::kernels::select_target_by_name(args.target);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparq-compress: --target: %s\n", e.what());
+    return 2;
+  }
+
+  try {
     auto loaded = sparq::io::load(args.model, args.tokenizer);
     const auto& cfg = loaded.model.config();
     const std::size_t ncal = static_cast<std::size_t>(args.nsamples * args.seqlen);
@@ -508,6 +538,7 @@ int main(int argc, char** argv) {
 
     std::printf("sparq-compress: model %s (dim %zu, hidden %zu, %zu layers, %zu linears per layer)\n",
                 args.model.c_str(), cfg.dim, cfg.hidden_dim, cfg.n_layers, std::size(sparq::model::all_linears));
+    std::printf("kernels: %s\n", sparq::kernels::dispatch_summary().c_str());
     std::printf("protocol: calibration %lld windows x %lld tokens (%s) of %s (%zu tokens read), layer-wise with error "
                 "propagation; evaluation %zu tokens of %s in windows of %zu from position 0; SA objective: %zu "
                 "held-out calibration tokens, %lld steps, seed %lld\n",

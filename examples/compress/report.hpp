@@ -87,6 +87,7 @@ struct Row {
   std::size_t rank = 0;      ///< their rank (0: none)
   std::string factor_format;
   double resident_bytes = 0; ///< --out read back without float copies: resident_weight_bytes
+  std::string weights_hash;  ///< FNV-1a 64 of the compressed decoder weights and norms (bits), hex
 };
 
 inline std::string bits_str(int b) { return b >= 32 ? "f32" : std::to_string(b); }
@@ -152,7 +153,7 @@ inline std::string json_row(const Row& r) {
                   ", \"real_eval_seconds\": " + json_num(r.real_eval_s, 3) + ", \"out_perplexity\": " +
                   (r.out_ppl > 0 ? json_num(r.out_ppl) : std::string("null")) + ", \"search\": \"" +
                   json_escape(r.search) + "\", \"real_formats\": \"" + json_escape(r.real_formats) +
-                  "\", \"note\": \"" + json_escape(r.note) + "\"}";
+                  "\", \"weights_hash\": \"" + r.weights_hash + "\", \"note\": \"" + json_escape(r.note) + "\"}";
   return j;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sparq/io/container.hpp"
@@ -231,7 +232,53 @@ TEST_CASE("rANS: scalar and AVX-512 kernels decode identically") {
     CHECK(out2 == in);
   }
   INFO("AVX-512 rANS kernel compiled in: " << SPARQ_RANS_AVX512);
-  CHECK(SPARQ_RANS_AVX512 == 1);  // the tests are built with the AVX-512 flag set
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  CHECK(SPARQ_RANS_AVX512 == 1);  // built with the AVX-512 flag set
+#endif
+}
+
+TEST_CASE("rANS: scalar and AVX2 kernels decode identically (2/4/8-bit symbols, 16 and 32 states)") {
+#if SPARQ_RANS_AVX2
+  if (!__builtin_cpu_supports("avx2")) return;
+  for (unsigned bits : {2u, 4u, 8u})
+    for (unsigned states : {16u, 32u})
+      for (std::size_t n : {0u, 40u, 7000u, 70000u}) {
+        Bytes in = gaussian_codes(n, unsigned(n + bits + states), bits == 8 ? 12.0 : bits == 4 ? 3.0 : 1.0);
+        for (auto& v : in) v = static_cast<std::uint8_t>(v & ((1u << bits) - 1));
+        const Bytes s = encode(in, bits, states);
+        auto r = io::detail::rans_parse(s.data(), s.size(), in.size(), "s");
+        const std::size_t out_bytes = (in.size() * bits + 7) / 8;
+        Bytes a(out_bytes + 1, 0xAB), b(out_bytes + 1, 0xAB);  // one guard byte past the output
+        std::uint32_t sa[32], sb[32];
+        std::memcpy(sa, r.states, states * 4);
+        std::memcpy(sb, r.states, states * 4);
+        const std::uint8_t* wa = r.words;
+        const std::uint8_t* wb = r.words;
+        const std::uint8_t* wend = r.words + r.info.word_bytes;
+        auto run = [&](auto scalar_tag, std::uint32_t* st, const std::uint8_t*& wp, std::uint8_t* o) {
+          constexpr bool scalar = decltype(scalar_tag)::value;
+          auto go = [&](auto bt, auto nt) {
+            constexpr unsigned Bb = decltype(bt)::value, Nn = decltype(nt)::value;
+            if constexpr (scalar) return kernels::rans_decode_scalar<Bb, Nn>(r.table.lut(), st, wp, wend, o, in.size());
+            else return kernels::rans_decode_avx2<Bb, Nn>(r.table.lut(), st, wp, wend, o, in.size());
+          };
+          using I16 = std::integral_constant<unsigned, 16>;
+          using I32 = std::integral_constant<unsigned, 32>;
+          auto by_n = [&](auto bt) { return states == 16 ? go(bt, I16{}) : go(bt, I32{}); };
+          return bits == 2 ? by_n(std::integral_constant<unsigned, 2>{})
+                 : bits == 4 ? by_n(std::integral_constant<unsigned, 4>{})
+                             : by_n(std::integral_constant<unsigned, 8>{});
+        };
+        INFO("bits " << bits << " states " << states << " n " << n);
+        const bool oka = run(std::true_type{}, sa, wa, a.data());
+        const bool okb = run(std::false_type{}, sb, wb, b.data());
+        CHECK(oka);
+        CHECK(okb);
+        CHECK(wa == wb);
+        CHECK(std::memcmp(sa, sb, states * 4) == 0);
+        CHECK(a == b);
+      }
+#endif
 }
 
 TEST_CASE("rANS: size is within 1% of the order-0 entropy on skewed streams") {

@@ -248,13 +248,15 @@ TEST_CASE("named recipes reproduce the sparq-compress figures on stories260K", "
     return;
   }
   // Protocol of sparq-compress at commit 763b5d8: 32 consecutive windows of 256 tokens of the train
-  // head, 60,000 evaluation tokens of the valid head in windows of 512. Figures it printed.
+  // head, 60,000 evaluation tokens of the valid head in windows of 512. Figures it printed; w8a8 and
+  // jsq-noedit re-measured (4.0626 -> 4.0639, 22.1133 -> 21.8920) when the float math became the
+  // same on every target (canonical summation order, no fused multiply-add; docs/kernels.md).
   const auto win = model::calibration_windows(d->calib, 32, 256);
   struct Case {
     const char* name;
     double ppl;
   };
-  for (const Case c : {Case{"wanda", 21.3553}, Case{"w8a8", 4.0626}, Case{"jsq-noedit", 22.1133}}) {
+  for (const Case c : {Case{"wanda", 21.3553}, Case{"w8a8", 4.0639}, Case{"jsq-noedit", 21.8920}}) {
     auto m = joint_test::fresh_model(*d);
     const auto r = compress(m, win, named_recipe(c.name));
     const double ppl = model::perplexity(m, d->eval).perplexity;

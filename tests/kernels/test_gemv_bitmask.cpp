@@ -12,8 +12,8 @@
 namespace sk = sparq::kernels;
 
 TEST_CASE("gemv_bitmask_f32 equals the masked dense product", "[kernels][gemv][bitmask]") {
-  for (std::size_t cols : {1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 513}) {
-    for (double density : {0.0, 0.3, 1.0}) {
+  for (std::size_t cols : {1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 100, 513, 1000}) {
+    for (double density : {0.0, 0.3, 0.7, 1.0}) {
       const std::size_t rows = 19, mb = (cols + 7) / 8;
       const auto w = sparq_test::randn(rows * cols, 5 + static_cast<unsigned>(cols));
       const auto x = sparq_test::randn(cols, 6);

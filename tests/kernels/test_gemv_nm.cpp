@@ -117,7 +117,7 @@ TEST_CASE("gemv_nm_q4 matches the reference (groups over kept values, sym and as
         const std::size_t nk = cols / nm.m * nm.n;
         if (nk % group != 0) continue;
         for (bool asym : {false, true}) {
-          const std::size_t rows = 11, ng = nk / group;
+          const std::size_t rows = 37, ng = nk / group;  // 4-row passes, single rows, 3 row blocks
           const unsigned seed = static_cast<unsigned>(cols + group * 3 + nm.m + (asym ? 500 : 0));
           const auto pat = make_pattern(rows, cols, nm.n, nm.m, seed);
           const auto u = kt::rand_u8(rows * nk, seed + 1, 15);
@@ -142,6 +142,10 @@ TEST_CASE("gemv_nm_q4 matches the reference (groups over kept values, sym and as
             sk::gemv_nm_q4<A>(codes.data(), sc.data(), asym ? zr.data() : nullptr, group, pat.idx.data(), rows, cols,
                               nm.n, nm.m, x.data(), y.data());
             check(y, ref, mag);
+            std::vector<float> y2(rows);
+            sk::gemv_nm_q4<A>(codes.data(), sc.data(), asym ? zr.data() : nullptr, group, pat.idx.data(), rows, cols,
+                              nm.n, nm.m, x.data(), y2.data(), 2);
+            REQUIRE(y2 == y);
           });
         }
       }
@@ -149,29 +153,31 @@ TEST_CASE("gemv_nm_q4 matches the reference (groups over kept values, sym and as
   }
 }
 
-TEST_CASE("gemv_nm_f32 2:4 gives each row the same value whether it runs in a 4-row pass or alone", "[kernels][gemv][nm]") {
+TEST_CASE("gemv_nm_f32 2:4 and 4:8 give each row the same value whether it runs in a 4-row pass or alone", "[kernels][gemv][nm]") {
+  for (std::size_t m : {4, 8}) {
   for (std::size_t cols : {40, 64, 200, 1032, 4096}) {
-    const std::size_t rows = 13, nk = cols / 2;
-    const auto pat = make_pattern(rows, cols, 2, 4, static_cast<unsigned>(cols));
+    const std::size_t rows = 13, nk = cols / 2, n = m / 2;
+    const auto pat = make_pattern(rows, cols, n, m, static_cast<unsigned>(cols + m));
     const auto v = sparq_test::randn(rows * nk, 3);
     const auto x = sparq_test::randn(cols, 4);
-    const std::size_t ib = sk::nm_index_row_bytes(nk, 4);
+    const std::size_t ib = sk::nm_index_row_bytes(nk, m);
     std::vector<float> ref(rows);
-    sk::gemv_nm_reference([&](std::size_t k, std::size_t i) { return v[k * nk + i]; }, pat.idx.data(), rows, cols, 2, 4,
+    sk::gemv_nm_reference([&](std::size_t k, std::size_t i) { return v[k * nk + i]; }, pat.idx.data(), rows, cols, n, m,
                           x.data(), ref.data());
     sparq_test::for_each_arch([&](auto arch) {
       using A = decltype(arch);
-      INFO("arch " << A::name() << " cols " << cols);
+      INFO("arch " << A::name() << " " << n << ":" << m << " cols " << cols);
       std::vector<float> y(rows);
-      sk::gemv_nm_f32<A>(v.data(), pat.idx.data(), rows, cols, 2, 4, x.data(), y.data());
+      sk::gemv_nm_f32<A>(v.data(), pat.idx.data(), rows, cols, n, m, x.data(), y.data());
       for (std::size_t k = 0; k < rows; ++k) {
         float one = 0.0f;
-        sk::gemv_nm_f32<A>(v.data() + k * nk, pat.idx.data() + k * ib, 1, cols, 2, 4, x.data(), &one);
+        sk::gemv_nm_f32<A>(v.data() + k * nk, pat.idx.data() + k * ib, 1, cols, n, m, x.data(), &one);
         REQUIRE(one == y[k]);
         double mag = 0.0;
         for (std::size_t i = 0; i < nk; ++i) mag += std::fabs(static_cast<double>(v[k * nk + i])) * 4.0;
         REQUIRE(std::fabs(static_cast<double>(y[k]) - ref[k]) <= 1e-5 * mag);
       }
     });
+  }
   }
 }

@@ -106,9 +106,15 @@ TEST_CASE("pack_model: W8A8, W4 and 2:4 models compute what their fake-quantized
   PackOptions nmf;
   nmf.format = PackFormat::nm_f32;
   // W4 A32 rounds activations per block of 32 inside the kernel: a looser (but still small) bound.
+  // 2:4+W8A8: the fake path (A8 fake quantization + dense GEMM) and the real one (per-token int8 +
+  // N:M kernel) sum in different orders, so an activation within one float rounding of an int8 code
+  // boundary can land on either code, and later layers carry that one-code step (measured 9.4e-4 at
+  // this seed on sse2, avx2 and avx512vnni alike); without activation quantization (2:4+W8A32) the
+  // same weights agree to 1.4e-7.
   const Case cases[] = {{"W8A8", fake_w8, nullptr, 8, w8, 1e-4},      {"W8A32", fake_w8, nullptr, 0, w8, 1e-4},
                         {"W4A8 g32", fake_w4_g32, nullptr, 8, w4, 1e-4}, {"W4 g32", fake_w4_g32, nullptr, 0, w4, 3e-2},
-                        {"2:4 f32", prune_24, nullptr, 0, nmf, 1e-4},  {"2:4+W8A8", prune_24, fake_w8, 8, nm8, 1e-4}};
+                        {"2:4 f32", prune_24, nullptr, 0, nmf, 1e-4},  {"2:4+W8A32", prune_24, fake_w8, 0, nm8, 1e-5},
+                        {"2:4+W8A8", prune_24, fake_w8, 8, nm8, 2e-3}};
   for (const auto& cs : cases) {
     INFO(cs.name);
     Llama m(model_test::random_weights(small_config(), 11));

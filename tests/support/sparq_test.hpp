@@ -15,7 +15,10 @@ namespace sparq_test {
 
 /// The targets every kernel test runs on: each one compiled into this test binary (its -m flags)
 /// and supported by the running CPU. Add more as kernels gain specialisations.
-using test_archs = xsimd::arch_list<xsimd::avx512bw, xsimd::avx2, xsimd::sse2>;  // xsimd wants most capable first
+/// (fma3<avx2> is the default arch of an -mavx2 -mfma unit, i.e. what the avx2 dispatch table runs;
+/// neon64 is the aarch64 one.) xsimd wants the most capable first.
+using test_archs =
+    xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::avx2, xsimd::sse2, xsimd::neon64>;
 
 namespace detail {
 template <class Arch, class F>

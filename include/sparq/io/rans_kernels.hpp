@@ -1,4 +1,5 @@
-// rANS decode kernels: the scalar N-state loop and the AVX-512 16-lane loop (same stream, same output).
+// rANS decode kernels: the scalar N-state loop, the AVX-512 16-lane and the AVX2 8-lane loops (same
+// stream, same output).
 //
 // Both decode the stream of io/rans.hpp (state i mod N decodes symbol i; a state that drops
 // below L = 2^16 takes the next 16-bit word; states are visited in increasing order, so the
@@ -11,6 +12,7 @@
 // io/rans.hpp validates the table and states and checks the result.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +24,11 @@
 #define SPARQ_RANS_AVX512 1
 #else
 #define SPARQ_RANS_AVX512 0
+#endif
+#if SPARQ_X86 && defined(__AVX2__)
+#define SPARQ_RANS_AVX2 1
+#else
+#define SPARQ_RANS_AVX2 0
 #endif
 
 namespace sparq::kernels {
@@ -157,8 +164,94 @@ template <unsigned B, unsigned N>
 }
 #endif
 
-/// The fastest decoder compiled in for this state count (AVX-512 for 16 and 32 states when the
-/// translation unit targets AVX-512, scalar otherwise).
+#if SPARQ_RANS_AVX2
+/// Word-rank table of the AVX2 decoder: entry m (a mask of the 8 lanes below L) holds, in nibble j,
+/// the number of mask lanes below lane j — the index of the next word that lane j takes.
+[[nodiscard]] inline const std::uint32_t* rans_avx2_rank_table() noexcept {
+  static constexpr auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (unsigned m = 0; m < 256; ++m) {
+      unsigned k = 0;
+      for (unsigned j = 0; j < 8; ++j) {
+        t[m] |= (k & 7u) << (4 * j);
+        k += (m >> j) & 1u;
+      }
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+/// AVX2 decoder for N = 16 or 32 states (two or four ymm registers of 8 states); same contract
+/// and same output as rans_decode_scalar, whose loop finishes the tail. Per 8 states: one vpgatherdd
+/// of the LUT, one 32-bit multiply; the lanes below L form an 8-bit mask (vmovmskps of an unsigned
+/// "y >> 16 == 0" compare), and the next 8 words, widened to 32 bits, are moved into those lanes
+/// by vpermd with the control of rans_avx2_rank_table (lane j gets the word numbered by the mask
+/// lanes below it: the scalar order), then blended in under the mask. Like the AVX-512 loop it runs
+/// only while at least 2N word bytes remain (it loads 16 bytes per 8 lanes unconditionally).
+template <unsigned B, unsigned N>
+[[nodiscard]] bool rans_decode_avx2(const std::uint32_t* lut, std::uint32_t* state, const std::uint8_t*& wp,
+                                    const std::uint8_t* wend, std::uint8_t* out, std::uint64_t n_sym) noexcept {
+  static_assert(N == 16 || N == 32);
+  constexpr unsigned V = N / 8;
+  constexpr unsigned per_byte = 8 / B;
+  const std::uint32_t* ranks = rans_avx2_rank_table();
+  __m256i x[V];
+  for (unsigned v = 0; v < V; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(state + 8 * v));
+  const __m256i mask12 = _mm256_set1_epi32(static_cast<int>(io::rans_prob_scale - 1));
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i nsh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i lowbytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i gather04 = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+  const std::uint8_t* p = wp;
+  std::uint64_t i = 0;
+  while (n_sym - i >= N && static_cast<std::size_t>(wend - p) >= 2 * N) {
+#pragma GCC unroll 4
+    for (unsigned v = 0; v < V; ++v) {
+      const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(lut), _mm256_and_si256(x[v], mask12), 4);
+      const __m256i f = _mm256_add_epi32(_mm256_srli_epi32(e, 20), one);
+      const __m256i bias = _mm256_and_si256(_mm256_srli_epi32(e, 8), mask12);
+      __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(x[v], io::rans_prob_bits)), bias);
+      const __m256i below = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);  // y < L, unsigned
+      const unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(below)));
+      const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256i ctl = _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(ranks[m])), nsh);  // vpermd reads bits 0-2
+      const __m256i renorm = _mm256_or_si256(_mm256_slli_epi32(y, 16), _mm256_permutevar8x32_epi32(w, ctl));
+      y = _mm256_blendv_epi8(y, renorm, below);
+      p += 2 * static_cast<unsigned>(__builtin_popcount(m));
+      x[v] = y;
+      // the symbols (low byte of each entry) as 8 bytes, then packed B bits each
+      const __m256i sb = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(e, lowbytes), gather04);
+      std::uint64_t s = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm256_castsi256_si128(sb)));
+      std::uint8_t* o = out + (i + 8 * v) / per_byte;
+      if constexpr (B == 8) {
+        std::memcpy(o, &s, 8);
+      } else if constexpr (B == 4) {  // byte pairs -> nibbles
+        s = (s | (s >> 4)) & 0x00ff00ff00ff00ffull;
+        s = (s | (s >> 8)) & 0x0000ffff0000ffffull;
+        s = (s | (s >> 16)) & 0xffffffffull;
+        const auto o32 = static_cast<std::uint32_t>(s);
+        std::memcpy(o, &o32, 4);
+      } else {  // four bytes -> one byte of 2-bit symbols
+        s = (s | (s >> 6)) & 0x000f000f000f000full;
+        s = (s | (s >> 12)) & 0x000000ff000000ffull;
+        s = (s | (s >> 24)) & 0xffffull;
+        const auto o16 = static_cast<std::uint16_t>(s);
+        std::memcpy(o, &o16, 2);
+      }
+    }
+    i += N;
+  }
+  for (unsigned v = 0; v < V; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(state + 8 * v), x[v]);
+  wp = p;
+  return rans_decode_scalar<B, N>(lut, state, wp, wend, out + i / per_byte, n_sym - i);
+}
+#endif
+
+/// The fastest decoder compiled in for this state count (for 16 and 32 states: AVX-512 when the
+/// translation unit targets AVX-512, else AVX2 when it targets AVX2, scalar otherwise).
 template <unsigned B>
 [[nodiscard]] bool rans_decode_symbols(unsigned n_states, const std::uint32_t* lut, std::uint32_t* state,
                                        const std::uint8_t*& wp, const std::uint8_t* wend, std::uint8_t* out,
@@ -169,6 +262,9 @@ template <unsigned B>
 #if SPARQ_RANS_AVX512
     case 16: return rans_decode_avx512<B, 16>(lut, state, wp, wend, out, n_sym);
     default: return rans_decode_avx512<B, 32>(lut, state, wp, wend, out, n_sym);
+#elif SPARQ_RANS_AVX2
+    case 16: return rans_decode_avx2<B, 16>(lut, state, wp, wend, out, n_sym);
+    default: return rans_decode_avx2<B, 32>(lut, state, wp, wend, out, n_sym);
 #else
     case 16: return rans_decode_scalar<B, 16>(lut, state, wp, wend, out, n_sym);
     default: return rans_decode_scalar<B, 32>(lut, state, wp, wend, out, n_sym);

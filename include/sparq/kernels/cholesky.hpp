@@ -20,6 +20,9 @@
 // Failure: the functions return the index of the first pivot that is not positive and finite
 // (n on success), leaving the output partly written. Callers retry with more damping.
 // Deterministic for any thread count (gemm is; the row-wise solves partition rows statically).
+// Same results on every SIMD target (docs/kernels.md): the dot products of the unblocked factor and
+// the panel solve use the canonical 16-lane order, the triangular inverse sums in order with every
+// product rounded before the add (canonical::mul), and gemm is target-independent too.
 #pragma once
 
 #include <algorithm>
@@ -27,8 +30,10 @@
 #include <cstddef>
 #include <vector>
 
+#include "sparq/kernels/canonical.hpp"
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/simd/arch.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -36,21 +41,11 @@ SPARQ_TARGET_BEGIN
 
 namespace chol_detail {
 
-/// Sum of a[i]*b[i] over n elements (vectorised; fixed order, so deterministic).
+/// Sum of a[i]*b[i] over n elements in the canonical order (kernels/canonical.hpp): the same
+/// bits on every SIMD target.
 template <class Arch, class T>
 inline T dot(const T* a, const T* b, std::size_t n) noexcept {
-  using batch = xsimd::batch<T, Arch>;
-  constexpr std::size_t W = batch::size;
-  batch s0(T(0)), s1(T(0));
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    s0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), s0);
-    s1 = xsimd::fma(batch::load_unaligned(a + i + W), batch::load_unaligned(b + i + W), s1);
-  }
-  for (; i + W <= n; i += W) s0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), s0);
-  T s = xsimd::hadd(s0 + s1);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  return canonical::dot<Arch>(a, b, n);
 }
 
 inline constexpr std::size_t NB = 64;
@@ -77,7 +72,7 @@ inline std::size_t potrf_unblocked(T* A, std::size_t nb, std::size_t lda) noexce
 
 /// In-place lower Cholesky (see the file comment). Returns n on success, otherwise the index of
 /// the first failing pivot.
-template <class Arch = xsimd::default_arch, class T>
+template <class Arch = simd::dynamic, class T>
 std::size_t cholesky_lower(T* A, std::size_t n, std::size_t lda) {
   using chol_detail::NB;
   for (std::size_t k0 = 0; k0 < n; k0 += NB) {
@@ -110,7 +105,7 @@ std::size_t cholesky_lower(T* A, std::size_t n, std::size_t lda) {
 
 /// X = L^-1 for lower-triangular L (n x n, positive diagonal assumed). X may not alias L.
 /// The strict upper triangle of X is set to 0.
-template <class Arch = xsimd::default_arch, class T>
+template <class Arch = simd::dynamic, class T>
 void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t ldx) {
   using chol_detail::NB;
   for (std::size_t i = 0; i < n; ++i) std::fill(X + i * ldx, X + i * ldx + n, T(0));
@@ -124,7 +119,7 @@ void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t 
       const T inv = T(1) / li[i];
       for (std::size_t j = 0; j < i; ++j) {
         T s = T(0);
-        for (std::size_t p = j; p < i; ++p) s += li[p] * X[(i0 + p) * ldx + i0 + j];
+        for (std::size_t p = j; p < i; ++p) s = s + canonical::mul(li[p], X[(i0 + p) * ldx + i0 + j]);
         xi[j] = -s * inv;
       }
       xi[i] = inv;
@@ -141,7 +136,7 @@ void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t 
 
 /// U (upper, n x n) with H^-1 = U^T U, from symmetric positive definite H (lower triangle read).
 /// Returns n on success, else the index (in H's order) of a failing pivot; U is then unspecified.
-template <class Arch = xsimd::default_arch, class T>
+template <class Arch = simd::dynamic, class T>
 std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* U, std::size_t ldu) {
   std::vector<T> R(n * n);
   // R = P H P (reversal), full symmetric copy taken from H's lower triangle.
@@ -159,6 +154,40 @@ std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* 
     for (std::size_t j = 0; j < n; ++j) U[i * ldu + j] = X[(n - 1 - i) * n + (n - 1 - j)];
   return n;
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline std::size_t cholesky_lower<simd::dynamic, float>(
+    float* A, std::size_t n, std::size_t lda) {
+  SPARQ_DISPATCH_CALL(cholesky_lower_f32, (cholesky_lower<xsimd::default_arch, float>), A, n, lda);
+}
+template <>
+inline std::size_t cholesky_lower<simd::dynamic, double>(
+    double* A, std::size_t n, std::size_t lda) {
+  SPARQ_DISPATCH_CALL(cholesky_lower_f64, (cholesky_lower<xsimd::default_arch, double>), A, n, lda);
+}
+template <>
+inline void invert_lower<simd::dynamic, float>(
+    const float* L, std::size_t n, std::size_t ldl, float* X, std::size_t ldx) {
+  SPARQ_DISPATCH_CALL(invert_lower_f32, (invert_lower<xsimd::default_arch, float>), L, n, ldl, X, ldx);
+}
+template <>
+inline void invert_lower<simd::dynamic, double>(
+    const double* L, std::size_t n, std::size_t ldl, double* X, std::size_t ldx) {
+  SPARQ_DISPATCH_CALL(invert_lower_f64, (invert_lower<xsimd::default_arch, double>), L, n, ldl, X, ldx);
+}
+template <>
+inline std::size_t inverse_upper_factor<simd::dynamic, float>(
+    const float* H, std::size_t n, std::size_t ldh, float* U, std::size_t ldu) {
+  SPARQ_DISPATCH_CALL(inverse_upper_factor_f32, (inverse_upper_factor<xsimd::default_arch, float>), H, n, ldh, U, ldu);
+}
+template <>
+inline std::size_t inverse_upper_factor<simd::dynamic, double>(
+    const double* H, std::size_t n, std::size_t ldh, double* U, std::size_t ldu) {
+  SPARQ_DISPATCH_CALL(inverse_upper_factor_f64, (inverse_upper_factor<xsimd::default_arch, double>), H, n, ldh, U, ldu);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

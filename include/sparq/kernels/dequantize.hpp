@@ -5,7 +5,8 @@
 // zeros is null). Integer codes: x̂ = scale[g] · float(u − z_g), or for `signed_codes` (8-bit
 // symmetric, the byte is the two's-complement q) x̂ = scale[g] · float(q). The integer difference
 // is exact, and the result is one IEEE multiply in every path (no fused multiply-add), so scalar and
-// SIMD agree bit for bit. Kernels are noexcept and check nothing.
+// SIMD agree bit for bit. Kernels are noexcept and check nothing. The same holds between SIMD
+// targets (docs/kernels.md, "Same results on every target").
 #pragma once
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "sparq/kernels/quant_isa.hpp"
 #include "sparq/simd/arch.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 SPARQ_TARGET_BEGIN
@@ -69,7 +71,7 @@ inline void dequantize_codes_simd(const std::uint8_t* u, std::size_t n, std::siz
 }  // namespace detail
 
 /// Integer codes of one row (one byte per code) → floats.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void dequantize_codes(const std::uint8_t* u, std::size_t n, std::size_t group, const float* scale,
                              const std::uint8_t* zeros, int zero_const, bool signed_codes,
                              float* out) noexcept {
@@ -84,7 +86,7 @@ inline void dequantize_codes(const std::uint8_t* u, std::size_t n, std::size_t g
 
 /// Table codes of one row (one byte per code, u < table size) → scale[g] · table[u]. `table_size`
 /// is 16 (NF4: AVX-512 uses a 16-entry permute) or 256 (FP8: gathers).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void dequantize_table(const std::uint8_t* u, std::size_t n, std::size_t group, const float* scale,
                              const float* table, [[maybe_unused]] std::size_t table_size, float* out) noexcept {
   if constexpr (quant_isa::isa_of<Arch>() == quant_isa::Isa::avx512bw) {
@@ -106,6 +108,22 @@ inline void dequantize_table(const std::uint8_t* u, std::size_t n, std::size_t g
   }
   dequantize_table_scalar(u, n, group, scale, table, out);
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void dequantize_codes<simd::dynamic>(
+    const std::uint8_t* u, std::size_t n, std::size_t group, const float* scale, const std::uint8_t* zeros,
+    int zero_const, bool signed_codes, float* out) noexcept {
+  SPARQ_DISPATCH_CALL(dequantize_codes, (dequantize_codes<xsimd::default_arch>), u, n, group, scale, zeros, zero_const, signed_codes, out);
+}
+template <>
+inline void dequantize_table<simd::dynamic>(
+    const std::uint8_t* u, std::size_t n, std::size_t group, const float* scale, const float* table,
+    std::size_t table_size, float* out) noexcept {
+  SPARQ_DISPATCH_CALL(dequantize_table, (dequantize_table<xsimd::default_arch>), u, n, group, scale, table, table_size, out);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 }  // namespace sparq::kernels

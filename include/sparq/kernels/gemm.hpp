@@ -14,6 +14,14 @@
 // (broadcast of A times vectors of B, FMA into MR*NR/W accumulators). Ragged edges are handled
 // by zero-padding the packed panels and writing only the valid part of the tile.
 //
+// Same results on every target (docs/kernels.md): each C element accumulates its k products in
+// order, one KC = 192 slice at a time (KC does not depend on the arch), starting from 0; every
+// product a·b is rounded before it is added (canonical::mul, never fused, also where the compiler
+// would contract a*b + c), and after each slice C = C + alpha·acc with alpha·acc rounded first, in
+// the vector path and the edge-tile path alike. MR, NR and the vector width only decide which
+// elements are computed together, not how, so the result is bit-identical on every SIMD target
+// (kernels/canonical.hpp).
+//
 // Threads: with OpenMP (`_OPENMP`), packing strips and MC row blocks are shared among threads by
 // static partitioning. Every element of C is computed by the same sequence of floating-point
 // operations (same k slices, same micro-kernel, same order) whatever the thread count, so the
@@ -37,7 +45,9 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
+#include "sparq/kernels/canonical.hpp"
 #include "sparq/simd/arch.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -129,7 +139,7 @@ inline void micro_kernel(std::size_t kc, const T* a, const T* b, T alpha, T* C, 
     for (std::size_t r = 0; r < MR; ++r) {
       const batch av(a[p * MR + r]);
 #pragma GCC unroll 4
-      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = xsimd::fma(av, bv[v], acc[r][v]);
+      for (std::size_t v = 0; v < NV; ++v) acc[r][v] = acc[r][v] + canonical::mul(av, bv[v]);
     }
   }
   const batch va(alpha);
@@ -140,7 +150,7 @@ inline void micro_kernel(std::size_t kc, const T* a, const T* b, T alpha, T* C, 
 #pragma GCC unroll 4
       for (std::size_t v = 0; v < NV; ++v) {
         const batch cv = batch::load_unaligned(c + v * W);
-        xsimd::fma(va, acc[r][v], cv).store_unaligned(c + v * W);
+        (cv + canonical::mul(va, acc[r][v])).store_unaligned(c + v * W);
       }
     }
   } else {
@@ -148,7 +158,7 @@ inline void micro_kernel(std::size_t kc, const T* a, const T* b, T alpha, T* C, 
     for (std::size_t r = 0; r < MR; ++r)
       for (std::size_t v = 0; v < NV; ++v) acc[r][v].store_aligned(tile + r * NR + v * W);
     for (std::size_t r = 0; r < mr; ++r)
-      for (std::size_t c = 0; c < nr; ++c) C[r * ldc + c] += alpha * tile[r * NR + c];
+      for (std::size_t c = 0; c < nr; ++c) C[r * ldc + c] = C[r * ldc + c] + canonical::mul(alpha, tile[r * NR + c]);
   }
 }
 
@@ -173,7 +183,7 @@ inline int thread_id() noexcept {
 /// C (m x n, ldc) = beta*C + alpha * op(A) * op(B), op(A) m x k, op(B) k x n (see the file
 /// comment for layouts). beta == 0 overwrites C without reading it (NaNs in C do not leak).
 /// T is float or double. Deterministic for any thread count.
-template <class Arch = xsimd::default_arch, class T>
+template <class Arch = simd::dynamic, class T>
 void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A,
           std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
@@ -245,7 +255,7 @@ void gemm(Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, T alp
 
 /// Checked form: C = beta*C + alpha*op(A)*op(B) on MatrixViews. Throws sparq::error when the
 /// shapes do not agree (naming them).
-template <class Arch = xsimd::default_arch, class TA, class TB, class T>
+template <class Arch = simd::dynamic, class TA, class TB, class T>
   requires(std::is_same_v<std::remove_const_t<TA>, T> && std::is_same_v<std::remove_const_t<TB>, T> &&
            !std::is_const_v<T>)
 void gemm(Trans ta, Trans tb, MatrixView<TA> A, MatrixView<TB> B, MatrixView<T> C, T alpha = T(1),
@@ -261,6 +271,22 @@ void gemm(Trans ta, Trans tb, MatrixView<TA> A, MatrixView<TB> B, MatrixView<T> 
   gemm<Arch>(ta, tb, m, n, ka, alpha, A.data(), A.stride(), B.data(), B.stride(), beta, C.data(),
              C.stride());
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemm<simd::dynamic, float>(
+    Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* A,
+    std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
+  SPARQ_DISPATCH_CALL(gemm_f32, (gemm<xsimd::default_arch, float>), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+template <>
+inline void gemm<simd::dynamic, double>(
+    Trans ta, Trans tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* A,
+    std::size_t lda, const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc) {
+  SPARQ_DISPATCH_CALL(gemm_f64, (gemm<xsimd::default_arch, double>), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

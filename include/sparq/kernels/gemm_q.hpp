@@ -13,13 +13,14 @@
 
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
 SPARQ_TARGET_BEGIN
 
 /// Y[t][k] = scale[k]·Σ_j q[k][j]·X[t][j] (W8A32).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemm_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
                  std::size_t tokens, float* y, int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
@@ -40,7 +41,7 @@ void gemm_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std
 }
 
 /// Y[t][k] = sx[t]·scale[k]·Σ_j q[k][j]·qx[t][j] (W8A8, per-token int8 activations qx tokens × cols).
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemm_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
                 const float* sx, std::size_t tokens, float* y, int threads = 1) noexcept {
 #if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -79,7 +80,7 @@ void gemm_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std:
 
 /// int4 prefill: quantizes every token per block of 32 (as gemv_q4_f32) into `work`
 /// (gemm_q4_workspace_bytes), then Y[t] = gemv_q4_a8(W, act[t]) for all tokens, row blocks outermost.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemm_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
                  std::size_t cols, std::size_t group, const float* x, std::size_t tokens, float* y, void* work,
                  int threads = 1) noexcept {
@@ -93,6 +94,28 @@ void gemm_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint
     }
   });
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemm_q8_f32<simd::dynamic>(
+    const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
+    std::size_t tokens, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemm_q8_f32, (gemm_q8_f32<xsimd::default_arch>), q, scale, rows, cols, x, tokens, y, threads);
+}
+template <>
+inline void gemm_q8_a8<simd::dynamic, detail::has_vnni>(
+    const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
+    const float* sx, std::size_t tokens, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemm_q8_a8, (gemm_q8_a8<xsimd::default_arch, detail::has_vnni>), q, scale, rows, cols, qx, sx, tokens, y, threads);
+}
+template <>
+inline void gemm_q4_f32<simd::dynamic>(
+    const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+    std::size_t cols, std::size_t group, const float* x, std::size_t tokens, float* y, void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemm_q4_f32, (gemm_q4_f32<xsimd::default_arch>), codes, scales, zeros, rows, cols, group, x, tokens, y, work, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

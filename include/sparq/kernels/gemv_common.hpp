@@ -96,6 +96,11 @@ inline void for_each_row_block(std::size_t rows, int threads, F&& f) noexcept {
   f(std::size_t{0}, rows);
 }
 
+SPARQ_TARGET_END
+
+// Layout helpers and the BlockQ8 view are plain data, the same for every target (they appear in
+// the run-time dispatch table's signatures, see dispatch.hpp), so they sit outside the target namespace.
+
 /// Inputs covered by a block-int8 activation buffer for `cols` inputs (multiple of 512).
 [[nodiscard]] constexpr std::size_t block_q8_padded(std::size_t cols) noexcept { return (cols + 511) / 512 * 512; }
 
@@ -131,6 +136,8 @@ struct BlockQ8 {
     return v;
   }
 };
+
+SPARQ_TARGET_BEGIN
 
 /// Quantizes x[0..cols) per block of 32 into `out` (cols must be a multiple of 32; padding zeroed).
 inline void quantize_block_q8(const float* x, std::size_t cols, const BlockQ8& out) noexcept {

@@ -1,8 +1,10 @@
 // Dense float GEMV y = W·x (decode) and its multi-token form Y = X·Wᵀ (prefill), W row-major.
 //
 // W is rows × cols row-major (row k = output channel k), y[k] = Σ_j W[k][j]·x[j].
-// Per row the sum is taken in 4 vector accumulators (4·width lanes, fused multiply-add), combined
-// pairwise, reduced with hadd, then the scalar tail; the order depends only on the arch.
+// Per row the sum is taken in the canonical order of kernels/canonical.hpp (16 lanes, products
+// rounded before the add, one fixed pairwise tree, tail as if zero-padded), so y is bit-identical
+// on every SIMD target and equals dense_gemm's result for the same row (docs/kernels.md, "Same
+// results on every target").
 #pragma once
 
 #include <algorithm>
@@ -10,7 +12,9 @@
 #include <cmath>
 #include <cstddef>
 
+#include "sparq/kernels/canonical.hpp"
 #include "sparq/kernels/gemv_common.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -18,29 +22,16 @@ SPARQ_TARGET_BEGIN
 
 namespace detail {
 
-/// Σ_j a[j]·b[j] for one row, fixed summation order per arch.
+/// Σ_j a[j]·b[j] for one row, in the canonical order (the same on every arch).
 template <class Arch>
 [[nodiscard]] inline float dot_f32(const float* a, const float* b, std::size_t n) noexcept {
-  using B = xsimd::batch<float, Arch>;
-  constexpr std::size_t W = B::size;
-  std::size_t j = 0;
-  B s0(0.0f), s1(0.0f), s2(0.0f), s3(0.0f);
-  for (; j + 4 * W <= n; j += 4 * W) {
-    s0 = xsimd::fma(B::load_unaligned(a + j), B::load_unaligned(b + j), s0);
-    s1 = xsimd::fma(B::load_unaligned(a + j + W), B::load_unaligned(b + j + W), s1);
-    s2 = xsimd::fma(B::load_unaligned(a + j + 2 * W), B::load_unaligned(b + j + 2 * W), s2);
-    s3 = xsimd::fma(B::load_unaligned(a + j + 3 * W), B::load_unaligned(b + j + 3 * W), s3);
-  }
-  for (; j + W <= n; j += W) s0 = xsimd::fma(B::load_unaligned(a + j), B::load_unaligned(b + j), s0);
-  float s = xsimd::hadd((s0 + s1) + (s2 + s3));
-  for (; j < n; ++j) s = std::fma(a[j], b[j], s);  // explicit: contraction must not vary by caller
-  return s;
+  return canonical::dot<Arch>(a, b, n);
 }
 
 }  // namespace detail
 
 /// y[k] = Σ_j W[k][j]·x[j] for k < rows. `w` rows × cols row-major; x has cols, y has rows entries.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_f32(const float* w, std::size_t rows, std::size_t cols, const float* x, float* y,
               int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
@@ -51,7 +42,7 @@ void gemv_f32(const float* w, std::size_t rows, std::size_t cols, const float* x
 /// Prefill: Y[t][k] = Σ_j X[t][j]·W[k][j] (Y = X·Wᵀ), X tokens × cols, Y tokens × rows, row-major.
 /// Cache-blocked over 16 weight rows at a time (reused across all tokens, also on one thread); each Y entry is the same
 /// dot product as gemv_f32 computes, so Y's row t equals gemv_f32(W, X[t]) bit for bit.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_f32_batch(const float* w, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
                     float* y, int threads = 1) noexcept {
   constexpr std::size_t block = 16;  // 16 rows x cols floats (256 KiB at 4096 inputs) stay in L2 for all tokens
@@ -73,6 +64,21 @@ inline void gemv_f32_reference(const float* w, std::size_t rows, std::size_t col
     y[k] = static_cast<float>(s);
   }
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemv_f32<simd::dynamic>(
+    const float* w, std::size_t rows, std::size_t cols, const float* x, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_f32, (gemv_f32<xsimd::default_arch>), w, rows, cols, x, y, threads);
+}
+template <>
+inline void gemv_f32_batch<simd::dynamic>(
+    const float* w, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens, float* y,
+    int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_f32_batch, (gemv_f32_batch<xsimd::default_arch>), w, rows, cols, x, tokens, y, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

@@ -11,6 +11,7 @@
 
 #include "sparq/core/half.hpp"
 #include "sparq/kernels/gemv_common.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -71,7 +72,7 @@ template <class Arch, bool Bf16>
 }  // namespace detail
 
 /// y[k] = Σ_j bf16(W[k][j])·x[j].
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_bf16(const std::uint16_t* w, std::size_t rows, std::size_t cols, const float* x, float* y,
                int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
@@ -80,13 +81,27 @@ void gemv_bf16(const std::uint16_t* w, std::size_t rows, std::size_t cols, const
 }
 
 /// y[k] = Σ_j fp16(W[k][j])·x[j].
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_f16(const std::uint16_t* w, std::size_t rows, std::size_t cols, const float* x, float* y,
               int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t k = r0; k < r1; ++k) y[k] = detail::dot_half<Arch, false>(w + k * cols, x, cols);
   });
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemv_bf16<simd::dynamic>(
+    const std::uint16_t* w, std::size_t rows, std::size_t cols, const float* x, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_bf16, (gemv_bf16<xsimd::default_arch>), w, rows, cols, x, y, threads);
+}
+template <>
+inline void gemv_f16<simd::dynamic>(
+    const std::uint16_t* w, std::size_t rows, std::size_t cols, const float* x, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_f16, (gemv_f16<xsimd::default_arch>), w, rows, cols, x, y, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

@@ -23,7 +23,9 @@
 // reduced by the in-lane transpose-add of gemv_q4)
 //   y[k] += s[k][g(b)]·a[b]·(d[b] − z[k][g(b)]·c[b])       (z = 8 for symmetric codes).
 // The streamed bytes per weight are the compact format's: 4 + 2 bits per kept value + scales.
-// Other archs use a portable loop with the same integer sums (float rounding differs).
+// AVX2 (nm24_q4_row_avx2): the same integer sums, 32 groups per ymm, the activations selected with
+// vpblendvb and the zero point folded in per 16-bit lane. Other archs use a portable loop with the
+// same integer sums (float rounding differs).
 //  - gemv_nm24_q4_a8:  activations already in an NmQ8 (quantize_nm_q8, or nm_q8_from_per_token for
 //                      int8 per-token activations: W4A8).
 //  - gemv_nm24_q4_f32: float x, quantized into the caller's workspace first; error versus the exact
@@ -211,6 +213,132 @@ template <bool Asym, bool Vnni, bool Tiled = false>
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+/// One row of the 2:4 W4A8 product, AVX2 (same block sums as nm24_q4_row_avx512, 32 groups of 4
+/// inputs per ymm). Per 32 groups (64 kept values, 128 inputs): the activation rows R_0..R_3 of
+/// those groups are 32-byte loads; each group's index nibble (i0 | i1 << 2) is spread to one byte per
+/// group (vpmovzxbw, shift, or) and four 16-bit shifts move bit b of that nibble to bit 7, where
+/// vpblendvb reads it; as the layout keeps i0 < i1 (positions strictly increase, NMLinear checks
+/// it), i0 ∈ {0, 1, 2} and i1 ∈ {1, 2, 3}, so two blends per operand select xe[g] = R_{i0(g)}[g],
+/// xo[g] = R_{i1(g)}[g] (tiled: the index bit planes become byte masks with a byte broadcast and a
+/// compare). Then, per
+/// 16-bit lane, Σ (u − z)·qx = maddubs(lo, xe) + maddubs(hi, xo) − maddubs(z, xe) − maddubs(z, xo)
+/// (|each| ≤ 2·15·127, the difference ≤ 4·15·127 < 32767: no saturation) and one vpmaddwd; each
+/// 128-bit lane holds one kept block (16 groups), reduced with the transpose-add of gemv_q4's AVX2
+/// kernel. The integers equal the AVX-512 kernel's d − z·c; only the float summation order differs.
+template <bool Asym, bool Tiled = false>
+[[nodiscard]] inline float nm24_q4_row_avx2(const std::uint8_t* codes, const std::uint8_t* idx, const float* sw,
+                                            const std::uint8_t* zp, std::size_t nk, std::size_t r,
+                                            const NmQ8& act) noexcept {
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i expand = r == 1   ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                         : r == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                  : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const std::size_t gph = 8 / r;  // scale groups per 8 kept blocks
+  const __m256i gmask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gph)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  // tiled: byte g of a 32-bit plane word broadcast to bytes 8g..8g+7, then bit (g % 8) tested
+  const __m256i rep = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3,
+                                       3, 3, 3, 3);
+  const __m256i bitsel = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  auto plane = [&](const std::uint8_t* p) {
+    std::uint32_t m;
+    std::memcpy(&m, p, 4);
+    const __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)), rep);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(b, bitsel), bitsel);
+  };
+  __m256 accf = _mm256_setzero_ps();
+
+  // 512 kept values = 1024 inputs = 16 kept blocks, as 2 halves of 4 × 32 groups.
+  auto block = [&](const std::uint8_t* cb, const std::uint8_t* ib, const float* swb, const std::uint8_t* zb,
+                   std::size_t base) {
+    for (int half = 0; half < 2; ++half) {
+      __m256i a[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const int s = 4 * half + j;  // groups [32s, 32s + 32) of the chunk: kept blocks 2s, 2s + 1
+        const int k = s / 2, h = s % 2;
+        const std::int8_t* xr = act.q + base + 256 * k + 32 * h;
+        const __m256i r0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr));
+        const __m256i r1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 64));
+        const __m256i r2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 128));
+        const __m256i r3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 192));
+        __m256i e0, e1, o0, o1, w;
+        if constexpr (Tiled) {  // tile k: 64 code bytes, then the four index bit planes
+          const std::uint8_t* t = cb + 96 * k;
+          w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32 * h));
+          e0 = plane(t + 64 + 4 * h);
+          e1 = plane(t + 72 + 4 * h);
+          o0 = plane(t + 80 + 4 * h);
+          o1 = plane(t + 88 + 4 * h);
+        } else {
+          __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ib + 16 * s)));
+          v = _mm256_or_si256(v, _mm256_slli_epi16(v, 4));  // byte g, bits 0-3: group g's (i0 | i1 << 2)
+          e0 = _mm256_slli_epi16(v, 7);
+          e1 = _mm256_slli_epi16(v, 6);
+          o0 = _mm256_slli_epi16(v, 5);
+          o1 = _mm256_slli_epi16(v, 4);
+          w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + 32 * s));
+        }
+        // i0 < i1 (the layout's increasing positions): i0 ∈ {0, 1, 2}, i1 ∈ {1, 2, 3}, two blends each
+        const __m256i xe = _mm256_blendv_epi8(_mm256_blendv_epi8(r0, r1, e0), r2, e1);
+        const __m256i xo = _mm256_blendv_epi8(r1, _mm256_blendv_epi8(r2, r3, o0), o1);
+        const __m256i lo = _mm256_and_si256(w, nib);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+        __m256i z;
+        if constexpr (Asym) {  // lane L: kept block 2s + L, group (2s + L) / r
+          z = _mm256_set_m128i(_mm_set1_epi8(static_cast<char>(zb[(2 * s + 1) / static_cast<int>(r)])),
+                               _mm_set1_epi8(static_cast<char>(zb[(2 * s) / static_cast<int>(r)])));
+        } else {
+          z = _mm256_set1_epi8(8);
+        }
+        const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
+        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(z, xe), _mm256_maddubs_epi16(z, xo));
+        a[j] = _mm256_madd_epi16(_mm256_sub_epi16(t, c), ones16);
+      }
+      const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(a[0], a[1]), _mm256_unpackhi_epi32(a[0], a[1]));
+      const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(a[2], a[3]), _mm256_unpackhi_epi32(a[2], a[3]));
+      const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+      const __m256i d = _mm256_permutevar8x32_epi32(u, perm);  // kept blocks 8·half .. 8·half + 7
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(act.scale + base / 64 + 8 * half));
+      const float* sh = swb + gph * static_cast<std::size_t>(half);
+      const __m256 sc = r == 1 ? _mm256_loadu_ps(sh) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(sh, gmask), expand);
+      accf = _mm256_fmadd_ps(f, sc, accf);
+    }
+  };
+
+  const std::size_t nfull = nk / 512;
+  const std::size_t gpb = 16 / r;  // groups per 512 kept values
+  constexpr std::size_t cstep = Tiled ? 384 : 256;  // code (tile) bytes per 512 kept values
+  for (std::size_t b = 0; b < nfull; ++b) {
+    block(codes + b * cstep, Tiled ? nullptr : idx + b * 128, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 1024);
+  }
+  const std::size_t rem = nk - nfull * 512;  // multiple of 32 kept values
+  if (rem != 0) {  // zero-padded copies: no read past a row
+    alignas(32) std::uint8_t cbuf[384] = {};
+    std::uint8_t ibuf[128] = {};
+    float sbuf[16] = {};
+    std::uint8_t zbuf[16] = {};
+    const std::size_t ng = rem / (32 * r);
+    if constexpr (Tiled) {
+      std::memcpy(cbuf, codes + nfull * cstep, (rem + 127) / 128 * 96);
+    } else {
+      std::memcpy(cbuf, codes + nfull * 256, rem / 2);
+      std::memcpy(ibuf, idx + nfull * 128, rem / 4);
+    }
+    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
+    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
+    block(cbuf, ibuf, sbuf, zbuf, nfull * 1024);
+  }
+  __m128 hs = _mm_add_ps(_mm256_castps256_ps128(accf), _mm256_extractf128_ps(accf, 1));
+  hs = _mm_add_ps(hs, _mm_movehl_ps(hs, hs));
+  hs = _mm_add_ss(hs, _mm_movehdup_ps(hs));
+  return _mm_cvtss_f32(hs);
+}
+#endif
+
 /// One row, portable: the same integer sums per kept block of 32, accumulated in float.
 template <bool Asym>
 [[nodiscard]] inline float nm24_q4_row_generic(const std::uint8_t* codes, const std::uint8_t* idx, const float* sw,
@@ -278,6 +406,13 @@ void gemv_nm24_q4_a8(const std::uint8_t* codes, const float* scales, const std::
         constexpr bool V = Vnni && detail::has_vnni;
         y[k] = zr != nullptr ? detail::nm24_q4_row_avx512<true, V>(c, ip, sw, zr, nk, r, act)
                              : detail::nm24_q4_row_avx512<false, V>(c, ip, sw, nullptr, nk, r, act);
+        continue;
+      }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+      if constexpr (detail::is_avx2_v<Arch> && !detail::is_avx512bw_v<Arch>) {
+        y[k] = zr != nullptr ? detail::nm24_q4_row_avx2<true>(c, ip, sw, zr, nk, r, act)
+                             : detail::nm24_q4_row_avx2<false>(c, ip, sw, nullptr, nk, r, act);
         continue;
       }
 #endif
@@ -349,6 +484,13 @@ void gemv_nm24_q4_tiled_a8(const std::uint8_t* tiles, const float* scales, const
         constexpr bool V = Vnni && detail::has_vnni;
         y[k] = zr != nullptr ? detail::nm24_q4_row_avx512<true, V, true>(t, nullptr, sw, zr, nk, r, act)
                              : detail::nm24_q4_row_avx512<false, V, true>(t, nullptr, sw, nullptr, nk, r, act);
+        continue;
+      }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+      if constexpr (detail::is_avx2_v<Arch> && !detail::is_avx512bw_v<Arch>) {
+        y[k] = zr != nullptr ? detail::nm24_q4_row_avx2<true, true>(t, nullptr, sw, zr, nk, r, act)
+                             : detail::nm24_q4_row_avx2<false, true>(t, nullptr, sw, nullptr, nk, r, act);
         continue;
       }
 #endif

@@ -31,8 +31,10 @@
 // Bytes per dense weight at G = 32: 0.25 codes + 0.125 masks + scales (0.0625 f32, 0.031 fp16)
 // versus 0.625 / 0.5625 for dense int4 g32. 4 rows per pass, rows two passes ahead prefetched.
 // VBMI2 is not in the project's AVX-512 flag set: the kernel is compiled with a target attribute
-// and chosen at run time (__builtin_cpu_supports); without it, and on other archs, the portable
-// loop computes the same integer sums per block (float rounding differs).
+// and chosen at run time (__builtin_cpu_supports); without it the AVX2 kernel runs. AVX2
+// (nm24m_q4_rows_avx2) gathers the kept activations with vpshufb (controls from the mask nibbles)
+// instead of expanding the codes. All paths compute the same integer sums per block (float
+// rounding differs).
 // Preconditions (callers check): cols % 64 == 0, group ∈ {32, 64, 128}, (cols/2) % group == 0.
 #pragma once
 
@@ -46,6 +48,7 @@
 #include "sparq/core/half.hpp"
 #include "sparq/kernels/gemv_common.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -61,6 +64,11 @@ inline constexpr int nm24m_rows = 4;
 // ------------------------------------------------------------------------------------------------
 // int4 on presence-mask tiles, int8 activations
 // ------------------------------------------------------------------------------------------------
+
+SPARQ_TARGET_END
+
+// Layout helpers and the NmMaskQ8 view are plain data, the same for every target (they appear in
+// the run-time dispatch table's signatures), so they sit outside the target namespace.
 
 /// Inputs covered by the mask-tile layouts and NmMaskQ8 buffers (multiple of 1024).
 [[nodiscard]] constexpr std::size_t nm24m_padded(std::size_t cols) noexcept { return (cols + 1023) / 1024 * 1024; }
@@ -100,6 +108,8 @@ struct NmMaskQ8 {
     return v;
   }
 };
+
+SPARQ_TARGET_BEGIN
 
 /// Quantizes x[0..cols) per block of 64 inputs into `out` (cols % 64 == 0; padding zeroed).
 inline void quantize_nm24m_q8(const float* x, std::size_t cols, const NmMaskQ8& out) noexcept {
@@ -321,6 +331,176 @@ SPARQ_NM24M_VBMI2 void nm24m_q4_range_vbmi2(const std::uint8_t* tiles, const S* 
 #undef SPARQ_NM24M_VBMI2
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+/// R rows (k .. k+R−1) of the int4 mask kernel, AVX2. AVX2 has no vpexpandb, so this path works
+/// in the compact domain instead: it gathers the activation of every kept code with vpshufb and
+/// never touches the non-kept inputs (tile layout: this header's comment; docs/kernels.md).
+/// Per pair s of lane vectors (Z_a = Z_{2s}, Z_b = Z_{2s+1}; 64 kept values, one 32-byte code load):
+///  - codes: lo / hi nibbles of the pair's 32 bytes are Z_a's / Z_b's kept values in lane order;
+///    vpunpcklqdq / vpunpckhqdq give w02 = [Z_a.L0, Z_b.L0 | Z_a.L2, Z_b.L2] and w13 (lanes 1, 3),
+///    8 kept values per 64-bit half (a 16-input lane holds 4 groups of 2:4 = 8 kept values).
+///  - shuffle controls: in 2:4 every mask nibble (one group of 4 inputs) has exactly two bits set,
+///    and the group's two kept values are adjacent slots. The nibbles are spread to one byte each
+///    (vpshufb + 16-bit shift + unpack), duplicated to the two slots of their group, and one
+///    16-entry vpshufb table maps (nibble of an even slot) to the position of its first set bit and
+///    (nibble XOR 1 of an odd slot) to the position of its second: the six valid nibbles {3, 5, 6,
+///    9, 10, 12} and their XOR-1 images {2, 4, 7, 8, 11, 13} do not overlap. Adding 4·(group in lane)
+///    gives the byte of each kept value inside its 16-input lane.
+///  - activations: per chunk, the lane vectors are regrouped once (vperm2i128, shared by the R rows)
+///    into [Z.L0 | Z.L2] and [Z.L1 | Z.L3]; per row, vpshufb on Z_a's and on Z_b's and a dword blend
+///    give the 16 kept activations of each 128-bit lane in code order.
+///  - sums: Σ (u − z)·qx = maddubs(w, x) − maddubs(z, x) per 16-bit lane (≤ 2·15·127 each; two pairs
+///    summed stay < 32767), then vpmaddwd. Each 128-bit lane stays in one block of 64 inputs, so the
+///    transpose-add of gemv_q4 (with the lane order (0, 2 | 1, 3) undone by its final vpermd) gives
+///    the block sums; y += s·a·d. No block-sum correction is needed (csum is unused here).
+/// Same integers as the AVX-512 kernel; only the float summation order differs. Each row runs the
+/// same sequence for any R. Prefetch as in the VBMI2 kernel.
+template <bool Asym, class S, int R, bool Prefetch, int Passes = 2>
+inline void nm24m_q4_rows_avx2(const std::uint8_t* tiles, const S* scales, const std::uint8_t* zeros, std::size_t group,
+                               std::size_t k, std::size_t cols, const NmMaskQ8& act, float* y) noexcept {
+  const std::size_t r = group / 32, ng = cols / 2 / group, rb = nm24m_q4_row_bytes(cols);
+  const std::size_t nchunk = nm24m_padded(cols) / 1024, full = cols / 1024, gpc = 16 / r, gph = 8 / r;
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);  // transpose-add output -> block order
+  const __m256i expand = r == 1   ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                         : r == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                  : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const __m256i gmask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gph)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  // mask bytes [ma | mb] (broadcast) -> lane 0: ma bytes 0-3, mb bytes 0-3; lane 1: bytes 4-7 of each
+  const __m256i mgather = _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                           4, 5, 6, 7, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i dup02 = _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11,  //
+                                         0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11);
+  const __m256i dup13 = _mm256_add_epi8(dup02, _mm256_set1_epi8(4));
+  const __m256i parity = _mm256_set1_epi16(0x0100);
+  const __m256i base = _mm256_setr_epi8(0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12,  //
+                                        0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12);
+  // position of the first set bit of a valid nibble n (index n) / of the second (index n ^ 1)
+  const __m256i lut = _mm256_setr_epi8(0, 0, 1, 0, 2, 0, 1, 2, 3, 0, 1, 3, 2, 3, 0, 0,  //
+                                       0, 0, 1, 0, 2, 0, 1, 2, 3, 0, 1, 3, 2, 3, 0, 0);
+  auto load_scales = [&](const S* p) {
+    if constexpr (std::is_same_v<S, float>) {
+      return r == 1 ? _mm256_loadu_ps(p) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(p, gmask), expand);
+    } else {
+#if defined(__F16C__)
+      if (r == 1) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      std::uint64_t h = 0;
+      std::memcpy(&h, p, gph * sizeof(S));
+      return _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h))), expand);
+#else
+      alignas(32) float t[8] = {};
+      for (std::size_t g = 0; g < gph; ++g) t[g] = fp16_to_float(p[g]);
+      return _mm256_permutevar8x32_ps(_mm256_load_ps(t), expand);
+#endif
+    }
+  };
+  __m256 accf[R];
+  for (int i = 0; i < R; ++i) accf[i] = _mm256_setzero_ps();
+  alignas(32) std::int8_t xs[32][32];  // per pair s: Z_a [L0|L2], Z_b [L0|L2], Z_a [L1|L3], Z_b [L1|L3]
+  for (std::size_t ch = 0; ch < nchunk; ++ch) {
+    const S* sw[R];
+    const std::uint8_t* zw[R];
+    S sbuf[R][16];
+    std::uint8_t zbuf[R][16];
+    for (int i = 0; i < R; ++i) {
+      sw[i] = scales + (k + i) * ng + ch * gpc;
+      zw[i] = Asym ? zeros + (k + i) * ng + ch * gpc : nullptr;
+      if (ch >= full) {  // tail chunk: scales / zeros copied, padding 0 (the tile row itself is padded)
+        const std::size_t left = ng - ch * gpc;
+        std::memset(sbuf[i], 0, sizeof(sbuf[i]));
+        std::memset(zbuf[i], 0, sizeof(zbuf[i]));
+        std::memcpy(sbuf[i], sw[i], left * sizeof(S));
+        if constexpr (Asym) std::memcpy(zbuf[i], zw[i], left);
+        sw[i] = sbuf[i];
+        zw[i] = zbuf[i];
+      }
+    }
+    if constexpr (Prefetch) {
+      for (int i = 0; i < R; ++i) {
+        const std::size_t ka = k + Passes * R + i;
+        const auto* pt = reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(tiles) + ka * rb + ch * 384);
+        for (int l = 0; l < 6; ++l) _mm_prefetch(pt + 64 * l, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(scales) + (ka * ng + ch * gpc) * sizeof(S)),
+                     _MM_HINT_T0);
+        if constexpr (Asym)
+          _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(zeros) + ka * ng + ch * gpc), _MM_HINT_T0);
+      }
+    }
+    const std::int8_t* xq = act.q + ch * 1024;
+    for (int t = 0; t < 16; ++t) {  // Z_t = [L0 L1 | L2 L3] -> [L0 | L2], [L1 | L3]
+      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * t));
+      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * t + 32));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(xs[4 * (t / 2) + t % 2]), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(xs[4 * (t / 2) + 2 + t % 2]), _mm256_permute2x128_si256(a, b, 0x31));
+    }
+    for (int i = 0; i < R; ++i) {
+      const std::uint8_t* tl = tiles + (k + i) * rb + ch * 384;
+      for (int h = 0; h < 2; ++h) {  // blocks 8h .. 8h + 7 = p ∈ {2h, 2h + 1}
+        __m256i a[4];
+        for (int pp = 0; pp < 2; ++pp) {
+          const int p = 2 * h + pp;
+          __m256i z02, z13;
+          if constexpr (Asym) {  // lane L of w02: block 4p + 2L; of w13: block 4p + 2L + 1
+            auto zb = [&](int b) { return _mm_set1_epi8(static_cast<char>(zw[i][static_cast<std::size_t>(b) / r])); };
+            z02 = _mm256_set_m128i(zb(4 * p + 2), zb(4 * p));
+            z13 = _mm256_set_m128i(zb(4 * p + 3), zb(4 * p + 1));
+          } else {
+            z02 = z13 = _mm256_set1_epi8(8);
+          }
+          __m256i d02 = _mm256_setzero_si256(), d13 = _mm256_setzero_si256();
+          for (int q2 = 0; q2 < 2; ++q2) {
+            const int s = 2 * p + q2;  // pair s: Z_{2s}, Z_{2s+1}
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl + 32 * s));
+            const __m256i lo = _mm256_and_si256(w, nib), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+            const __m256i w02 = _mm256_unpacklo_epi64(lo, hi), w13 = _mm256_unpackhi_epi64(lo, hi);
+            const __m256i mm = _mm256_shuffle_epi8(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tl + 256 + 16 * s))), mgather);
+            const __m256i nibs = _mm256_and_si256(_mm256_unpacklo_epi8(mm, _mm256_srli_epi16(mm, 4)), nib);
+            const __m256i c02 = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(_mm256_shuffle_epi8(nibs, dup02), parity)), base);
+            const __m256i c13 = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(_mm256_shuffle_epi8(nibs, dup13), parity)), base);
+            const std::int8_t* xp = xs[4 * s];
+            const __m256i x02 = _mm256_blend_epi32(
+                _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(xp)), c02),
+                _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 32)), c02), 0xCC);
+            const __m256i x13 = _mm256_blend_epi32(
+                _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 64)), c13),
+                _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 96)), c13), 0xCC);
+            d02 = _mm256_add_epi16(d02, _mm256_sub_epi16(_mm256_maddubs_epi16(w02, x02), _mm256_maddubs_epi16(z02, x02)));
+            d13 = _mm256_add_epi16(d13, _mm256_sub_epi16(_mm256_maddubs_epi16(w13, x13), _mm256_maddubs_epi16(z13, x13)));
+          }
+          a[2 * pp] = _mm256_madd_epi16(d02, ones16);
+          a[2 * pp + 1] = _mm256_madd_epi16(d13, ones16);
+        }
+        const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(a[0], a[1]), _mm256_unpackhi_epi32(a[0], a[1]));
+        const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(a[2], a[3]), _mm256_unpackhi_epi32(a[2], a[3]));
+        const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+        const __m256i d = _mm256_permutevar8x32_epi32(u, perm);
+        const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(act.scale + ch * 16 + 8 * h));
+        accf[i] = _mm256_fmadd_ps(f, load_scales(sw[i] + gph * static_cast<std::size_t>(h)), accf[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    __m128 hs = _mm_add_ps(_mm256_castps256_ps128(accf[i]), _mm256_extractf128_ps(accf[i], 1));
+    hs = _mm_add_ps(hs, _mm_movehl_ps(hs, hs));
+    hs = _mm_add_ss(hs, _mm_movehdup_ps(hs));
+    y[k + i] = _mm_cvtss_f32(hs);
+  }
+}
+
+/// Rows [k0, k1): nm24m_rows per pass (prefetching two passes ahead), then single rows.
+template <bool Asym, class S>
+inline void nm24m_q4_range_avx2(const std::uint8_t* tiles, const S* scales, const std::uint8_t* zeros, std::size_t group,
+                                std::size_t k0, std::size_t k1, std::size_t cols, const NmMaskQ8& act, float* y) noexcept {
+  constexpr int NR = nm24m_rows;
+  std::size_t k = k0;
+  for (; k + NR <= k1; k += NR) nm24m_q4_rows_avx2<Asym, S, NR, true>(tiles, scales, zeros, group, k, cols, act, y);
+  for (; k < k1; ++k) nm24m_q4_rows_avx2<Asym, S, 1, false>(tiles, scales, zeros, group, k, cols, act, y);
+}
+#endif
+
 /// One row of the int4 mask tiles, portable: the same integer sums per block of 64 inputs.
 template <bool Asym, class S>
 [[nodiscard]] inline float nm24m_q4_row_generic(const std::uint8_t* tile_row, const S* sw, const std::uint8_t* zp,
@@ -395,6 +575,16 @@ inline void nm24m_q4_range(const std::uint8_t* tiles, const S* scales, const std
     }
   }
 #endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (is_avx2_v<Arch> || is_avx512bw_v<Arch>) {  // also AVX-512 CPUs without VBMI2
+    if (zeros != nullptr) {
+      nm24m_q4_range_avx2<true, S>(tiles, scales, zeros, group, k0, k1, cols, act, y);
+    } else {
+      nm24m_q4_range_avx2<false, S>(tiles, scales, nullptr, group, k0, k1, cols, act, y);
+    }
+    return;
+  }
+#endif
   const std::size_t ng = cols / 2 / group, rb = nm24m_q4_row_bytes(cols);
   for (std::size_t k = k0; k < k1; ++k) {
     y[k] = zeros != nullptr ? nm24m_q4_row_generic<true, S>(tiles + k * rb, scales + k * ng, zeros + k * ng, group, cols, act)
@@ -407,7 +597,7 @@ inline void nm24m_q4_range(const std::uint8_t* tiles, const S* scales, const std
 /// 2:4 W4A8 GEMV on mask tiles: y[k] = Σ_b s[k][g(b)]·a[b]·Σ_{kept j in b}(u_kj − z[k][g(b)])·qx[j].
 /// tiles rows × nm24m_q4_row_bytes(cols) (pack_nm24m_q4), scales (zeros or nullptr) rows × (cols/2)/group,
 /// group ∈ {32, 64, 128}, cols % 64 == 0, (cols/2) % group == 0; `act` built for the same cols.
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemv_nm24m_q4_a8(const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
                       std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y, int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
@@ -417,7 +607,7 @@ void gemv_nm24m_q4_a8(const std::uint8_t* tiles, const float* scales, const std:
 
 /// gemv_nm24m_q4_a8 with fp16 group scales (IEEE binary16 bit patterns): 0.031 instead of 0.0625
 /// bytes per dense weight at G = 32. Scales widen exactly: equal to gemv_nm24m_q4_a8 on the widened scales.
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemv_nm24m_q4h_a8(const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
                        std::size_t group, std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y,
                        int threads = 1) noexcept {
@@ -428,7 +618,7 @@ void gemv_nm24m_q4h_a8(const std::uint8_t* tiles, const std::uint16_t* scales_f1
 
 /// Float-activation form: quantizes x per block of 64 into `work` (nm24m_q8_workspace_bytes(cols)).
 /// Error versus the exact float product |Δy[k]| ≤ Σ_j |W[k][j]|·a[b(j)]/2 (plus float rounding).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_nm24m_q4_f32(const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
                        std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads = 1) noexcept {
   const NmMaskQ8 act = NmMaskQ8::carve(work, cols);
@@ -437,7 +627,7 @@ void gemv_nm24m_q4_f32(const std::uint8_t* tiles, const float* scales, const std
 }
 
 /// Float-activation form of gemv_nm24m_q4h_a8 (workspace nm24m_q8_workspace_bytes(cols)).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_nm24m_q4h_f32(const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
                         std::size_t group, std::size_t rows, std::size_t cols, const float* x, float* y, void* work,
                         int threads = 1) noexcept {
@@ -463,6 +653,34 @@ inline void gemv_nm24m_q4_a8_reference(const std::uint8_t* codes, const float* s
     y[k] = static_cast<float>(s);
   }
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemv_nm24m_q4_a8<simd::dynamic, detail::has_vnni>(
+    const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
+    std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_nm24m_q4_a8, (gemv_nm24m_q4_a8<xsimd::default_arch, detail::has_vnni>), tiles, scales, zeros, group, rows, cols, act, y, threads);
+}
+template <>
+inline void gemv_nm24m_q4h_a8<simd::dynamic, detail::has_vnni>(
+    const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t group,
+    std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_nm24m_q4h_a8, (gemv_nm24m_q4h_a8<xsimd::default_arch, detail::has_vnni>), tiles, scales_f16, zeros, group, rows, cols, act, y, threads);
+}
+template <>
+inline void gemv_nm24m_q4_f32<simd::dynamic>(
+    const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
+    std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_nm24m_q4_f32, (gemv_nm24m_q4_f32<xsimd::default_arch>), tiles, scales, zeros, group, rows, cols, x, y, work, threads);
+}
+template <>
+inline void gemv_nm24m_q4h_f32<simd::dynamic>(
+    const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t group,
+    std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_nm24m_q4h_f32, (gemv_nm24m_q4h_f32<xsimd::default_arch>), tiles, scales_f16, zeros, group, rows, cols, x, y, work, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

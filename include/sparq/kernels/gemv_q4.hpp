@@ -14,7 +14,9 @@
 // which equals Σ_j W[k][j]·a[b]·qx[j] exactly up to float rounding of the last two products.
 // The nibble-ordered activation layout lets the low/high nibbles of 64 code bytes meet their
 // activations without shuffles; four 64-byte chunks (16 blocks) are reduced with an in-lane
-// transpose-add and one permute, then scaled with one FMA per 16 blocks.
+// transpose-add and one permute, then scaled with one FMA per 16 blocks (AVX2: four 32-byte
+// chunks, 8 blocks, one FMA per 8 blocks). Both vector kernels run 4 rows per pass in the streaming
+// GEMV (shared activation loads, software prefetch of the rows ahead) and take float or fp16 scales.
 //  - gemv_q4_a8:  activations already in a BlockQ8 (from quantize_block_q8, or from int8 per-token
 //                 activations via block_q8_from_per_token: W4A8).
 //  - gemv_q4_f32: float x; quantizes x into the caller's workspace first. Error versus the exact
@@ -27,6 +29,7 @@
 
 #include "sparq/core/half.hpp"
 #include "sparq/kernels/gemv_common.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -156,70 +159,129 @@ template <bool Asym, bool Vnni>
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__)
-/// One row, AVX2 (maddubs; blocks of 256 inputs = 8 blocks of 32).
-template <bool Asym>
-[[nodiscard]] inline float q4_row_avx2(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
-                                       std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+/// NR rows at once, AVX2 (maddubs; blocks of 256 inputs = 8 blocks of 32; row i: codes + i·cstride,
+/// sw + i·sstride, zp + i·sstride). Each row runs exactly the operation sequence of NR = 1 (the rows
+/// only share the activation-side loads), so a row's value does not depend on NR or on the thread
+/// count. S = float scales, or uint16 fp16 bit patterns widened exactly (F16C vcvtph2ps), so with
+/// fp16 scales the result equals the float-scale kernel on the widened scales bit for bit.
+/// Prefetch (streaming decode): like the AVX-512 kernel, software-prefetch the same block of the
+/// rows 2·NR further on (prefetches never fault, so running past the last row is harmless).
+template <bool Asym, int NR, bool Prefetch = false, class S = float>
+inline void q4_rows_avx2(const std::uint8_t* codes, std::size_t cstride, const S* sw, const std::uint8_t* zp,
+                         std::size_t sstride, std::size_t cols, std::size_t r, const BlockQ8& act,
+                         float* out) noexcept {
   const __m256i nib = _mm256_set1_epi8(0x0f);
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const __m256i expand = r == 1   ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
                          : r == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
                                   : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const std::size_t gpb = 8 / r;
-  const __m256i gmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gpb)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  __m256 accf = _mm256_setzero_ps();
+  const std::size_t gpb = 8 / r;  // groups per 256-input block
+  const __m256i gmask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gpb)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 accf[NR];
+  for (int i = 0; i < NR; ++i) accf[i] = _mm256_setzero_ps();
 
-  auto block = [&](const std::uint8_t* cb, const float* swb, const std::uint8_t* zb, std::size_t base) {
-    __m256i acc[4];
-    for (int k = 0; k < 4; ++k) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + 32 * k));
-      const __m256i lo = _mm256_and_si256(w, nib);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
-      const std::int8_t* xp = act.q + base + 128 * (k / 2) + 32 * (k % 2);
-      const __m256i xe = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
-      const __m256i xo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 64));
-      acc[k] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), ones16);
+  // the scales of one block (gpb values) broadcast to the 8 blocks of 32 they cover
+  auto load_scales = [&](const S* swb) {
+    if constexpr (std::is_same_v<S, float>) {
+      return r == 1 ? _mm256_loadu_ps(swb) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(swb, gmask), expand);
+    } else {
+#if defined(__F16C__)
+      if (r == 1) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(swb)));
+      std::uint64_t h = 0;
+      std::memcpy(&h, swb, gpb * sizeof(S));  // 4 or 2 halves
+      return _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h))), expand);
+#else
+      alignas(32) float t[8] = {};
+      for (std::size_t g = 0; g < gpb; ++g) t[g] = fp16_to_float(swb[g]);
+      return _mm256_permutevar8x32_ps(_mm256_load_ps(t), expand);
+#endif
     }
-    const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
-    const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
-    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-    __m256i d = _mm256_permutevar8x32_epi32(u, perm);
+  };
+
+  // cb(i): 128 code bytes of row i; swb(i) / zb(i): its scales / zeros for these 8 blocks.
+  auto block = [&](auto cb, auto swb, auto zb, std::size_t base) {
     const std::size_t sb = base / 32;
     const __m256i qsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.sum + sb));
-    if constexpr (Asym) {
-      std::uint64_t zz = 0;
-      std::memcpy(&zz, zb, gpb);
-      const __m256i z = _mm256_permutevar8x32_epi32(
-          _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(zz))), expand);
-      d = _mm256_sub_epi32(d, _mm256_mullo_epi32(z, qsum));
-    } else {
-      d = _mm256_sub_epi32(d, _mm256_slli_epi32(qsum, 3));
+    const __m256 ascale = _mm256_loadu_ps(act.scale + sb);
+    for (int i = 0; i < NR; ++i) {
+      __m256i acc[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb(i) + 32 * k));
+        const __m256i lo = _mm256_and_si256(w, nib);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+        const std::int8_t* xp = act.q + base + 128 * (k / 2) + 32 * (k % 2);
+        const __m256i xe = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
+        const __m256i xo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 64));
+        acc[k] =
+            _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), ones16);
+      }
+      // each 128-bit lane of acc[k] holds 4 partial sums of block 2k + lane: transpose-add them
+      const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
+      const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
+      const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+      __m256i d = _mm256_permutevar8x32_epi32(u, perm);  // natural block order
+      if constexpr (Asym) {
+        std::uint64_t zz = 0;
+        std::memcpy(&zz, zb(i), gpb);
+        const __m256i z = _mm256_permutevar8x32_epi32(
+            _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(zz))), expand);
+        d = _mm256_sub_epi32(d, _mm256_mullo_epi32(z, qsum));
+      } else {
+        d = _mm256_sub_epi32(d, _mm256_slli_epi32(qsum, 3));
+      }
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), ascale);
+      accf[i] = _mm256_fmadd_ps(f, load_scales(swb(i)), accf[i]);
     }
-    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(act.scale + sb));
-    const __m256 s = r == 1 ? _mm256_loadu_ps(swb) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(swb, gmask), expand);
-    accf = _mm256_fmadd_ps(f, s, accf);
   };
 
   const std::size_t nfull = cols / 256;
   for (std::size_t b = 0; b < nfull; ++b) {
-    block(codes + b * 128, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 256);
+    if constexpr (Prefetch) {  // the same block of the rows two calls ahead (the row stream is interleaved)
+      const std::uintptr_t cp = reinterpret_cast<std::uintptr_t>(codes) + 2 * NR * cstride + b * 128;
+      const std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(sw + b * gpb) + 2 * NR * sstride * sizeof(S);
+      const std::uintptr_t zq = reinterpret_cast<std::uintptr_t>(zp) + 2 * NR * sstride + b * gpb;
+      for (int i = 0; i < NR; ++i) {
+        const auto* pc = reinterpret_cast<const char*>(cp + i * cstride);
+        _mm_prefetch(pc, _MM_HINT_T0);
+        _mm_prefetch(pc + 64, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sp + i * sstride * sizeof(S)), _MM_HINT_T0);
+        if constexpr (Asym) _mm_prefetch(reinterpret_cast<const char*>(zq + i * sstride), _MM_HINT_T0);
+      }
+    }
+    block([&](int i) { return codes + i * cstride + b * 128; }, [&](int i) { return sw + i * sstride + b * gpb; },
+          [&](int i) { return zp + i * sstride + b * gpb; }, b * 256);
   }
   const std::size_t rem = cols - nfull * 256;
-  if (rem != 0) {
-    alignas(32) std::uint8_t cbuf[128] = {};
-    float sbuf[8] = {};
-    std::uint8_t zbuf[8] = {};
+  if (rem != 0) {  // copy the partial block into zero-padded buffers (no reads past a row)
+    alignas(32) std::uint8_t cbuf[NR][128] = {};
+    S sbuf[NR][8] = {};
+    std::uint8_t zbuf[NR][8] = {};
     const std::size_t ng = rem / (32 * r);
-    std::memcpy(cbuf, codes + nfull * 128, rem / 2);
-    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
-    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
-    block(cbuf, sbuf, zbuf, nfull * 256);
+    for (int i = 0; i < NR; ++i) {
+      std::memcpy(cbuf[i], codes + i * cstride + nfull * 128, rem / 2);
+      std::memcpy(sbuf[i], sw + i * sstride + nfull * gpb, ng * sizeof(S));
+      if constexpr (Asym) std::memcpy(zbuf[i], zp + i * sstride + nfull * gpb, ng);
+    }
+    block([&](int i) { return &cbuf[i][0]; }, [&](int i) { return &sbuf[i][0]; }, [&](int i) { return &zbuf[i][0]; },
+          nfull * 256);
   }
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(accf), _mm256_extractf128_ps(accf, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-  return _mm_cvtss_f32(h);
+  for (int i = 0; i < NR; ++i) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(accf[i]), _mm256_extractf128_ps(accf[i], 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    out[i] = _mm_cvtss_f32(h);
+  }
+}
+
+/// One row, AVX2.
+template <bool Asym>
+[[nodiscard]] inline float q4_row_avx2(const std::uint8_t* codes, const float* sw, const std::uint8_t* zp,
+                                       std::size_t cols, std::size_t r, const BlockQ8& act) noexcept {
+  float out;
+  q4_rows_avx2<Asym, 1>(codes, 0, sw, zp, 0, cols, r, act, &out);
+  return out;
 }
 #endif
 
@@ -250,7 +312,7 @@ template <bool Asym, class S = float>
   return acc;
 }
 
-/// Rows the AVX-512 kernel computes together (they share the activation loads).
+/// Rows the AVX-512 and AVX2 kernels compute together (they share the activation loads).
 inline constexpr int q4_rows = 4;
 
 
@@ -270,7 +332,7 @@ template <class Arch, bool Asym, bool Vnni>
 
 namespace detail {
 
-/// Rows [k0, k1) of the W4A8 product into y[k0..k1): groups of q4_rows rows on AVX-512 (Prefetch:
+/// Rows [k0, k1) of the W4A8 product into y[k0..k1): groups of q4_rows rows on AVX-512 / AVX2 (Prefetch:
 /// streaming decode), then single rows. Each row's value is independent of the grouping.
 template <class Arch, bool Vnni, bool Prefetch, class S = float>
 inline void q4_rows_range(const std::uint8_t* codes, const S* scales, const std::uint8_t* zeros, std::size_t k0,
@@ -291,6 +353,31 @@ inline void q4_rows_range(const std::uint8_t* codes, const S* scales, const std:
                                                     y + k);
       }
     }
+  }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>) {  // float or fp16 scales: same kernel
+    // Streaming GEMV: 4-row passes with prefetch. Without prefetch (the prefill GEMM) single rows:
+    // 4 interleaved row streams without software prefetch measured much slower with AVX2 on an
+    // AMD EPYC (benchmarks/kernels). Every row's value is the same either way (docs/kernels.md).
+    if constexpr (Prefetch) {
+      for (; k + q4_rows <= k1; k += q4_rows) {
+        if (zeros != nullptr) {
+          q4_rows_avx2<true, q4_rows, true, S>(codes + k * cb, cb, scales + k * ng, zeros + k * ng, ng, cols, r, act,
+                                               y + k);
+        } else {
+          q4_rows_avx2<false, q4_rows, true, S>(codes + k * cb, cb, scales + k * ng, nullptr, ng, cols, r, act, y + k);
+        }
+      }
+    }
+    for (; k < k1; ++k) {
+      if (zeros != nullptr) {
+        q4_rows_avx2<true, 1, false, S>(codes + k * cb, 0, scales + k * ng, zeros + k * ng, 0, cols, r, act, y + k);
+      } else {
+        q4_rows_avx2<false, 1, false, S>(codes + k * cb, 0, scales + k * ng, nullptr, 0, cols, r, act, y + k);
+      }
+    }
+    return;
   }
 #endif
   for (; k < k1; ++k) {
@@ -321,7 +408,7 @@ inline void q4_rows_range(const std::uint8_t* codes, const S* scales, const std:
 /// W4A8 GEMV: y[k] = Σ_b s[k][g(b)]·a[b]·Σ_{j in b}(u[k][j] − z[k][g(b)])·qx[j] (see the header).
 /// codes rows × cols/2 bytes; scales (and zeros, or nullptr for symmetric) rows × cols/group;
 /// group ∈ {32, 64, 128}, cols % group == 0; `act` built for the same cols.
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemv_q4_a8(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
                 std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads = 1) noexcept {
   for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
@@ -331,7 +418,7 @@ void gemv_q4_a8(const std::uint8_t* codes, const float* scales, const std::uint8
 
 /// Float-activation int4 GEMV: quantizes x per block of 32 into `work` (block_q8_workspace_bytes(cols)
 /// bytes) and runs gemv_q4_a8. Error bound in the header comment.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
                  std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads = 1) noexcept {
   const BlockQ8 act = BlockQ8::carve(work, cols);
@@ -341,9 +428,9 @@ void gemv_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint
 
 /// gemv_q4_a8 with fp16 scales (`scales_f16`: IEEE binary16 bit patterns, rows × cols/group; 2 bytes
 /// per group instead of 4, i.e. 4.5 instead of 5 bits per weight at G = 32). The scales widen to
-/// float exactly, so on AVX-512 and SSE2 the result equals gemv_q4_a8 on the widened scales bit for
-/// bit; AVX2 runs the portable loop here (float rounding differs from gemv_q4's AVX2 kernel).
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+/// float exactly, so on every target (AVX-512, AVX2, SSE2) the result equals gemv_q4_a8 on the
+/// widened scales bit for bit.
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemv_q4h_a8(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
                  std::size_t rows, std::size_t cols, std::size_t group, const BlockQ8& act, float* y,
                  int threads = 1) noexcept {
@@ -353,7 +440,7 @@ void gemv_q4h_a8(const std::uint8_t* codes, const std::uint16_t* scales_f16, con
 }
 
 /// Float-activation form of gemv_q4h_a8 (workspace block_q8_workspace_bytes(cols)).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_q4h_f32(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
                   std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y, void* work,
                   int threads = 1) noexcept {
@@ -377,6 +464,34 @@ inline void gemv_q4_reference(const std::uint8_t* codes, const float* scales, co
     y[k] = static_cast<float>(s);
   }
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemv_q4_a8<simd::dynamic, detail::has_vnni>(
+    const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+    std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q4_a8, (gemv_q4_a8<xsimd::default_arch, detail::has_vnni>), codes, scales, zeros, rows, cols, group, act, y, threads);
+}
+template <>
+inline void gemv_q4_f32<simd::dynamic>(
+    const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
+    std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q4_f32, (gemv_q4_f32<xsimd::default_arch>), codes, scales, zeros, rows, cols, group, x, y, work, threads);
+}
+template <>
+inline void gemv_q4h_a8<simd::dynamic, detail::has_vnni>(
+    const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t rows,
+    std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q4h_a8, (gemv_q4h_a8<xsimd::default_arch, detail::has_vnni>), codes, scales_f16, zeros, rows, cols, group, act, y, threads);
+}
+template <>
+inline void gemv_q4h_f32<simd::dynamic>(
+    const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t rows,
+    std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q4h_f32, (gemv_q4h_f32<xsimd::default_arch>), codes, scales_f16, zeros, rows, cols, group, x, y, work, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "sparq/kernels/gemv_common.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 
@@ -32,6 +33,7 @@ namespace detail {
 /// Vnni selects vpdpbusd on AVX-512 (the default follows the TU's -mavx512vnni).
 template <class Arch, bool Vnni = has_vnni>
 [[nodiscard]] inline std::int32_t dot_s8(const std::int8_t* a, const std::int8_t* b, std::size_t n) noexcept {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)  // (the AVX-512 types are unknown on other targets)
   if constexpr (is_avx512bw_v<Arch>) {
     std::size_t j = 0;
     if constexpr (Vnni && has_vnni) {
@@ -79,6 +81,7 @@ template <class Arch, bool Vnni = has_vnni>
       return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
     }
   }
+#endif
 #if defined(__AVX2__)
   if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>) {
     const __m256i ones16 = _mm256_set1_epi16(1);
@@ -286,7 +289,7 @@ inline constexpr int q8_rows = 4;
 }  // namespace detail
 
 /// W8A32: y[k] = scale[k]·Σ_j q[k][j]·x[j]. q rows × cols row-major (row stride cols).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x,
                  float* y, int threads = 1) noexcept {
   // One row at a time: with the weights streamed from memory the 4-row kernel (used by the prefill
@@ -297,7 +300,7 @@ void gemv_q8_f32(const std::int8_t* q, const float* scale, std::size_t rows, std
 }
 
 /// W8A8: y[k] = sx·scale[k]·Σ_j q[k][j]·qx[j], integer sum exact (cols ≤ 131072).
-template <class Arch = xsimd::default_arch, bool Vnni = detail::has_vnni>
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
 void gemv_q8_a8(const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
                 float sx, float* y, int threads = 1) noexcept {
 #if defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -353,6 +356,22 @@ inline void gemv_q8_a8_reference(const std::int8_t* q, std::size_t rows, std::si
     acc[k] = s;
   }
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void gemv_q8_f32<simd::dynamic>(
+    const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const float* x, float* y,
+    int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q8_f32, (gemv_q8_f32<xsimd::default_arch>), q, scale, rows, cols, x, y, threads);
+}
+template <>
+inline void gemv_q8_a8<simd::dynamic, detail::has_vnni>(
+    const std::int8_t* q, const float* scale, std::size_t rows, std::size_t cols, const std::int8_t* qx,
+    float sx, float* y, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_q8_a8, (gemv_q8_a8<xsimd::default_arch, detail::has_vnni>), q, scale, rows, cols, qx, sx, y, threads);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 

@@ -17,6 +17,7 @@
 
 #include "sparq/kernels/quant_isa.hpp"
 #include "sparq/simd/arch.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 SPARQ_TARGET_BEGIN
@@ -61,6 +62,7 @@ inline std::size_t pack4_simd(const std::uint8_t* c, std::size_t pairs, std::uin
   using quant_isa::Isa;
   constexpr Isa isa = quant_isa::isa_of<Arch>();
   std::size_t p = 0;
+  (void)c, (void)pairs, (void)out;  // unused on targets without a SIMD path (aarch64 today)
   if constexpr (isa == Isa::avx512bw) {
 #if defined(__AVX512BW__)
     // As 16-bit lanes w = even | odd << 8: (w | w >> 4) has even | odd << 4 in its low byte.
@@ -105,6 +107,7 @@ inline std::size_t unpack4_simd(const std::uint8_t* in, std::size_t bytes, std::
   using quant_isa::Isa;
   constexpr Isa isa = quant_isa::isa_of<Arch>();
   std::size_t p = 0;
+  (void)in, (void)bytes, (void)c;  // unused on targets without a SIMD path (aarch64 today)
   if constexpr (isa == Isa::avx512bw) {
 #if defined(__AVX512BW__)
     // Byte b widened to a 16-bit lane becomes (b & 0x0F) | (b & 0xF0) << 4: low code, high code.
@@ -141,7 +144,7 @@ inline std::size_t unpack4_simd(const std::uint8_t* in, std::size_t bytes, std::
 
 /// Packs n codes (one per byte) into the b-bit row layout above; writes packed_row_bytes(n, bits)
 /// bytes. SIMD for b = 4, memcpy for b = 8, the scalar bit stream otherwise. bits ∈ [1, 8].
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void pack_codes(const std::uint8_t* codes, std::size_t n, unsigned bits, std::uint8_t* out) noexcept {
   if (bits == 8) {
     if (n) std::memcpy(out, codes, n);
@@ -156,7 +159,7 @@ inline void pack_codes(const std::uint8_t* codes, std::size_t n, unsigned bits, 
 }
 
 /// Unpacks n codes of `bits` bits into one byte each (inverse of pack_codes).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void unpack_codes(const std::uint8_t* packed, std::size_t n, unsigned bits, std::uint8_t* codes) noexcept {
   if (bits == 8) {
     if (n) std::memcpy(codes, packed, n);
@@ -169,6 +172,20 @@ inline void unpack_codes(const std::uint8_t* packed, std::size_t n, unsigned bit
   }
   unpack_codes_scalar(packed, n, bits, codes);
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline void pack_codes<simd::dynamic>(
+    const std::uint8_t* codes, std::size_t n, unsigned bits, std::uint8_t* out) noexcept {
+  SPARQ_DISPATCH_CALL(pack_codes, (pack_codes<xsimd::default_arch>), codes, n, bits, out);
+}
+template <>
+inline void unpack_codes<simd::dynamic>(
+    const std::uint8_t* packed, std::size_t n, unsigned bits, std::uint8_t* codes) noexcept {
+  SPARQ_DISPATCH_CALL(unpack_codes, (unpack_codes<xsimd::default_arch>), packed, n, bits, codes);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 }  // namespace sparq::kernels

@@ -10,6 +10,8 @@
 // integers, and it keeps the float → int conversion in range for any finite x. The product x·inv is
 // one IEEE multiply in both paths and nearbyint / cvtps2dq both round half to even, so the scalar
 // references and the SIMD paths agree bit for bit. Kernels are noexcept and check nothing.
+// Same results on every SIMD target (docs/kernels.md): only element-wise IEEE operations, integer
+// maxima and exact min/max, no sums and no fused multiply-add, so every target gives the same codes.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 
 #include "sparq/kernels/quant_isa.hpp"
 #include "sparq/simd/arch.hpp"
+#include "sparq/kernels/dispatch.hpp"
 
 namespace sparq::kernels {
 SPARQ_TARGET_BEGIN
@@ -132,7 +135,7 @@ inline void quantize_codes_scalar(const float* x, std::size_t n, std::size_t gro
 
 /// True when every x[i] is finite: the IEEE bits with the sign cleared are ≤ 0x7F7FFFFF exactly for
 /// finite floats (integer max, so NaN cannot hide).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 [[nodiscard]] inline bool all_finite(const float* x, std::size_t n) noexcept {
   std::size_t i = 0;
   std::int32_t m = 0;
@@ -158,7 +161,7 @@ template <class Arch = xsimd::default_arch>
 }
 
 /// out[g] = max |x_i| over group g; false if some x_i is NaN/Inf (see group_absmax_scalar).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline bool group_absmax(const float* x, std::size_t n, std::size_t group, float* out) noexcept {
   if constexpr (!quant_isa::has_simd<Arch>) {
     return group_absmax_scalar(x, n, group, out);
@@ -198,7 +201,7 @@ inline bool group_absmax(const float* x, std::size_t n, std::size_t group, float
 }
 
 /// mn[g], mx[g] = min, max of x over group g.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void group_minmax(const float* x, std::size_t n, std::size_t group, float* mn, float* mx) noexcept {
   if constexpr (!quant_isa::has_simd<Arch>) {
     group_minmax_scalar(x, n, group, mn, mx);
@@ -231,7 +234,7 @@ inline void group_minmax(const float* x, std::size_t n, std::size_t group, float
 
 /// Restricted-range symmetric scales: scale = max(absmax, 1e−5)/qmax, inv = 1/scale (IEEE division
 /// in both paths, so bit-identical to symmetric_scales_scalar).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, float* scale,
                              float* inv) noexcept {
   std::size_t g = 0;
@@ -248,7 +251,7 @@ inline void symmetric_scales(const float* absmax, std::size_t ng, float qmax, fl
 }
 
 /// Nearest-level codes of a 16-level table (see table16_codes_scalar); SIMD compares and counts.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void table16_codes(const float* x, std::size_t n, std::size_t group, const float* inv,
                           const float* mid, std::uint8_t* out) noexcept {
   if constexpr (!quant_isa::has_simd<Arch>) {
@@ -283,7 +286,7 @@ inline void table16_codes(const float* x, std::size_t n, std::size_t group, cons
 
 /// Asymmetric parameters from group min/max (see asymmetric_params_scalar; IEEE operations only,
 /// so bit-identical to it).
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void asymmetric_params(const float* mn, const float* mx, std::size_t ng, float maxq, float* scale,
                               float* inv, std::uint8_t* zero) noexcept {
   std::size_t g = 0;
@@ -309,7 +312,7 @@ inline void asymmetric_params(const float* mn, const float* mx, std::size_t ng, 
 /// Codes of one row (see the header comment); one byte per code. `prefetch` (optional) is the
 /// next row to be processed: its lines are prefetched while this row is converted, so memory
 /// streaming overlaps the arithmetic.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 inline void quantize_codes(const float* x, std::size_t n, std::size_t group, const float* inv,
                            const std::uint8_t* zeros, int zero_const, int lo, int hi, bool signed_store,
                            std::uint8_t* out, const float* prefetch = nullptr) noexcept {
@@ -339,6 +342,46 @@ inline void quantize_codes(const float* x, std::size_t n, std::size_t group, con
     }
   }
 }
+
+// ---- run-time dispatch ----
+// Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
+template <>
+inline bool all_finite<simd::dynamic>(
+    const float* x, std::size_t n) noexcept {
+  SPARQ_DISPATCH_CALL(all_finite, (all_finite<xsimd::default_arch>), x, n);
+}
+template <>
+inline bool group_absmax<simd::dynamic>(
+    const float* x, std::size_t n, std::size_t group, float* out) noexcept {
+  SPARQ_DISPATCH_CALL(group_absmax, (group_absmax<xsimd::default_arch>), x, n, group, out);
+}
+template <>
+inline void group_minmax<simd::dynamic>(
+    const float* x, std::size_t n, std::size_t group, float* mn, float* mx) noexcept {
+  SPARQ_DISPATCH_CALL(group_minmax, (group_minmax<xsimd::default_arch>), x, n, group, mn, mx);
+}
+template <>
+inline void symmetric_scales<simd::dynamic>(
+    const float* absmax, std::size_t ng, float qmax, float* scale, float* inv) noexcept {
+  SPARQ_DISPATCH_CALL(symmetric_scales, (symmetric_scales<xsimd::default_arch>), absmax, ng, qmax, scale, inv);
+}
+template <>
+inline void table16_codes<simd::dynamic>(
+    const float* x, std::size_t n, std::size_t group, const float* inv, const float* mid, std::uint8_t* out) noexcept {
+  SPARQ_DISPATCH_CALL(table16_codes, (table16_codes<xsimd::default_arch>), x, n, group, inv, mid, out);
+}
+template <>
+inline void asymmetric_params<simd::dynamic>(
+    const float* mn, const float* mx, std::size_t ng, float maxq, float* scale, float* inv, std::uint8_t* zero) noexcept {
+  SPARQ_DISPATCH_CALL(asymmetric_params, (asymmetric_params<xsimd::default_arch>), mn, mx, ng, maxq, scale, inv, zero);
+}
+template <>
+inline void quantize_codes<simd::dynamic>(
+    const float* x, std::size_t n, std::size_t group, const float* inv, const std::uint8_t* zeros,
+    int zero_const, int lo, int hi, bool signed_store, std::uint8_t* out, const float* prefetch) noexcept {
+  SPARQ_DISPATCH_CALL(quantize_codes, (quantize_codes<xsimd::default_arch>), x, n, group, inv, zeros, zero_const, lo, hi, signed_store, out, prefetch);
+}
+// ---- end run-time dispatch ----
 
 SPARQ_TARGET_END
 }  // namespace sparq::kernels

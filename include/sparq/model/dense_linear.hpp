@@ -10,7 +10,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
-#include "sparq/model/detail/dense_gemm.hpp"
+#include "sparq/kernels/gemm_dense.hpp"
 #include "sparq/model/linear_op.hpp"
 
 namespace sparq::model {
@@ -42,10 +42,10 @@ class DenseLinear final : public LinearOp {
   [[nodiscard]] MatrixView<const float> weight() const noexcept { return w_; }
 
   void gemv(const float* x, float* y) const override {
-    detail::dense_gemm(x, w_.cols(), 1, w_.data(), w_.stride(), w_.rows(), w_.cols(), y, w_.rows());
+    kernels::dense_gemm(x, w_.cols(), 1, w_.data(), w_.stride(), w_.rows(), w_.cols(), y, w_.rows());
   }
   void gemm(MatrixView<const float> X, MatrixView<float> Y) const override {
-    detail::dense_gemm(X.data(), X.stride(), X.rows(), w_.data(), w_.stride(), w_.rows(), w_.cols(),
+    kernels::dense_gemm(X.data(), X.stride(), X.rows(), w_.data(), w_.stride(), w_.rows(), w_.cols(),
                        Y.data(), Y.stride());
   }
 

@@ -34,7 +34,7 @@
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
-#include "sparq/model/detail/attention_kernels.hpp"
+#include "sparq/kernels/attention.hpp"
 #include "sparq/model/linear_op.hpp"
 #include "sparq/model/llama_state.hpp"
 #include "sparq/model/llama_weights.hpp"
@@ -309,10 +309,10 @@ class Llama {
         const float* kt = st.keys(cache_layer, h / group);
         const float* vt = st.values(cache_layer, h / group);
         std::fill(a, a + len, 0.0f);
-        for (std::size_t d = 0; d < hd; ++d) detail::axpy(qh[d] * inv_sqrt, kt + d * cap, a, len);
-        detail::softmax(a, len);
+        for (std::size_t d = 0; d < hd; ++d) kernels::attn_axpy(qh[d] * inv_sqrt, kt + d * cap, a, len);
+        kernels::softmax(a, len);
         float* out = att.row(i) + h * hd;
-        for (std::size_t d = 0; d < hd; ++d) out[d] = detail::dot(a, vt + d * cap, len);
+        for (std::size_t d = 0; d < hd; ++d) out[d] = kernels::attn_dot(a, vt + d * cap, len);
       }
     }
     if (hook) (*hook)(Linear::wo, att);

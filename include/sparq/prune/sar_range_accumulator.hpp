@@ -4,8 +4,12 @@
 //   A_kj = max_t (Y_tk - X_tj W_kj) - min_t (Y_tk - X_tj W_kj),
 // the range of output channel k once the single weight W_kj is zeroed. The reference computes it
 // with one full GEMM per input channel (O(T*cin^2*cout)); here Y is computed once by GEMM and
-// every (k, j) scans t with one fused multiply-add, so the cost is O(T*cin*cout) element
+// every (k, j) scans t with one multiply and one subtract, so the cost is O(T*cin*cout) element
 // operations and the result equals the definition up to FP32 rounding of Y.
+//
+// Same results on every SIMD target (docs/kernels.md): Y comes from kernels::gemm (target-
+// independent), v = Y_tk - round(X_tj·W_kj) with the product rounded first (kernels::canonical::mul,
+// never fused), and max/min are exact; the tile width 2W only groups independent elements.
 //
 // Token sets: feed the position-wise mean sequence once (the reference behaviour, `MeanSequence`)
 // or every calibration token, chunk by chunk (the paper's definition); running max/min per (k, j)
@@ -26,6 +30,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq/core/matrix_view.hpp"
+#include "sparq/kernels/canonical.hpp"
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/simd/arch.hpp"
 
@@ -65,8 +70,8 @@ void sar_range_tile(const float* ytile, std::size_t T, const float* xt, std::siz
 #pragma GCC unroll 4
       for (std::size_t q = 0; q < JB; ++q) {
         const batch x(xr[q][t]);
-        const batch v0 = xsimd::fnma(x, w0[q], y0);  // y - x*w, one rounding
-        const batch v1 = xsimd::fnma(x, w1[q], y1);
+        const batch v0 = y0 - kernels::canonical::mul(x, w0[q]);  // y - x*w, product rounded first
+        const batch v1 = y1 - kernels::canonical::mul(x, w1[q]);
         hi0[q] = xsimd::max(hi0[q], v0);
         hi1[q] = xsimd::max(hi1[q], v1);
         lo0[q] = xsimd::min(lo0[q], v0);
@@ -89,8 +94,8 @@ void sar_range_tile(const float* ytile, std::size_t T, const float* xt, std::siz
     const float* xr = xt + j * ldx;
     for (std::size_t t = 0; t < T; ++t) {
       const batch x(xr[t]);
-      const batch v0 = xsimd::fnma(x, w0, batch::load_aligned(ytile + t * 2 * W));
-      const batch v1 = xsimd::fnma(x, w1, batch::load_aligned(ytile + t * 2 * W + W));
+      const batch v0 = batch::load_aligned(ytile + t * 2 * W) - kernels::canonical::mul(x, w0);
+      const batch v1 = batch::load_aligned(ytile + t * 2 * W + W) - kernels::canonical::mul(x, w1);
       hi0 = xsimd::max(hi0, v0);
       hi1 = xsimd::max(hi1, v1);
       lo0 = xsimd::min(lo0, v0);

@@ -40,7 +40,7 @@ namespace sparq {
 /// H = (2/nseq) X^T X (cin x cin) from a token matrix X (tokens x cin) with one GEMM: the same
 /// quantity as HessianAccumulator::hessian(), accumulated in FP32 by the blocked GEMM (fast for
 /// large cin). Throws on non-finite activations or nseq == 0.
-template <class Arch = xsimd::default_arch>
+template <class Arch = simd::dynamic>
 [[nodiscard]] Matrix<float> hessian_from_tokens(MatrixView<const float> x, std::size_t nseq) {
   SPARQ_CHECK(nseq > 0, "hessian_from_tokens: nseq must be positive, got 0");
   SPARQ_CHECK(x.cols() > 0, "hessian_from_tokens: activations have no columns");
@@ -85,7 +85,7 @@ struct SparseGPT {
 
   /// Steps 1-3 of the file comment: returns U (cin x cin) and fills the report's factorisation
   /// fields; zeroes dead columns of `w` when it is not null.
-  template <class Arch = xsimd::default_arch>
+  template <class Arch = simd::dynamic>
   static Matrix<float> inverse_factor(MatrixView<const float> hv, const PruneOptions& o, float* w, std::size_t ldw,
                                       std::size_t rows, SparseGptReport& rep) {
     const std::size_t n = hv.rows();
@@ -209,12 +209,12 @@ class Pruner<SparseGPT, Pattern> {
   }
 
   /// The full sweep with its report.
-  template <class Arch = xsimd::default_arch>
+  template <class Arch = simd::dynamic>
   SparseGptReport run(MatrixView<float> w, const HessianView& h) const {
     prune_detail::NoQuantizer q;
     return run_impl<Arch, false>(w, h, q);
   }
-  template <class Arch = xsimd::default_arch, ColumnQuantizer Q>
+  template <class Arch = simd::dynamic, ColumnQuantizer Q>
   SparseGptReport run(MatrixView<float> w, const HessianView& h, Q& quantizer) const {
     return run_impl<Arch, true>(w, h, quantizer);
   }

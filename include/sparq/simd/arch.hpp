@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -29,6 +30,22 @@
 #pragma GCC diagnostic pop
 #endif
 
+namespace sparq::simd {
+
+/// Arch tag of the run-time dispatched entry points: `kernels::gemv_q4_f32(...)` (Arch defaults to
+/// `dynamic`) runs the most capable target compiled into the program that this CPU supports, chosen
+/// once and cached (see kernels/dispatch.hpp); `kernels::gemv_q4_f32<xsimd::avx2>(...)` runs that
+/// target's code as compiled into the calling translation unit.
+struct dynamic {
+  static constexpr const char* name() noexcept { return "dynamic"; }
+};
+
+/// True for the dispatching tag.
+template <class Arch>
+inline constexpr bool is_dynamic_v = std::is_same_v<Arch, dynamic>;
+
+}  // namespace sparq::simd
+
 // Compile-time target of this translation unit (most capable first).
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define SPARQ_TARGET_NS target_avx512vnni
@@ -38,6 +55,8 @@
 #define SPARQ_TARGET_NS target_avx2fma
 #elif defined(__AVX2__)
 #define SPARQ_TARGET_NS target_avx2
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SPARQ_TARGET_NS target_neon
 #elif defined(__SSE2__)
 #define SPARQ_TARGET_NS target_sse2
 #else
