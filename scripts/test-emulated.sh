@@ -34,30 +34,38 @@ mkdir -p "$out"
 cxx=aarch64-linux-gnu-g++
 flags=(-std=c++20 -O2 -fopenmp -ffp-contract=off -Wall -Wextra -Wpedantic -Wshadow -Iinclude -Itests/support
        -Itests/kernels "-DSPARQ_DATA_DIR=\"$data\"")
-# The Catch2 main (Debian's prebuilt one is for the host), then every test source as its own object.
-srcs=(tests/kernels/test_gemv_dense.cpp tests/kernels/test_gemv_nm.cpp tests/kernels/test_gemm_half.cpp
-      tests/kernels/test_gemv_bitmask.cpp tests/kernels/test_gemv_nm_a8.cpp tests/kernels/test_dispatch.cpp
-      tests/quant/test_kernels.cpp tests/quant/test_tables.cpp tests/quant/test_quantizer.cpp tests/quant/test_errors.cpp
-      tests/prune/test_linalg.cpp tests/prune/test_metrics.cpp tests/prune/test_sparse_gpt.cpp
-      tests/prune/test_formats_owl.cpp cmake/sparq_dispatch_target.cpp)
-for f in tests/kernels/test_canonical.cpp; do [ -f "$f" ] && srcs+=("$f"); done
+# The Catch2 main (Debian's prebuilt one is for the host), every test source as its own object, and
+# one executable per area as in tests/*/CMakeLists.txt (test names are unique per area only).
+kernels=(tests/kernels/test_gemv_dense.cpp tests/kernels/test_gemv_nm.cpp tests/kernels/test_gemm_half.cpp
+         tests/kernels/test_gemv_bitmask.cpp tests/kernels/test_gemv_nm_a8.cpp tests/kernels/test_canonical.cpp
+         tests/kernels/test_dispatch.cpp)
+quant=(tests/quant/test_kernels.cpp tests/quant/test_tables.cpp tests/quant/test_quantizer.cpp tests/quant/test_errors.cpp)
+prune=(tests/prune/test_linalg.cpp tests/prune/test_metrics.cpp tests/prune/test_sparse_gpt.cpp
+       tests/prune/test_formats_owl.cpp)
 printf '#define CATCH_CONFIG_MAIN\n#include <catch2/catch.hpp>\n' > "$out/catch_main.cpp"
-objs=("$out/catch_main.o")
+obj() { echo "$out/$(echo "$1" | tr '/' '_' | sed 's/\.cpp$/.o/')"; }
 make_rules="$out/Makefile"
 {
-  echo "all: $out/sparq_tests_aarch64"
+  echo "all: $out/kernels $out/quant $out/prune"
   echo "$out/catch_main.o: $out/catch_main.cpp"
   printf '\t%s -std=c++20 -O1 -c %s -o %s\n' "$cxx" "$out/catch_main.cpp" "$out/catch_main.o"
-  for s in "${srcs[@]}"; do
-    o="$out/$(echo "$s" | tr '/' '_' | sed 's/\.cpp$/.o/')"
-    objs+=("$o")
-    echo "$o: $s \$(wildcard include/sparq/*/*.hpp include/sparq/*/*/*.hpp)"
-    printf '\t%s %s -c %s -o %s\n' "$cxx" "$(printf '%q ' "${flags[@]}")" "$s" "$o"
+  for s in "${kernels[@]}" "${quant[@]}" "${prune[@]}" cmake/sparq_dispatch_target.cpp tests/support/select_target.cpp; do
+    echo "$(obj "$s"): $s \$(wildcard include/sparq/*/*.hpp include/sparq/*/*/*.hpp)"
+    printf '\t%s %s -c %s -o %s\n' "$cxx" "$(printf '%q ' "${flags[@]}")" "$s" "$(obj "$s")"
   done
-  echo "$out/sparq_tests_aarch64: ${objs[*]}"
-  printf '\t%s -fopenmp %s -o %s\n' "$cxx" "${objs[*]}" "$out/sparq_tests_aarch64"
+  common="$out/catch_main.o $(obj cmake/sparq_dispatch_target.cpp) $(obj tests/support/select_target.cpp)"
+  for area in kernels quant prune; do
+    declare -n list="$area"
+    objs=""
+    for s in "${list[@]}"; do objs+=" $(obj "$s")"; done
+    echo "$out/$area:$objs $common"
+    printf '\t%s -fopenmp %s %s -o %s\n' "$cxx" "$objs" "$common" "$out/$area"
+  done
 } > "$make_rules"
 make -s -f "$make_rules" -j"$jobs"
-qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/sparq_tests_aarch64" 2>&1 | tail -n 3
-test "${PIPESTATUS[0]}" -eq 0
+for area in kernels quant prune; do
+  echo "-- aarch64 $area"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/$area" 2>&1 | tail -n 2
+  test "${PIPESTATUS[0]}" -eq 0
+done
 echo "emulated legs: x86-64 baseline and aarch64 passed"
