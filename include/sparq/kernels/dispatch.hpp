@@ -7,12 +7,14 @@
 // built with that target's flags, and every definition there sits in an inline namespace named
 // after the target (SPARQ_TARGET_NS, simd/arch.hpp), so the copies never collide at link time. One
 // such unit per target (the file `sparq/kernels/dispatch_target.hpp` included by a .cpp, built with
-// each flag set; CMake: `sparq_add_dispatch(<target>)`) fills a KernelTable with its instantiations
-// and registers it during static initialisation.
+// each flag set; CMake: `sparq_add_dispatch(<name>)`) defines a KernelTable of its instantiations
+// under the target's name (kernel_table_avx2, ...). The tables are constant-initialised (no code of
+// a target runs at start-up) and declared weak below, so a table that is not linked is a null
+// address rather than a link error.
 //
 // How a call finds it. Every public kernel entry point defaults its Arch parameter to
 // simd::dynamic; that specialisation (at the end of each kernel header) calls through
-// active_table(), which holds the most capable registered target that the running CPU supports
+// active_table(), which holds the most capable linked table whose target the running CPU supports
 // (__builtin_cpu_supports; xsimd 8.1's own detection misreads AVX on some CPUs). A program that
 // registers no table still works: each entry point then runs its instantiation for the calling
 // unit's own flags (`xsimd::default_arch`), exactly as a plain header-only build would.
