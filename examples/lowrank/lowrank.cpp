@@ -5,7 +5,7 @@
 //          activations and on held-out windows (the next windows of the calibration text).
 // Table 2  per linear: layer-output error of W4 g128 and of 50 % SAR + W8, without and with LoRC
 //          (rank r, int8 factors, Cholesky whitening).
-// Table 3  perplexity (docs/EVALUATION.md protocol) of the compressed models without/with LoRC at
+// Table 3  perplexity (docs/evaluation.md#perplexity protocol) of the compressed models without/with LoRC at
 //          several ranks and formats, bytes added (fake-quantized Ŵ, and packed Q4Linear/Q8Linear
 //          rows whose op_bytes are the LinearOps' weight_bytes); and of LowRank replacement (budget 0.5) plain
 //          vs activation-aware. Compression runs through the layer-wise driver with error

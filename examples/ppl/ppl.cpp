@@ -1,4 +1,4 @@
-// sparq-ppl: perplexity of a Llama model on a text, with the protocol of docs/EVALUATION.md.
+// sparq-ppl: perplexity of a Llama model on a text, with the protocol of docs/evaluation.md#perplexity.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -97,7 +97,7 @@ inline sparq::HessianAccumulator hessian_of(const Matrix<float>& x) {
   return acc;
 }
 
-/// Independent scalar statement of GPTQ's grid (ALGORITHMS.md §4.3, no MSE): returns (scale, zero).
+/// Independent scalar statement of GPTQ's grid (docs/algorithms.md#gptq-grid, no MSE): returns (scale, zero).
 inline std::pair<float, float> gptq_grid(const float* x, std::size_t n, int bits, bool sym) {
   const float maxq = static_cast<float>((1 << bits) - 1);
   float lo = 0.0f, hi = 0.0f;

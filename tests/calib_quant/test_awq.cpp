@@ -19,7 +19,8 @@ using sparq::MatrixView;
 
 namespace {
 
-/// §6.2 written out independently: per group Δ = max(mx − mn, 1e−5)/maxq, z = clamp(−round(mn/Δ)).
+/// The AWQ grid (docs/algorithms.md#awq-grid) written out independently:
+/// per group Δ = max(mx − mn, 1e−5)/maxq, z = clamp(−round(mn/Δ)).
 Matrix<float> awq_rtn(const Matrix<float>& w, int bits, std::size_t g) {
   const float maxq = static_cast<float>((1 << bits) - 1);
   Matrix<float> out(w.rows(), w.cols());

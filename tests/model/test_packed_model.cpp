@@ -354,5 +354,5 @@ TEST_CASE("stories260K: perplexity through the packed kernels equals the fake-qu
 #endif
 }
 
-// The full 60,000-token protocol of docs/EVALUATION.md (hidden: run with `test_packed "[full]"`).
+// The full 60,000-token protocol of docs/evaluation.md#perplexity (hidden: run with `test_packed "[full]"`).
 TEST_CASE("stories260K full protocol: packed vs fake-quantized perplexity", "[.][full]") { check_stories_ppl(60000, true); }

@@ -12,7 +12,7 @@ namespace sparq {
 /// Non-owning view of a row-major matrix: element (r, c) is at data[r * stride + c].
 /// `T` may be const (`MatrixView<const float>`) for read-only access; a mutable view converts
 /// implicitly to a const one. Rows are output channels for weights (cout x cin) and tokens for
-/// activations (tokens x cin), as in ALGORITHMS.md §0.1.
+/// activations (tokens x cin), as in docs/algorithms.md#notation.
 template <class T>
 class MatrixView {
  public:

@@ -36,7 +36,7 @@ inline void check_activations(MatrixView<const float> x, std::size_t cin, const 
 }
 }  // namespace detail
 
-/// Per-input-channel sum of squares, normalised as Wanda's `scaler_row` (ALGORITHMS.md §2.3):
+/// Per-input-channel sum of squares, normalised as Wanda's `scaler_row` (docs/algorithms.md#wanda):
 /// scaler_j = (1/nseq) * sum over all tokens of x_tj^2, where nseq counts *sequences*, not tokens.
 /// The Wanda importance is |W_kj| * sqrt(scaler_j) = |W_kj| * ||X_j|| / sqrt(nseq).
 /// (The reference keeps a rescaled running FP32 mean; the double sum here is the same quantity
@@ -90,7 +90,7 @@ class ColumnSquareSum {
   std::size_t tokens_ = 0;
 };
 
-/// Per-input-channel max |x| over all tokens (SmoothQuant's activation statistic, §5.1).
+/// Per-input-channel max |x| over all tokens (SmoothQuant's activation statistic, docs/algorithms.md#smoothquant).
 class ColumnAbsMax {
  public:
   explicit ColumnAbsMax(std::size_t cin) : max_(cin, 0.0f) {
@@ -113,7 +113,8 @@ class ColumnAbsMax {
   std::size_t tokens_ = 0;
 };
 
-/// Per-input-channel min and max over all tokens (the range statistic of llm-compressor, §9.3).
+/// Per-input-channel min and max over all tokens (the range statistic of llm-compressor,
+/// docs/algorithms.md#range-statistic-variant).
 class ColumnMinMax {
  public:
   explicit ColumnMinMax(std::size_t cin)
@@ -151,7 +152,7 @@ class ColumnMinMax {
 };
 
 /// Running Hessian of the layer-wise reconstruction loss, H = (2/nseq) * sum_t x_t x_t^T
-/// (cin x cin, ALGORITHMS.md §3.1), the input of SparseGPT and GPTQ. The overall scale does not
+/// (cin x cin, docs/algorithms.md#hessian), the input of SparseGPT and GPTQ. The overall scale does not
 /// matter to them (dampening is relative); the sequence normalisation matches the references.
 /// Accumulated in double, tile by tile, each element summed over tokens in order.
 class HessianAccumulator {
@@ -250,7 +251,7 @@ class HessianAccumulator {
   std::size_t tokens_ = 0;
 };
 
-/// Position-wise mean over calibration sequences (ALGORITHMS.md §1.5): row t of the result is the
+/// Position-wise mean over calibration sequences (docs/algorithms.md#sar): row t of the result is the
 /// mean over sequences of token position t. JSQ's reference SAR metric takes ranges over this
 /// `length x cin` matrix. Every added sequence must have exactly `length` tokens.
 class MeanSequence {

@@ -6,7 +6,7 @@
 // i.e. r * (max - min) is trimmed from each end of the range; r = 0 is the identity. max/min are
 // taken over the whole tensor (default) or per input channel (`EditMode::MinMaxChannel`).
 // The released reference code instead clips at an order statistic of |x| (`EditMode::PercentileCompat`,
-// ALGORITHMS.md §1.3): k = max(1, floor(clip_h * M)), tau = k-th largest |x|, clamp to [-tau, tau]
+// docs/algorithms.md#activation-editor): k = max(1, floor(clip_h * M)), tau = k-th largest |x|, clamp to [-tau, tau]
 // (with abs = false: k_l-th smallest and k_h-th largest signed values). Editing changes only the
 // statistics a compressor takes; run-time activations are never edited.
 #pragma once
@@ -26,7 +26,7 @@ namespace sparq {
 enum class EditMode {
   MinMaxTensor,      ///< Eq. 5 with max/min over the whole tensor (paper, default)
   MinMaxChannel,     ///< Eq. 5 with max/min per input channel (column)
-  PercentileCompat,  ///< the released code's order-statistic clip (§1.3)
+  PercentileCompat,  ///< the released code's order-statistic clip (docs/algorithms.md#activation-editor)
 };
 
 struct ActivationEditOptions {

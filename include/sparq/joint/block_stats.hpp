@@ -5,7 +5,7 @@
 // every accumulator update (StatCounts, checked by the tests and reported by the compressor).
 // When a smoothing stage folds a scale s into a group (its input becomes x / s), it records s
 // here (smoothed_by); stages that run later read statistics of the smoothed input:
-//   Hessian:  H ← S⁻¹ H S⁻¹ (smooth_hessian, ALGORITHMS.md §9.2)
+//   Hessian:  H ← S⁻¹ H S⁻¹ (smooth_hessian, docs/algorithms.md#statistics-after-smoothing)
 //   abs-max / min / max: divided by s_j
 // and mask-only metrics (Wanda, SAR) score the unsmoothed weights W ⊘ s with the raw statistics,
 // which is the same score (|W_kj s_j|·‖x_j‖/s_j = |W_kj|·‖x_j‖; the SAR ranges of X Wᵀ are

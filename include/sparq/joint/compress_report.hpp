@@ -16,7 +16,7 @@ namespace sparq {
 /// Run-time options shared by Compressor<Stages...>::compress and the run-time recipe executor.
 struct CompressOptions {
   /// Bits of the per-token dynamic activation quantization installed on every decoder linear
-  /// (model::InputQuantLinear, symmetric absmax, ALGORITHMS.md §1.8). nullopt (default): 8 when a
+  /// (model::InputQuantLinear, symmetric absmax, docs/algorithms.md#w8a8). nullopt (default): 8 when a
   /// stage quantizes weights, none otherwise; 0: none; otherwise 2..16.
   std::optional<int> activation_bits;
   /// With activation quantization on: also fake-quantize the q/k/v outputs per token

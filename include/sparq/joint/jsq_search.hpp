@@ -1,4 +1,5 @@
-// jsq_search: JSQ's simulated-annealing search over the per-block activation-editing vector V (paper §3.3, ALGORITHMS.md §1.9).
+// jsq_search: JSQ's simulated-annealing search over the per-block activation-editing vector V
+// (paper §3.3, docs/algorithms.md#simulated-annealing-search).
 //
 // State: V = [r_0 … r_{n−1}], one ActivationEdit strength per block, each from `choices`
 // (default {0, 4e−5, 5e−5, 6e−5, 7e−5}, the paper's). Objective: the recipe is run with V

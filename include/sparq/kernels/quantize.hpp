@@ -66,7 +66,7 @@ inline void group_minmax_scalar(const float* x, std::size_t n, std::size_t group
   }
 }
 
-/// Restricted-range symmetric scales (JSQ §1.8): scale = max(absmax, 1e−5)/qmax, inv = 1/scale.
+/// Restricted-range symmetric scales (docs/algorithms.md#w8a8): scale = max(absmax, 1e−5)/qmax, inv = 1/scale.
 inline void symmetric_scales_scalar(const float* absmax, std::size_t ng, float qmax, float* scale,
                                     float* inv) noexcept {
   for (std::size_t g = 0; g < ng; ++g) {
@@ -76,7 +76,8 @@ inline void symmetric_scales_scalar(const float* absmax, std::size_t ng, float q
   }
 }
 
-/// Asymmetric (GPTQ §4.3) parameters from group min/max: lo = min(mn, 0), hi = max(mx, 0)
+/// Asymmetric (docs/algorithms.md#symmetric-and-asymmetric-grids) parameters from group min/max:
+/// lo = min(mn, 0), hi = max(mx, 0)
 /// (both 0 → [−1, 1]), scale = max((hi − lo)/maxq, FLT_MIN), zero = clamp(nearbyint(−lo/scale),
 /// 0, maxq), inv = 1/scale.
 inline void asymmetric_params_scalar(const float* mn, const float* mx, std::size_t ng, float maxq,

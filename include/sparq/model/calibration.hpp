@@ -1,11 +1,11 @@
 // Calibration windows and the layer-by-layer (sequential) driver with error propagation.
 //
-// Windows (docs/EVALUATION.md): the calibration text becomes one token stream exactly like the
+// Windows (docs/evaluation.md#calibration): the calibration text becomes one token stream exactly like the
 // evaluation text (document_token_stream); by default the first `nsamples` consecutive
 // non-overlapping windows of `seqlen` tokens are used; with a seed, each window starts at a
 // position drawn uniformly from [0, len − seqlen] (std::mt19937_64 seeded with the seed).
 //
-// Driver (ALGORITHMS.md §0.3): embed every window once; then for each block b:
+// Driver (docs/algorithms.md#layer-wise-driver): embed every window once; then for each block b:
 //   1. run every window through block b (from position 0, fresh cache) and hand the callbacks
 //      the input of every linear group: on_linear_input(b, leader, x, window) with x the
 //      [seqlen x cin] input matrix. Linears that share an input are reported once under their

@@ -1,6 +1,6 @@
 // InputQuantLinear: a LinearOp decorator that fake-quantizes its input per token (W8A8 simulation).
 //
-// Per-token dynamic symmetric absmax quantization of the activations (ALGORITHMS.md §1.8, §5.5):
+// Per-token dynamic symmetric absmax quantization of the activations (docs/algorithms.md#w8a8):
 // with q_max = 2^(bits-1) - 1 (127 for 8 bits), for each token row x:
 //     Δ = max(max_j |x_j|, 1e-5) / q_max,   x̂_j = clamp(nearbyint(x_j / Δ), -q_max, q_max) · Δ
 // (round half to even, the clamp on absmax is applied before the division). The wrapped LinearOp

@@ -1,7 +1,7 @@
 // LinearOp: the weight-format interface every linear layer of the model runtime goes through.
 //
 // A LinearOp computes y = W x for a weight W of shape [out_features x in_features] (row-major,
-// rows are output channels, ALGORITHMS.md §0.1). How W is stored is the implementation's business:
+// rows are output channels, docs/algorithms.md#notation). How W is stored is the implementation's business:
 // dense float (DenseLinear), fake-quantized float, packed integer codes, N:M-sparse, ... The model
 // (model::Llama) holds one LinearOp per (block, Linear) and calls only this interface, so a new
 // weight format plugs in by deriving from LinearOp and calling Llama::set_linear.
@@ -15,7 +15,7 @@
 //     evaluation runs windows in parallel over one model). The model checks shapes before calling;
 //     implementations need not.
 //   - weight_bytes(): bytes of weight storage as it would be stored (codes + scales + metadata),
-//     used for the "weight bytes as stored" figure of docs/EVALUATION.md.
+//     used for the "weight bytes as stored" figure of docs/evaluation.md#what-a-results-row-states.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// Perplexity evaluation with the protocol of docs/EVALUATION.md (and ../shared/data/README.md).
+// Perplexity evaluation with the protocol of docs/evaluation.md#perplexity (and ../shared/data/README.md).
 //
 // Token stream: the text is split into documents on blank lines ("\n\n"), each document is trimmed
 // of surrounding white space, empty ones are skipped, each is encoded as [BOS] + encode(document)

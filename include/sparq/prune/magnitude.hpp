@@ -12,7 +12,7 @@ namespace sparq {
 /// Statistics of a metric that needs none.
 struct NoStats {};
 
-/// S_kj = |W_kj| (ALGORITHMS.md §2.6). Its reference comparison group is the whole matrix
+/// S_kj = |W_kj| (docs/algorithms.md#magnitude). Its reference comparison group is the whole matrix
 /// (Pruner<Magnitude, UnstructuredLayer>); per-row and N:M patterns work as for any metric.
 struct Magnitude {
   using stats_type = NoStats;

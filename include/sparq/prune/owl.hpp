@@ -1,4 +1,4 @@
-// OWL: outlier-weighted layer-wise sparsity ratios (ALGORITHMS.md §7), usable with any metric's scores.
+// OWL: outlier-weighted layer-wise sparsity ratios (docs/algorithms.md#owl), usable with any metric's scores.
 #pragma once
 
 #include <algorithm>
@@ -39,7 +39,7 @@ struct OwlOptions {
   return 100.0 * static_cast<double>(out) / static_cast<double>(n);
 }
 
-/// Per-block sparsities from outlier ratios D_b (§7.2): D normalised to [0, 2*lambda]
+/// Per-block sparsities from outlier ratios D_b (docs/algorithms.md#owl): D normalised to [0, 2*lambda]
 /// (all 0 when max D == min D: uniform), density rho_b = D_b - mean(D) + (1 - s), s_b = 1 - rho_b
 /// (0.01 if s_b <= 0). The mean of the s_b is the target s unless that floor is hit. Blocks with
 /// more outliers are pruned less.

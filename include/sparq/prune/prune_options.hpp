@@ -30,7 +30,7 @@ struct PruneOptions {
   // --- SAR (JSQ) -----------------------------------------------------------------------------
   /// S = I + lambda * A. Paper: 2; released code: 2.1 (jsq_reference_lambda).
   float lambda = jsq_paper_lambda;
-  /// Reference-compat (ALGORITHMS.md §1.5 item 3): round activations and weights to bf16 before
+  /// Reference-compat (docs/algorithms.md#sar): round activations and weights to bf16 before
   /// the range scan, and the per-output max/min and the range A to bf16 (round_to_bf16), as the
   /// reference's bf16 matmuls and bf16 A tensor do. Off: exact FP32 (the library default).
   bool bf16_compat = false;

@@ -13,7 +13,8 @@
 
 namespace sparq {
 
-/// A per-row quantizer usable inside a column sweep (SparseGPT §3.5, GPTQ): `fit(W)` computes the
+/// A per-row quantizer usable inside a column sweep (SparseGPT's joint sweep, GPTQ;
+/// docs/algorithms.md#joint-quantization-in-the-sweep): `fit(W)` computes the
 /// parameters once on the full pre-pruning weights (cout x cin), then `quantize(x, row)` returns
 /// the fake-quantized value of x with row `row`'s parameters. Requirement: quantize(0, r) == 0
 /// exactly (the grid contains 0), so pruned weights stay exactly zero.
@@ -23,8 +24,8 @@ concept ColumnQuantizer = requires(Q& q, const Q& cq, MatrixView<const float> w,
   { cq.quantize(x, r) } -> std::convertible_to<float>;
 };
 
-/// Min-max round-to-nearest per output row, exactly the GPTQ/SparseGPT quantizer of ALGORITHMS.md
-/// §4.3 (no MSE search), with maxq = 2^bits - 1:
+/// Min-max round-to-nearest per output row, exactly the GPTQ/SparseGPT quantizer of
+/// docs/algorithms.md#gptq-grid (no MSE search), with maxq = 2^bits - 1:
 ///   xmin = min(min_row, 0), xmax = max(max_row, 0); symmetric: xmax = max(|xmin|, xmax),
 ///   xmin = -xmax when xmin < 0; degenerate xmin = xmax = 0 -> [-1, 1];
 ///   scale = (xmax - xmin)/maxq; zero = round(-xmin/scale) (asymmetric) or (maxq+1)/2 (symmetric);
@@ -50,7 +51,7 @@ class RowMinMaxQuantizer {
         lo = std::min(lo, wr[c]);
         hi = std::max(hi, wr[c]);
       }
-      const detail::calib::GridParams p = detail::calib::gptq_params_from_range(lo, hi, spec);  // the one §4.3 grid
+      const detail::calib::GridParams p = detail::calib::gptq_params_from_range(lo, hi, spec);  // the one GPTQ grid
       scale_[r] = p.scale;
       zero_[r] = p.zero;
     }

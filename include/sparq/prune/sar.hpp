@@ -42,10 +42,10 @@ class SarStats {
   const Matrix<float>* ranges_ = nullptr;
 };
 
-/// SAR (JSQ §3.2, ALGORITHMS.md §1.5): S_kj = |W_kj| * sqrt(scaler_j) + lambda * A_kj with
+/// SAR (JSQ paper §3.2, docs/algorithms.md#sar): S_kj = |W_kj| * sqrt(scaler_j) + lambda * A_kj with
 /// A_kj = max_t - min_t of (Y_tk - X_tj W_kj), Y = X W^T, computed exactly by
 /// SarRangeAccumulator in O(T*cin*cout). lambda = PruneOptions::lambda (paper 2, reference 2.1);
-/// bf16_compat and nonfinite_range are the reference-compat switches of §1.5. Reference pattern:
+/// bf16_compat and nonfinite_range are the reference-compat switches of docs/algorithms.md#sar. Reference pattern:
 /// per row (Pruner<SAR, Unstructured>).
 struct SAR {
   using stats_type = SarStats;

@@ -1,6 +1,6 @@
 // SarRangeAccumulator: JSQ's auxiliary saliency A_kj (output range after removing W_kj), exact, O(T*cin*cout).
 //
-// Definition (JSQ Eq. 3, ALGORITHMS.md §1.5): with Y = X W^T over a set of tokens t,
+// Definition (JSQ Eq. 3, docs/algorithms.md#sar): with Y = X W^T over a set of tokens t,
 //   A_kj = max_t (Y_tk - X_tj W_kj) - min_t (Y_tk - X_tj W_kj),
 // the range of output channel k once the single weight W_kj is zeroed. The reference computes it
 // with one full GEMM per input channel (O(T*cin^2*cout)); here Y is computed once by GEMM and
@@ -123,7 +123,7 @@ class SarRangeAccumulator {
 
  public:
   /// Copies W (transposed and tile-padded). bf16_compat rounds W, then every token, to bf16 first
-  /// and the final max/min/range to bf16 (ALGORITHMS.md §1.5 item 3). Throws on non-finite W.
+  /// and the final max/min/range to bf16 (docs/algorithms.md#sar). Throws on non-finite W.
   explicit SarRangeAccumulator(MatrixView<const float> w, bool bf16_compat = false,
                                std::size_t chunk_tokens = 2048)
       : cout_(w.rows()), cin_(w.cols()), ld_((w.rows() + KT - 1) / KT * KT), bf16_(bf16_compat),

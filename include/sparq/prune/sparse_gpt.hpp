@@ -1,6 +1,6 @@
 // SparseGPT: OBS pruning with weight updates (Hessian, inverse Cholesky factor, blocked lazy sweep), optional joint RTN.
 //
-// Algorithm (ALGORITHMS.md §3, Frantar & Alistarh 2023), for W (cout x cin) and H = (2/nseq) X^T X:
+// Algorithm (docs/algorithms.md#sparsegpt, Frantar & Alistarh 2023), for W (cout x cin) and H = (2/nseq) X^T X:
 //  1. Dead inputs: H_ii == 0 -> H_ii = 1 and column i of W set to 0.
 //  2. Dampening: H_ii += dampening * mean(diag H) (percdamp 0.01).
 //  3. U = upper Cholesky factor of H^-1 (H^-1 = U^T U), kernels::inverse_upper_factor, in FP32 or
@@ -16,7 +16,8 @@
 // Within a block every row is independent, so rows are processed in parallel (static partition,
 // deterministic). Pruned entries are written as exactly 0.0f and never touched again (later updates
 // only reach later columns). With a ColumnQuantizer (fitted on the full pre-pruning W, before
-// dead-column zeroing, §3.5), kept entries are quantized in the same sweep; zeros stay zero.
+// dead-column zeroing, docs/algorithms.md#joint-quantization-in-the-sweep), kept entries are
+// quantized in the same sweep; zeros stay zero.
 #pragma once
 
 #include <algorithm>
@@ -201,8 +202,8 @@ class Pruner<SparseGPT, Pattern> {
     const Matrix<float> h = acc.hessian();
     return run(w, h).mask;
   }
-  /// Joint prune + quantize (§3.5): q is fitted on the full pre-pruning w, kept weights are
-  /// quantized in the sweep, pruned ones are exactly 0.
+  /// Joint prune + quantize (docs/algorithms.md#joint-quantization-in-the-sweep): q is fitted
+  /// on the full pre-pruning w, kept weights are quantized in the sweep, pruned ones are exactly 0.
   template <ColumnQuantizer Q>
   PruneMask prune(MatrixView<float> w, const HessianView& h, Q& quantizer) const {
     return run(w, h, quantizer).mask;

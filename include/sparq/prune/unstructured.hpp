@@ -34,7 +34,7 @@ inline void prune_k_smallest(std::size_t n, std::size_t k, Score score, std::uin
 
 }  // namespace prune_detail
 
-/// Per output row (the comparison group of Wanda and JSQ, ALGORITHMS.md §1.6, §2.4): in each row
+/// Per output row (the comparison group of Wanda and JSQ, docs/algorithms.md#mask-selection): in each row
 /// the floor(sparsity*cin) lowest scores are pruned (ties: lower column first, as a stable sort),
 /// so every row has exactly that many zeros.
 struct Unstructured {

@@ -11,10 +11,10 @@
 
 namespace sparq {
 
-/// One comparison group per matrix, as Wanda's/SparseGPT's magnitude baseline (ALGORITHMS.md
-/// §2.6): tau = sort(scores)[floor(numel*sparsity)] and every score <= tau is pruned. Ties and the
-/// inclusive comparison make the sparsity at least floor(numel*s)+1 (reference behaviour); per-row
-/// counts vary. sparsity = 0 prunes nothing (the reference would prune the minimum).
+/// One comparison group per matrix, as Wanda's/SparseGPT's magnitude baseline
+/// (docs/algorithms.md#magnitude): tau = sort(scores)[floor(numel*sparsity)] and every score <= tau
+/// is pruned. Ties and the inclusive comparison make the sparsity at least floor(numel*s)+1
+/// (reference behaviour); per-row counts vary. sparsity = 0 prunes nothing (the reference would prune the minimum).
 struct UnstructuredLayer {
   [[nodiscard]] static std::string name() { return "unstructured_layer"; }
   static void validate(std::size_t /*rows*/, std::size_t /*cols*/) {}

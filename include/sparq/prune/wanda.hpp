@@ -24,7 +24,7 @@ inline std::vector<float> checked_norms(const ColumnSquareSum& sq, std::size_t c
 }
 }  // namespace prune_detail
 
-/// S_kj = |W_kj| * sqrt(scaler_j), scaler_j = (1/nseq) * sum_t x_tj^2 (ALGORITHMS.md §2.3-2.4),
+/// S_kj = |W_kj| * sqrt(scaler_j), scaler_j = (1/nseq) * sum_t x_tj^2 (docs/algorithms.md#wanda),
 /// from a ColumnSquareSum fed with the layer's calibration inputs. Reference pattern: per row
 /// (Pruner<Wanda, Unstructured>) or N:M.
 struct Wanda {

@@ -1,11 +1,13 @@
-// AwqScale: AWQ (ALGORITHMS.md §6) — activation-aware per-channel scaling and clipping before weight-only quantization.
+// AwqScale: AWQ — activation-aware per-channel scaling and clipping before weight-only quantization
+// (docs/algorithms.md#awq).
 //
-// Quantizer (§6.2, awq_pseudo_quantize): per group of G consecutive inputs of a row (G = 128
+// Quantizer (docs/algorithms.md#awq-grid, awq_pseudo_quantize): per group of G consecutive inputs of a row (G = 128
 // default; 0 = whole row), asymmetric min-max NOT forced to contain 0:
 //     Δ = max(mx − mn, 1e−5)/(2^b − 1),  z = clamp(−round(mn/Δ), 0, 2^b − 1),
 //     ŵ = (clamp(round(w/Δ) + z, 0, 2^b − 1) − z)·Δ                  (round half to even)
 // (zero_point = false selects the symmetric variant, Δ = max|w|/(2^(b−1) − 1), unused upstream).
-// Scale search (§6.3) for a group of linears F reading the cached input X (tokens x cin):
+// Scale search (docs/algorithms.md#awq-scale-search) for a group of linears F reading the cached
+// input X (tokens x cin):
 //     x̄_j = mean_t |X_tj|;  for r ∈ {0, 1/n_grid, …, (n_grid−1)/n_grid} (20 points, 1 excluded):
 //       s = max(x̄^r, 1e−4);  s ← s / sqrt(max(s)·min(s));
 //       loss(r) = mean((o − ô)²), o = M(X; W^F), ô = M(X; Q(W^f·diag(s))·diag(s)⁻¹ for f ∈ F)
@@ -15,8 +17,9 @@
 //     (e.g. the whole attention or MLP) may be supplied instead.
 // Applying s: fold_scales (layer_group.hpp): the predecessor is divided by s, the linears'
 // columns multiplied by s; the cached input is divided by s for the clip search.
-// Clip search (§6.4), for every linear except wq/wk (attention logits are too sensitive): per row
-// and group, m0 = max|w|; for i = 0 … floor(max_shrink·n_grid) − 1 (10 candidates):
+// Clip search (docs/algorithms.md#awq-clip-search), for every linear except wq/wk (attention
+// logits are too sensitive): per row and group, m0 = max|w|; for
+// i = 0 … floor(max_shrink·n_grid) − 1 (10 candidates):
 //     m = m0·(1 − i/n_grid), err(m) = mean_t (Σ_{j∈group} x_tj (Q(clamp(w, −m, m))_j − w_j))²
 //   over tokens subsampled with stride max(1, floor(tokens/clip_tokens)) (the reference's stride
 //   is 0 below 512 tokens: [REF-QUIRK] guarded to ≥ 1); keep the lowest; then W ← clamp(W, −m, m).
@@ -132,7 +135,7 @@ inline Matrix<float> concat_outputs(MatrixView<const float> x, std::span<const M
 
 }  // namespace detail
 
-/// AWQ's pseudo_quantize_tensor with codes (§6.2). Throws on bad bits / group / non-finite w.
+/// AWQ's pseudo_quantize_tensor with codes (docs/algorithms.md#awq-grid). Throws on bad bits / group / non-finite w.
 [[nodiscard]] inline AwqQuantized awq_quantize(MatrixView<const float> w, const AwqOptions& o = {}) {
   detail::awq_check(o, w.cols());
   detail::awq_check_finite(w, "weight");
@@ -166,8 +169,8 @@ class AwqScale {
   explicit AwqScale(AwqOptions opt) : opt_(opt) {}
   [[nodiscard]] const AwqOptions& options() const noexcept { return opt_; }
 
-  /// Scale search (§6.3) for linears reading x. `module` (optional) replaces the concatenated
-  /// linear outputs as the block output.
+  /// Scale search (docs/algorithms.md#awq-scale-search) for linears reading x. `module`
+  /// (optional) replaces the concatenated linear outputs as the block output.
   [[nodiscard]] AwqSearch search_scales(MatrixView<const float> x,
                                         std::span<const MatrixView<const float>> linears,
                                         const AwqModule& module = {}) const {
@@ -248,8 +251,8 @@ class AwqScale {
     return res;
   }
 
-  /// Clip search (§6.4) for one linear with its (already scaled) input x: the clip bound m per row
-  /// and group (cout x ngroups).
+  /// Clip search (docs/algorithms.md#awq-clip-search) for one linear with its (already scaled)
+  /// input x: the clip bound m per row and group (cout x ngroups).
   [[nodiscard]] Matrix<float> search_clip(MatrixView<const float> w, MatrixView<const float> x) const {
     const std::size_t cin = w.cols();
     detail::awq_check(opt_, cin);

@@ -2,7 +2,8 @@
 //
 // A calibrator chooses the range each group's scale covers:
 //   MinMax      the full range of the group (absmax, or min/max for Asymmetric).
-//   MseClip     GPTQ §4.3 step 6: for i = 0 .. floor(maxshrink·grid) − 1, shrink the MinMax range by
+//   MseClip     GPTQ's MSE search (docs/algorithms.md#mse-clip-search): for
+//               i = 0 .. floor(maxshrink·grid) − 1, shrink the MinMax range by
 //               p = 1 − i/grid (both bounds), recompute scale (and zero for Asymmetric; Symmetric
 //               keeps its fixed zero) and keep the candidate with the smallest Σ |x̂ − x|^norm
 //               (defaults grid 100, maxshrink 0.8, norm 2.4: QuantOptions). Candidate i = 0 is

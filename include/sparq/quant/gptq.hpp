@@ -1,6 +1,6 @@
-// Gptq<Q>: GPTQ (ALGORITHMS.md §4) — error-compensating, Hessian-aware weight quantization of one linear layer.
+// Gptq<Q>: GPTQ (docs/algorithms.md#gptq) — error-compensating, Hessian-aware weight quantization of one linear layer.
 //
-// Given W (cout x cin) and H = (2/nseq)·XᵀX (HessianAccumulator, §3.1), GPTQ quantizes W column
+// Given W (cout x cin) and H = (2/nseq)·XᵀX (HessianAccumulator, docs/algorithms.md#hessian), GPTQ quantizes W column
 // by column and pushes each column's quantization error onto the columns not yet quantized,
 // weighted by the inverse Hessian, so that ‖XWᵀ − XŴᵀ‖ stays small:
 //   1. Dead columns: H_ii = 0 → H_ii = 1 and W[:, i] = 0 (the input is always 0 there).
@@ -15,9 +15,9 @@
 //   5. Blocks of B = 128 columns, per block [i1, i2), per column c: q = Q(w_c),
 //      e = (w_c − q)/U_cc, W[:, c+1:i2] −= e ⊗ U[c, c+1:i2] (inside the block), loss += (w−q)²/U_cc²/2;
 //      after the block one GEMM applies the lazy update W[:, i2:] −= E · U[i1:i2, i2:].
-// Quantizer grid (§4.3, detail/calib_grid.hpp): per row or per group of G inputs, min-max with the
-// range forced to contain 0; asymmetric z = round(−xmin/Δ), or symmetric with GPTQ's full grid
-// (zero (maxq+1)/2, Δ = 2·absmax/maxq); optional MSE clip search. Parameters:
+// Quantizer grid (docs/algorithms.md#gptq-grid, detail/calib_grid.hpp): per row or per group of
+// G inputs, min-max with the range forced to contain 0; asymmetric z = round(−xmin/Δ), or
+// symmetric with GPTQ's full grid (zero (maxq+1)/2, Δ = 2·absmax/maxq); optional MSE clip search. Parameters:
 //   - no groups: fitted once per row on the original W (before dead-column zeroing), as upstream;
 //   - dynamic groups (default): refitted when the running (permuted) column index c hits c % G = 0,
 //     on the global W slice [c, c+G) — which holds the lazy updates of earlier blocks but not
@@ -26,10 +26,11 @@
 //     act-order a group holds consecutive *permuted* columns, so inference needs g_idx;
 //   - static groups: fitted up front per contiguous group of *original* columns (after dead-column
 //     zeroing); column c uses group perm[c]/G, so g_idx[j] = j/G.
-// Mask preservation (§9.4): when W is already sparse (MaskMode::preserve, or automatic with at
-// least `mask_auto_threshold` of the weights exactly 0), error feedback is multiplied by the
-// non-zero mask — in-block and lazy updates alike — so pruned weights stay exactly 0 and every
-// zero survives quantization (0 is always on the grid). Errors are compensated by kept weights only.
+// Mask preservation (docs/algorithms.md#mask-preservation): when W is already sparse
+// (MaskMode::preserve, or automatic with at least `mask_auto_threshold` of the weights exactly 0),
+// error feedback is multiplied by the non-zero mask — in-block and lazy updates alike — so pruned
+// weights stay exactly 0 and every zero survives quantization (0 is always on the grid). Errors are
+// compensated by kept weights only.
 // Outputs: dequantized float weights in the original column order, the unsigned codes
 // u ∈ [0, 2^b − 1] with scales/zeros (x̂ = scale·(u − zero), zero integer-valued), g_idx, perm,
 // the loss Σ(w−q)²/U_cc²/2 and diagnostics. Deterministic: rows are independent and every row is
@@ -57,7 +58,7 @@
 
 namespace sparq {
 
-/// Run-time description of GPTQ's weight grid (§4.3).
+/// Run-time description of GPTQ's weight grid (docs/algorithms.md#gptq-grid).
 struct GptqSpec {
   int bits = 4;
   bool symmetric = false;       ///< GPTQ full-range symmetric grid; false = asymmetric (default)
@@ -71,7 +72,7 @@ struct GptqSpec {
 /// Weight-grid types Gptq<Q> accepts, and the GptqSpec each stands for (gptq_spec_of<Q>()):
 /// Provided for (a) any type with `static constexpr GptqSpec gptq_spec` (e.g. GptqGrid below) and
 /// (b) sparq::Quantizer<Symmetric|Asymmetric, PerChannel|PerGroup<G>, Bits, MinMax|MseClip>. For
-/// Quantizer<Symmetric, ...> GPTQ uses its own full-range grid (§4.3: zero (maxq+1)/2, i.e.
+/// Quantizer<Symmetric, ...> GPTQ uses its own full-range grid (docs/algorithms.md#gptq-grid: zero (maxq+1)/2, i.e.
 /// QuantOptions::full_range), not the restricted default [−qmax, qmax]; MseClip maps to GPTQ's
 /// MSE search with the default grid 100 / maxshrink 0.8 / norm 2.4.
 // Declared here (defined in quant/quantizer.hpp) so that GPTQ does not pull in the SIMD quantizer kernels.

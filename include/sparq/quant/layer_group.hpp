@@ -1,6 +1,6 @@
 // LayerGroup: which op feeds which linears inside a Llama block, and how per-channel scales fold into them.
 //
-// SmoothQuant (§5.3) and AWQ (§6.3) migrate difficulty between a linear's input and its weights
+// SmoothQuant and AWQ (docs/algorithms.md#scale-folding) migrate difficulty between a linear's input and its weights
 // with a per-input-channel scale s (length = cin of the consumers):
 //     consumers:   W^f[:, j] ← W^f[:, j] · s_j        for every linear f of the group
 //     predecessor: RMSNorm γ_j ← γ_j / s_j           (norm → linears), or
@@ -14,7 +14,7 @@
 //                                attention mixes positions but not channels, so v's channel j
 //                                reaches wo's input channel j unchanged in scale
 //     w3      → {w2}             AWQ only: h = silu(w1 x) ⊙ (w3 x) is linear in w3's rows
-// o_proj (wo) and down (w2) are never smoothed by SmoothQuant (§5.3).
+// o_proj (wo) and down (w2) are never smoothed by SmoothQuant (docs/algorithms.md#scale-folding).
 #pragma once
 
 #include <cmath>

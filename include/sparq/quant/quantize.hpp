@@ -90,7 +90,8 @@ inline void check_input(MatrixView<const float> w, const char* who) {
   return s;
 }
 
-/// Scale and zero from a min/max (Asymmetric, GPTQ §4.3: the range is widened to contain 0).
+/// Scale and zero from a min/max (Asymmetric: the range is widened to contain 0;
+/// docs/algorithms.md#symmetric-and-asymmetric-grids).
 [[nodiscard]] inline ScaleZero from_minmax(const QuantConfig& c, float mn, float mx) noexcept {
   ScaleZero s;
   float inv = 0.0f;
@@ -162,7 +163,7 @@ struct GroupCoder {
       return asym ? from_minmax(c, std::max(mn, -clip), std::min(mx, clip)) : from_absmax(c, clip);
     }
     case CalibratorKind::mse_clip: {
-      // GPTQ §4.3 step 6. The degenerate range is fixed first, as the reference does.
+      // docs/algorithms.md#mse-clip-search. The degenerate range is fixed first, as the reference does.
       float lo = std::min(mn, 0.0f), hi = std::max(mx, 0.0f);
       if (lo == 0.0f && hi == 0.0f) {
         lo = -1.0f;

@@ -3,13 +3,13 @@
 // Every scheme maps a real value x to a code and back through one positive scale per group:
 //
 //   Symmetric  (integer, b bits)  real = scale · q,              q ∈ [−2^(b−1), 2^(b−1) − 1]
-//       restricted range (default, JSQ/SmoothQuant §1.8): q ∈ [−qmax, qmax], qmax = 2^(b−1) − 1,
+//       restricted range (default, JSQ/SmoothQuant, docs/algorithms.md#w8a8): q ∈ [−qmax, qmax], qmax = 2^(b−1) − 1,
 //       scale = max(absmax, 1e−5) / qmax.
-//       full range (QuantOptions::full_range, GPTQ §4.3): q ∈ [−2^(b−1), 2^(b−1) − 1],
+//       full range (QuantOptions::full_range, docs/algorithms.md#gptq-grid): q ∈ [−2^(b−1), 2^(b−1) − 1],
 //       scale = 2·absmax / (2^b − 1) (absmax 0 → 1 as the degenerate range [−1, 1]),
 //       i.e. GPTQ's grid with the zero point fixed at (maxq + 1)/2 = 2^(b−1).
 //   Asymmetric (integer, b bits)  real = scale · (u − zero),     u, zero ∈ [0, 2^b − 1]
-//       GPTQ §4.3: xmin = min(min x, 0), xmax = max(max x, 0) (the range always holds 0, so an
+//       docs/algorithms.md#gptq-grid: xmin = min(min x, 0), xmax = max(max x, 0) (the range always holds 0, so an
 //       exact 0 quantizes to exactly 0), degenerate xmin = xmax = 0 → [−1, 1],
 //       scale = (xmax − xmin)/(2^b − 1), zero = round(−xmin / scale).
 //   NF4        (4 bits)           real = scale · NF4_LEVELS[u],  scale = absmax (0 → 1)

@@ -1,4 +1,4 @@
-// Smooth: SmoothQuant (ALGORITHMS.md §5) — migrate activation outliers into the weights before W8A8.
+// Smooth: SmoothQuant (docs/algorithms.md#smoothquant) — migrate activation outliers into the weights before W8A8.
 //
 // For a group F of linears that read the same input x (LayerGroup: norm → {linears}), with the
 // per-channel activation statistic collected at that input:
@@ -6,7 +6,7 @@
 //       a_j = max over tokens |x_j|                                   (ColumnAbsMax)
 //       w_j = max(max over f ∈ F, k of |W^f_kj|, 1e−5)
 //       s_j = max(a_j^α / w_j^(1−α), 1e−5)
-//   SmoothStatistic::range (llm-compressor's SmoothQuantModifier, §9.3):
+//   SmoothStatistic::range (llm-compressor's SmoothQuantModifier, docs/algorithms.md#range-statistic-variant):
 //       a_j = max_t x_j − min_t x_j                                   (ColumnMinMax)
 //       w_j = 2 · max over f, k of |W^f_kj|
 //       s_j = max(a_j^α / w_j^(1−α), 1e−5), and s_j = max(a_j, 1e−5) where w_j = 0
@@ -15,11 +15,11 @@
 // Folding (fold_scales in layer_group.hpp): γ_j ← γ_j / s_j, W^f[:, j] ← W^f[:, j] · s_j, so the
 // float function is unchanged; the activations the linears see become x_j / s_j (outlier channels
 // shrink), and their weights' columns grow by s_j.
-// W8A8 (§5.5) then quantizes weights per output channel (symmetric absmax, q_max = 127) and
+// W8A8 (docs/algorithms.md#w8a8) then quantizes weights per output channel (symmetric absmax, q_max = 127) and
 // activations per token, dynamically, at run time (model runtime's input-quantizing LinearOp);
 // fake_quantize_per_token / fake_quantize_per_channel below are the same math for tests.
 // If the Hessian of the group's input was accumulated before smoothing, smooth_hessian turns it
-// into the Hessian of the smoothed input: H ← S⁻¹ H S⁻¹ (§9.2).
+// into the Hessian of the smoothed input: H ← S⁻¹ H S⁻¹ (docs/algorithms.md#statistics-after-smoothing).
 #pragma once
 
 #include <algorithm>
@@ -179,7 +179,7 @@ class Smooth {
   SmoothOptions opt_{};
 };
 
-/// Per-token dynamic symmetric fake quantization of activations (§5.5): for each row x,
+/// Per-token dynamic symmetric fake quantization of activations (docs/algorithms.md#w8a8): for each row x,
 /// Δ = max(max|x|, 1e−5)/q_max, x̂ = clamp(nearbyint(x/Δ), −q_max, q_max)·Δ, q_max = 2^(b−1) − 1.
 [[nodiscard]] inline Matrix<float> fake_quantize_per_token(MatrixView<const float> x, int bits = 8) {
   SPARQ_CHECK(bits >= 2 && bits <= 16, "fake_quantize_per_token: bits = ", bits, ", expected 2..16");
@@ -196,7 +196,7 @@ class Smooth {
   return out;
 }
 
-/// Per-output-channel symmetric absmax fake quantization of weights (§5.5, same formula per row).
+/// Per-output-channel symmetric absmax fake quantization of weights (docs/algorithms.md#w8a8, same formula per row).
 [[nodiscard]] inline Matrix<float> fake_quantize_per_channel(MatrixView<const float> w, int bits = 8) {
   return fake_quantize_per_token(w, bits);
 }

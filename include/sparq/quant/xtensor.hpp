@@ -2,7 +2,7 @@
 //
 // The core works on MatrixView; these wrap a row-major xtensor without copying. Never pass an
 // xtensor between translation units built with different -m flags (its allocator alignment
-// depends on them: docs/TOOLCHAIN.md).
+// depends on them: docs/quantization.md#xtensor-interop).
 #pragma once
 
 #include <xtensor/xtensor.hpp>

@@ -1,4 +1,5 @@
-// Private min-max integer grids of the calibration stages: GPTQ's (ALGORITHMS.md §4.3) and AWQ's (§6.2).
+// Private min-max integer grids of the calibration stages: GPTQ's and AWQ's
+// (docs/algorithms.md#gptq-grid, docs/algorithms.md#awq-grid).
 //
 // Both map a real x to an unsigned code u ∈ [0, maxq], maxq = 2^b − 1, and back:
 //     u = clamp(nearbyint(x / Δ) + z, 0, maxq),   x̂ = Δ · (u − z)
@@ -6,7 +7,7 @@
 //   asymmetric z = nearbyint(−xmin/Δ); symmetric uses xmax = max(|xmin|, xmax), the full grid
 //   Δ = 2·xmax/maxq and the constant zero (maxq + 1)/2; a degenerate all-zero range becomes [−1, 1].
 //   Because z is an integer in [0, maxq], an exact 0 quantizes to exactly 0 (sparsity survives).
-//   Optional MSE clip search (§4.3 step 6): shrink both bounds by p = 1 − i/grid for
+//   Optional MSE clip search (docs/algorithms.md#mse-clip-search): shrink both bounds by p = 1 − i/grid for
 //   i < floor(maxshrink·grid), keep the lowest Σ|x̂ − x|^norm (ties keep the earlier candidate).
 // AWQ (`fit_awq`): range NOT forced to contain 0; Δ = max(mx − mn, 1e−5)/maxq,
 //   z = clamp(−nearbyint(mn/Δ), 0, maxq). Rounding is half-to-even (std::nearbyint) everywhere.
@@ -27,7 +28,7 @@ struct GridParams {
   float zero = 0.0f;  ///< integer-valued, in [0, maxq]
 };
 
-/// Options of the GPTQ grid of §4.3.
+/// Options of the GPTQ grid (docs/algorithms.md#gptq-grid).
 struct GptqGridSpec {
   int bits = 4;
   bool symmetric = false;
