@@ -273,6 +273,50 @@ TEST_CASE("canonical softmax and axpy on every target", "[kernels][canonical]") 
   }
 }
 
+TEST_CASE("attn_head: one call equals attn_axpy, softmax and attn_dot, and the scalar order, on every target",
+          "[kernels][canonical]") {
+  for (const std::size_t len : kSizes) {
+    for (const std::size_t hd : {std::size_t{1}, std::size_t{8}, std::size_t{13}}) {
+      const std::size_t ld = len + 5;
+      const auto q = gen<float>(hd, 11 + static_cast<std::uint32_t>(len + hd), -4, 4);
+      const auto kc = gen<float>(hd * ld, 12 + static_cast<std::uint32_t>(len * 3 + hd), -4, 4);
+      const auto vc = gen<float>(hd * ld, 13 + static_cast<std::uint32_t>(len * 5 + hd));
+      const float scale = 0.353553385f;
+      // Scalar reference: scores in d order from +0, then the canonical softmax and dots.
+      std::vector<float> a(len);
+      for (std::size_t s = 0; s < len; ++s) {
+        float acc = 0.0f;
+        for (std::size_t d = 0; d < hd; ++d) acc = acc + rmul(rmul(q[d], scale), kc[d * ld + s]);
+        a[s] = acc;
+      }
+      float mx = a[0];
+      for (const float x : a) mx = std::max(mx, x);
+      float lanes[16] = {};
+      for (std::size_t s = 0; s < len; ++s) {
+        a[s] = ref_exp(a[s] - mx);
+        lanes[s % 16] = lanes[s % 16] + a[s];
+      }
+      const float inv = 1.0f / ref_tree(lanes);
+      for (auto& x : a) x *= inv;
+      std::vector<float> ref(hd);
+      for (std::size_t d = 0; d < hd; ++d) ref[d] = ref_dot(a.data(), vc.data() + d * ld, len);
+      INFO("len " << len << " hd " << hd);
+      check_all(ref, [&](auto arch) {
+        using A = decltype(arch);
+        std::vector<float> scratch(len), out(hd);
+        k::attn_head<A>(q.data(), scale, kc.data(), vc.data(), ld, hd, len, scratch.data(), out.data());
+        // The pieces model::Llama called before attn_head existed give the same bits.
+        std::vector<float> a2(len, 0.0f), out2(hd);
+        for (std::size_t d = 0; d < hd; ++d) k::attn_axpy<A>(q[d] * scale, kc.data() + d * ld, a2.data(), len);
+        k::softmax<A>(a2.data(), len);
+        for (std::size_t d = 0; d < hd; ++d) out2[d] = k::attn_dot<A>(a2.data(), vc.data() + d * ld, len);
+        REQUIRE(std::memcmp(out.data(), out2.data(), hd * sizeof(float)) == 0);
+        return out;
+      }, "attn_head");
+    }
+  }
+}
+
 TEST_CASE("canonical exp: every target equals the scalar form over a sweep", "[kernels][canonical]") {
   std::vector<float> xs;
   for (float x = -100.0f; x <= 100.0f; x += 0.0137f) xs.push_back(x);

@@ -76,6 +76,45 @@ inline void softmax(float* a, std::size_t n) noexcept {
   for (; s < n; ++s) a[s] *= inv;
 }
 
+/// One attention head for one query position, in one call (model::Llama calls it per head):
+///   a[s]   = Σ_d mul(mul(q[d], scale), k[d·ld + s])   for s < len, d = 0, 1, … in order, from +0
+///   a      = softmax(a)                               (as softmax above)
+///   out[d] = attn_dot(a, v + d·ld, len)               for d < hd
+/// k and v hold hd rows of ld ≥ len floats (the transposed key/value cache); a is scratch for len
+/// floats. The scores are exactly what hd calls of attn_axpy give (same products, same order), but
+/// each block of positions stays in registers across the hd rows instead of being loaded and
+/// stored hd times.
+template <class Arch = simd::dynamic>
+inline void attn_head(const float* q, float scale, const float* k, const float* v, std::size_t ld, std::size_t hd,
+                      std::size_t len, float* a, float* out) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  constexpr std::size_t S = B::size, U = 4;
+  std::size_t s = 0;
+  for (; s + U * S <= len; s += U * S) {
+    B acc[U];
+    for (std::size_t u = 0; u < U; ++u) acc[u] = B(0.0f);
+    for (std::size_t d = 0; d < hd; ++d) {
+      const B c(canonical::mul(q[d], scale));
+      const float* row = k + d * ld + s;
+      for (std::size_t u = 0; u < U; ++u) acc[u] = acc[u] + canonical::mul(c, B::load_unaligned(row + u * S));
+    }
+    for (std::size_t u = 0; u < U; ++u) acc[u].store_unaligned(a + s + u * S);
+  }
+  for (; s + S <= len; s += S) {
+    B acc(0.0f);
+    for (std::size_t d = 0; d < hd; ++d)
+      acc = acc + canonical::mul(B(canonical::mul(q[d], scale)), B::load_unaligned(k + d * ld + s));
+    acc.store_unaligned(a + s);
+  }
+  for (; s < len; ++s) {
+    float acc = 0.0f;
+    for (std::size_t d = 0; d < hd; ++d) acc = acc + canonical::mul(canonical::mul(q[d], scale), k[d * ld + s]);
+    a[s] = acc;
+  }
+  softmax<Arch>(a, len);
+  for (std::size_t d = 0; d < hd; ++d) out[d] = canonical::dot<Arch>(a, v + d * ld, len);
+}
+
 // ---- run-time dispatch ----
 // Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
 template <>
@@ -92,6 +131,12 @@ template <>
 inline void softmax<simd::dynamic>(
     float* a, std::size_t n) noexcept {
   SPARQ_DISPATCH_CALL(softmax, (softmax<xsimd::default_arch>), a, n);
+}
+template <>
+inline void attn_head<simd::dynamic>(
+    const float* q, float scale, const float* k, const float* v, std::size_t ld, std::size_t hd, std::size_t len,
+    float* a, float* out) noexcept {
+  SPARQ_DISPATCH_CALL(attn_head, (attn_head<xsimd::default_arch>), q, scale, k, v, ld, hd, len, a, out);
 }
 // ---- end run-time dispatch ----
 

@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "sparq/simd/arch.hpp"
 
@@ -88,6 +89,55 @@ template <class T>
   return c0 + c1;
 }
 
+#if defined(__SSE2__)
+/// reduce16's last three levels on the 8 values of a: (a[i] + a[i+4]), then [i] + [i+2], then [0] + [1].
+[[nodiscard]] inline float reduce8_tail(__m128 lo, __m128 hi) noexcept {
+  __m128 b = _mm_add_ps(lo, hi);           // b[i] = a[i] + a[i+4]
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));  // [0] = b0 + b2, [1] = b1 + b3
+  return _mm_cvtss_f32(_mm_add_ss(b, _mm_shuffle_ps(b, b, 1)));
+}
+#endif
+
+/// reduce16 of the 16 float lanes held in v[0..R) (lane l at position l mod W of register l / W),
+/// computed in registers: the same additions on the same pairs as reduce16, so the same bits. Other
+/// element types and targets go through memory and reduce16.
+template <class T, class Arch, std::size_t R>
+[[nodiscard]] inline T reduce_lanes(const xsimd::batch<T, Arch> (&v)[R]) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    if constexpr (W == 16) {
+      const __m512 z = v[0];
+      const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(z),  // a[i] = l[i] + l[i+8]
+                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(z), 1)));
+      return reduce8_tail(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (W == 8) {
+      const __m256 a = _mm256_add_ps(v[0], v[1]);  // a[i] = l[i] + l[i+8]
+      return reduce8_tail(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (W == 4) {  // a[0..3] = v0 + v2, a[4..7] = v1 + v3
+      return reduce8_tail(_mm_add_ps(v[0], v[2]), _mm_add_ps(v[1], v[3]));
+    }
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+    if constexpr (W == 4) {
+      const float32x4_t b = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));  // b[i] = a[i] + a[i+4]
+      const float32x2_t c = vadd_f32(vget_low_f32(b), vget_high_f32(b));             // b0 + b2, b1 + b3
+      return vget_lane_f32(c, 0) + vget_lane_f32(c, 1);
+    }
+#endif
+  }
+  alignas(64) T l[lanes];
+  #pragma GCC unroll 16
+  for (std::size_t r = 0; r < R; ++r) v[r].store_aligned(l + r * W);
+  return reduce16(l);
+}
+
 /// 16 canonical lanes held in 16/W registers of Arch.
 template <class T, class Arch>
 struct Lanes {
@@ -111,12 +161,7 @@ struct Lanes {
     #pragma GCC unroll 16
     for (std::size_t r = 0; r < R; ++r) v[r] = v[r] + B::load_unaligned(a + r * W);
   }
-  [[nodiscard]] T reduce() const noexcept {
-    alignas(64) T l[lanes];
-    #pragma GCC unroll 16
-    for (std::size_t r = 0; r < R; ++r) v[r].store_aligned(l + r * W);
-    return reduce16(l);
-  }
+  [[nodiscard]] T reduce() const noexcept { return reduce_lanes<T, Arch, R>(v); }
 };
 
 /// Σ_j a[j]·b[j] in the canonical order (see the file comment). Reads exactly n values of each.

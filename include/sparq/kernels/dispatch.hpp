@@ -129,6 +129,8 @@ struct KernelTable {
   void (*attn_axpy)(float, const float*, float*, std::size_t) noexcept = nullptr;
   float (*attn_dot)(const float*, const float*, std::size_t) noexcept = nullptr;
   void (*softmax)(float*, std::size_t) noexcept = nullptr;
+  void (*attn_head)(const float*, float, const float*, const float*, std::size_t, std::size_t, std::size_t, float*,
+                    float*) noexcept = nullptr;
   void (*gemv_bf16)(const std::uint16_t*, std::size_t, std::size_t, const float*, float*, int) noexcept = nullptr;
   void (*gemv_f16)(const std::uint16_t*, std::size_t, std::size_t, const float*, float*, int) noexcept = nullptr;
   // int8 (gemv_q8.hpp, gemm_q.hpp)

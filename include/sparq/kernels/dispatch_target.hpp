@@ -48,6 +48,7 @@ SPARQ_TARGET_BEGIN
   t.attn_axpy = &attn_axpy<A>;
   t.attn_dot = &attn_dot<A>;
   t.softmax = &softmax<A>;
+  t.attn_head = &attn_head<A>;
   t.gemv_bf16 = &gemv_bf16<A>;
   t.gemv_f16 = &gemv_f16<A>;
   t.gemv_q8_f32 = &gemv_q8_f32<A>;

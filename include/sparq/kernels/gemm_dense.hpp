@@ -57,7 +57,7 @@ template <class Arch, std::size_t NT, std::size_t NO>
 inline void tile(const float* X, std::size_t ldx, const float* W, std::size_t ldw, std::size_t cin, float* Y,
                  std::size_t ldy) noexcept {
   using B = xsimd::batch<float, Arch>;
-  constexpr std::size_t S = B::size, R = Tiling<Arch>::R, L = canonical::lanes;
+  constexpr std::size_t R = Tiling<Arch>::R, L = canonical::lanes;
   B acc[NT][NO][R];
 #pragma GCC unroll 16
   for (std::size_t t = 0; t < NT; ++t)
@@ -73,15 +73,10 @@ inline void tile(const float* X, std::size_t ldx, const float* W, std::size_t ld
     for (std::size_t o = 0; o < NO; ++o) std::copy(W + o * ldw + k, W + o * ldw + cin, wp[o]);
     tile_step<Arch, NT, NO>(xp[0], L, wp[0], L, acc);
   }
-  alignas(64) float lanes[L];
 #pragma GCC unroll 16
   for (std::size_t t = 0; t < NT; ++t) {
 #pragma GCC unroll 16
-    for (std::size_t o = 0; o < NO; ++o) {
-#pragma GCC unroll 16
-      for (std::size_t r = 0; r < R; ++r) acc[t][o][r].store_aligned(lanes + r * S);
-      Y[t * ldy + o] = canonical::reduce16(lanes);
-    }
+    for (std::size_t o = 0; o < NO; ++o) Y[t * ldy + o] = canonical::reduce_lanes<float, Arch, R>(acc[t][o]);
   }
 }
 

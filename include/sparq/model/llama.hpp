@@ -308,11 +308,7 @@ class Llama {
         const float* qh = q.row(i) + h * hd;
         const float* kt = st.keys(cache_layer, h / group);
         const float* vt = st.values(cache_layer, h / group);
-        std::fill(a, a + len, 0.0f);
-        for (std::size_t d = 0; d < hd; ++d) kernels::attn_axpy(qh[d] * inv_sqrt, kt + d * cap, a, len);
-        kernels::softmax(a, len);
-        float* out = att.row(i) + h * hd;
-        for (std::size_t d = 0; d < hd; ++d) out[d] = kernels::attn_dot(a, vt + d * cap, len);
+        kernels::attn_head(qh, inv_sqrt, kt, vt, cap, hd, len, a, att.row(i) + h * hd);
       }
     }
     if (hook) (*hook)(Linear::wo, att);
