@@ -1,6 +1,8 @@
-// Linked into every test: SPARQ_TARGET=<name> pins the run-time kernel target before any test
-// runs (an unknown or unavailable name is an error, never a silent fallback), so the whole suite can
-// run on one target: SPARQ_TARGET=avx2 ctest. The summary is printed only when a target is pinned.
+// Linked into every test and benchmark: SPARQ_TARGET=<name> pins the run-time kernel target before
+// any test or benchmark runs (an unknown or unavailable name is an error, never a silent fallback),
+// so the whole suite can run on one target: SPARQ_TARGET=avx2 ctest. Tests print the dispatch
+// summary only when a target is pinned; benchmarks (compiled with SPARQ_SELECT_TARGET_ALWAYS_PRINT)
+// always print it to stderr, so each run's output says which kernels it measured.
 #include <cstdio>
 #include <cstdlib>
 
@@ -17,8 +19,13 @@ const bool sparq_test_target_selected = [] {
                    sk::dispatch_summary().c_str());
       std::exit(2);
     }
+#ifndef SPARQ_SELECT_TARGET_ALWAYS_PRINT
     std::fprintf(stderr, "sparq kernels pinned: %s\n", sk::dispatch_summary().c_str());
+#endif
   }
+#ifdef SPARQ_SELECT_TARGET_ALWAYS_PRINT
+  std::fprintf(stderr, "sparq kernels: %s\n", sk::dispatch_summary().c_str());
+#endif
   return true;
 }();
 
