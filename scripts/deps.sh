@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sparq's build needs, if any are missing (needs root or sudo).
 set -euo pipefail
-pkgs=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev)
+pkgs=(cmake g++ make python3 libxtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev)
 # the emulated test legs (scripts/test-emulated.sh): qemu-user, and the aarch64 cross compiler
 if [ "${1:-}" = "--emulation" ]; then pkgs+=(qemu-user g++-aarch64-linux-gnu); fi
 missing=()

@@ -10,9 +10,9 @@
 
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/model/layer_group.hpp"
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"
-#include "sparq/quant/layer_group.hpp"
 #include "sparq/quant/smooth.hpp"
 
 namespace {

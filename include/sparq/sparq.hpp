@@ -1,8 +1,10 @@
 // Umbrella header: everything sparq offers (include the narrower headers to build faster).
+// Sections follow the layers of include/sparq/ (README.md "Layout", scripts/check-layering.py).
 #pragma once
 
 // core/: vocabulary
 #include "sparq/core/error.hpp"
+#include "sparq/core/file.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
@@ -20,10 +22,9 @@
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
 
-// quant/: Quantizer<Scheme, Granularity, Bits, Calibrator>, GPTQ, SmoothQuant, AWQ
+// quant/: Quantizer<Scheme, Granularity, Bits, Calibrator>, GPTQ, SmoothQuant, AWQ (their Llama groups: model/)
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"
-#include "sparq/quant/layer_group.hpp"
 #include "sparq/quant/quantizer.hpp"
 #include "sparq/quant/smooth.hpp"
 
@@ -36,17 +37,18 @@
 #include "sparq/prune/quantizer_column_adapter.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
 
-// joint/: JSQ pieces
-#include "sparq/joint/activation_edit.hpp"
-#include "sparq/joint/annealing.hpp"
-
 // model/: Llama runtime, tokenizer, perplexity, layer-by-layer calibration
 #include "sparq/model/calibration.hpp"
 #include "sparq/model/generate.hpp"
 #include "sparq/model/input_quant_linear.hpp"
+#include "sparq/model/layer_group.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/perplexity.hpp"
 #include "sparq/model/tokenizer.hpp"
+
+// joint/: JSQ pieces
+#include "sparq/joint/activation_edit.hpp"
+#include "sparq/joint/annealing.hpp"
 
 // io/: llama2.c, GGUF, safetensors, sparq container, model loading
 #include "sparq/io/container.hpp"

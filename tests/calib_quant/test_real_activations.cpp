@@ -9,6 +9,7 @@
 #include "calib_test_util.hpp"
 #include "sparq/model/calibration.hpp"
 #include "sparq/io/load.hpp"
+#include "sparq/model/layer_group.hpp"
 #include "sparq/model/perplexity.hpp"
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"

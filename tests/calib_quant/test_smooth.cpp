@@ -9,7 +9,7 @@
 
 #include "calib_test_util.hpp"
 #include "sparq/io/llama2c.hpp"
-#include "sparq/quant/layer_group.hpp"
+#include "sparq/model/layer_group.hpp"
 #include "sparq/quant/smooth.hpp"
 #include "sparq_test.hpp"
 

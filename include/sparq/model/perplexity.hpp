@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/file.hpp"
 #include "sparq/core/matrix_view.hpp"
-#include "sparq/io/llama2c.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/llama_state.hpp"
 #include "sparq/model/tokenizer.hpp"
@@ -65,7 +65,7 @@ namespace sparq::model {
 /// Reads a text file and returns its document token stream (see document_token_stream).
 [[nodiscard]] inline std::vector<int> document_token_stream_file(const std::string& path, const Tokenizer& tok,
                                                                  std::size_t max_tokens = 0) {
-  const auto buf = io::detail::read_file(path);
+  const auto buf = sparq::detail::read_file(path);
   return document_token_stream(std::string_view(buf.data(), buf.size()), tok, max_tokens);
 }
 

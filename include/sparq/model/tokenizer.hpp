@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
-#include "sparq/io/llama2c.hpp"
+#include "sparq/core/file.hpp"
 
 namespace sparq::model {
 
@@ -108,7 +108,7 @@ class Tokenizer {
 
   /// Reads a llama2.c tokenizer file (see parse_llama2c).
   static Tokenizer read_llama2c(const std::string& path, std::size_t vocab_size = 0) {
-    const auto buf = io::detail::read_file(path);
+    const auto buf = sparq::detail::read_file(path);
     return parse_llama2c(buf.data(), buf.size(), vocab_size, "tokenizer '" + path + "'");
   }
 

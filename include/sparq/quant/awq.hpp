@@ -15,8 +15,9 @@
 //     chosen s is never worse than RTN on this loss. M is by default the concatenation of the
 //     linears' outputs X·W^fᵀ (the "block output" of a norm → {linears} group); a module function
 //     (e.g. the whole attention or MLP) may be supplied instead.
-// Applying s: fold_scales (layer_group.hpp): the predecessor is divided by s, the linears'
-// columns multiplied by s; the cached input is divided by s for the clip search.
+// Applying s: fold_scales (model/layer_group.hpp, through the ScaleGroup customisation points of
+// quant/scale_group.hpp): the predecessor is divided by s, the linears' columns multiplied by s; the
+// cached input is divided by s for the clip search.
 // Clip search (docs/algorithms.md#awq-clip-search), for every linear except wq/wk (attention
 // logits are too sensitive): per row and group, m0 = max|w|; for
 // i = 0 … floor(max_shrink·n_grid) − 1 (10 candidates):
@@ -42,10 +43,9 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
-#include "sparq/model/llama_weights.hpp"
 #include "sparq/quant/detail/calib_grid.hpp"
 #include "sparq/quant/detail/calib_linalg.hpp"
-#include "sparq/quant/layer_group.hpp"
+#include "sparq/quant/scale_group.hpp"
 
 namespace sparq {
 
@@ -325,23 +325,26 @@ class AwqScale {
       for (std::size_t c = 0; c < cin; ++c) w(r, c) = std::clamp(w(r, c), -mval(r, c / g), mval(r, c / g));
   }
 
-  /// Scales (and clips) one group of a Llama block in place. `x` is the cached input of the
-  /// group's linears (tokens x cin); it is divided by s on return (what the scaled linears see).
-  /// wq and wk are never clipped. Returns the search result.
-  AwqSearch apply(model::LlamaBlock& blk, const LayerGroup& g, Matrix<float>& x,
-                  const AwqModule& module = {}) const {
-    const std::size_t cin = group_channels(blk, g);
+  /// Scales (and clips) one group of a block in place (e.g. a model::LlamaBlock and a LayerGroup
+  /// of llama_awq_groups(cfg), model/layer_group.hpp). `x` is the cached input of the group's
+  /// linears (tokens x cin); it is divided by s on return (what the scaled linears see). Consumers
+  /// for which awq_may_clip(g, l) is false (a Llama block's wq and wk) are never clipped. Returns
+  /// the search result.
+  template <class Block, class Group>
+    requires AwqScaleGroup<Block, Group>
+  AwqSearch apply(Block& blk, const Group& g, Matrix<float>& x, const AwqModule& module = {}) const {
+    const std::size_t cin = group_channels(std::as_const(blk), g);
     SPARQ_CHECK(x.cols() == cin, "AwqScale: cached input of group ", g.name(), " has ", x.cols(),
                 " channels, expected cin = ", cin);
     std::vector<MatrixView<const float>> ws;
-    for (auto l : g.linears) ws.push_back(std::as_const(blk).linear(l).view());
+    for (const auto& l : g.linears) ws.push_back(std::as_const(blk).linear(l).view());
     AwqSearch res = search_scales(x.view(), ws, module);
     fold_scales(blk, g, res.scales);
     for (std::size_t t = 0; t < x.rows(); ++t)
       for (std::size_t j = 0; j < cin; ++j) x(t, j) /= res.scales[j];
     if (opt_.clip) {
-      for (auto l : g.linears) {
-        if (l == model::Linear::wq || l == model::Linear::wk) continue;
+      for (const auto& l : g.linears) {
+        if (!awq_may_clip(g, l)) continue;
         auto& w = blk.linear(l);
         apply_clip(w.view(), search_clip(w.view(), x.view()));
       }

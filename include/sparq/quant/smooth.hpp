@@ -12,7 +12,7 @@
 //       s_j = max(a_j^α / w_j^(1−α), 1e−5), and s_j = max(a_j, 1e−5) where w_j = 0
 // α ∈ [0, 1] (default 0.5; README values 0.8–0.9 for Llama) may be overridden per call. The powers
 // are evaluated in double and s is rounded to float once (the model dtype here) before folding.
-// Folding (fold_scales in layer_group.hpp): γ_j ← γ_j / s_j, W^f[:, j] ← W^f[:, j] · s_j, so the
+// Folding (fold_scales in model/layer_group.hpp): γ_j ← γ_j / s_j, W^f[:, j] ← W^f[:, j] · s_j, so the
 // float function is unchanged; the activations the linears see become x_j / s_j (outlier channels
 // shrink), and their weights' columns grow by s_j.
 // W8A8 (docs/algorithms.md#w8a8) then quantizes weights per output channel (symmetric absmax, q_max = 127) and
@@ -20,6 +20,8 @@
 // fake_quantize_per_token / fake_quantize_per_channel below are the same math for tests.
 // If the Hessian of the group's input was accumulated before smoothing, smooth_hessian turns it
 // into the Hessian of the smoothed input: H ← S⁻¹ H S⁻¹ (docs/algorithms.md#statistics-after-smoothing).
+// Smooth::apply works on any block and group that model the ScaleGroup concept (quant/scale_group.hpp);
+// include model/layer_group.hpp for a Llama block's groups (LayerGroup, llama_smooth_groups).
 #pragma once
 
 #include <algorithm>
@@ -34,8 +36,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
-#include "sparq/model/llama_weights.hpp"
-#include "sparq/quant/layer_group.hpp"
+#include "sparq/quant/scale_group.hpp"
 
 namespace sparq {
 
@@ -158,18 +159,20 @@ class Smooth {
     return smooth_scales_absmax(am, weights, a);
   }
 
-  /// Smooths one group of a Llama block in place given the statistic of the group's input
+  /// Smooths one group of a block in place (e.g. a model::LlamaBlock and a LayerGroup of
+  /// llama_smooth_groups(), model/layer_group.hpp) given the statistic of the group's input
   /// (ColumnAbsMax or ColumnMinMax collected at the norm's output); returns s.
-  template <class Stat>
-  std::vector<float> apply(model::LlamaBlock& blk, const LayerGroup& g, const Stat& act,
+  template <class Block, class Group, class Stat>
+    requires ScaleGroup<Block, Group>
+  std::vector<float> apply(Block& blk, const Group& g, const Stat& act,
                            std::optional<float> alpha = std::nullopt) const {
     SPARQ_CHECK(g.from_norm(), "Smooth: group ", g.name(),
                 " is fed by a linear; SmoothQuant folds only into norms (rms_att, rms_ffn)");
-    const std::size_t cin = group_channels(blk, g);
+    const std::size_t cin = group_channels(std::as_const(blk), g);
     SPARQ_CHECK(act.channels() == cin, "Smooth: statistic for group ", g.name(), " has ",
                 act.channels(), " channels, expected cin = ", cin);
     std::vector<MatrixView<const float>> ws;
-    for (auto l : g.linears) ws.push_back(std::as_const(blk).linear(l).view());
+    for (const auto& l : g.linears) ws.push_back(std::as_const(blk).linear(l).view());
     auto s = scales(act, ws, alpha);
     fold_scales(blk, g, s);
     return s;

@@ -15,6 +15,11 @@
 //                                reaches wo's input channel j unchanged in scale
 //     w3      → {w2}             AWQ only: h = silu(w1 x) ⊙ (w3 x) is linear in w3's rows
 // o_proj (wo) and down (w2) are never smoothed by SmoothQuant (docs/algorithms.md#scale-folding).
+//
+// This is the Llama side of scale folding: quant/ holds the maths (smooth.hpp, awq.hpp) and knows no
+// model; Smooth::apply and AwqScale::apply reach the functions below through the customisation points
+// of quant/scale_group.hpp (argument-dependent lookup on LayerGroup). The names stay in namespace
+// sparq, where they were when this header lived in quant/.
 #pragma once
 
 #include <cmath>
@@ -27,6 +32,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/model/llama_weights.hpp"
+#include "sparq/quant/scale_group.hpp"
 
 namespace sparq {
 
@@ -120,5 +126,15 @@ inline void fold_scales(model::LlamaBlock& blk, const LayerGroup& g, std::span<c
     }
   }
 }
+
+/// Whether AWQ's clip search may clip consumer `l` of `g`: never the query and key projections
+/// (attention logits are too sensitive to clipping; docs/algorithms.md#awq-clip-search).
+[[nodiscard]] constexpr bool awq_may_clip(const LayerGroup& g, model::Linear l) noexcept {
+  (void)g;
+  return l != model::Linear::wq && l != model::Linear::wk;
+}
+
+static_assert(AwqScaleGroup<model::LlamaBlock, LayerGroup>,
+              "LayerGroup must provide what Smooth::apply and AwqScale::apply need (quant/scale_group.hpp)");
 
 }  // namespace sparq
