@@ -191,6 +191,20 @@ std::vector<T> spd(std::size_t n, std::uint32_t seed) {
   return h;
 }
 
+/// Scalar softmax in the canonical order: max, ref_exp(a − max) summed in 16 lanes by ref_tree, × 1/sum.
+std::vector<float> ref_softmax(std::vector<float> a) {
+  float mx = a[0];
+  for (const float v : a) mx = std::max(mx, v);
+  float lanes[16] = {};
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = ref_exp(a[i] - mx);
+    lanes[i % 16] = lanes[i % 16] + a[i];
+  }
+  const float inv = 1.0f / ref_tree(lanes);
+  for (auto& v : a) v *= inv;
+  return a;
+}
+
 }  // namespace
 
 TEST_CASE("canonical dot: gemv_f32, gemv_f32_batch, attn_dot on every target", "[kernels][canonical]") {
@@ -245,16 +259,7 @@ TEST_CASE("canonical dot: dense_gemm on every target, every tile shape", "[kerne
 TEST_CASE("canonical softmax and axpy on every target", "[kernels][canonical]") {
   for (const std::size_t n : kSizes) {
     auto a = gen<float>(n, 5 + static_cast<std::uint32_t>(n), -3, 6);  // |a| up to 2^17: many exps flush to 0
-    std::vector<float> ref(a);
-    float mx = ref[0];
-    for (const float v : ref) mx = std::max(mx, v);
-    float lanes[16] = {};
-    for (std::size_t i = 0; i < n; ++i) {
-      ref[i] = ref_exp(ref[i] - mx);
-      lanes[i % 16] = lanes[i % 16] + ref[i];
-    }
-    const float inv = 1.0f / ref_tree(lanes);
-    for (auto& v : ref) v *= inv;
+    const std::vector<float> ref = ref_softmax(a);
     INFO("n " << n);
     check_all(ref, [&](auto arch) {
       std::vector<float> y(a);
@@ -289,15 +294,7 @@ TEST_CASE("attn_head: one call equals attn_axpy, softmax and attn_dot, and the s
         for (std::size_t d = 0; d < hd; ++d) acc = acc + rmul(rmul(q[d], scale), kc[d * ld + s]);
         a[s] = acc;
       }
-      float mx = a[0];
-      for (const float x : a) mx = std::max(mx, x);
-      float lanes[16] = {};
-      for (std::size_t s = 0; s < len; ++s) {
-        a[s] = ref_exp(a[s] - mx);
-        lanes[s % 16] = lanes[s % 16] + a[s];
-      }
-      const float inv = 1.0f / ref_tree(lanes);
-      for (auto& x : a) x *= inv;
+      a = ref_softmax(a);
       std::vector<float> ref(hd);
       for (std::size_t d = 0; d < hd; ++d) ref[d] = ref_dot(a.data(), vc.data() + d * ld, len);
       INFO("len " << len << " hd " << hd);
