@@ -259,8 +259,8 @@ TEST_CASE("GGUF reader rejects forged fields with a message naming them", "[io][
   poke(bad, a + 21, std::uint64_t{1} << 61);
   CHECK_THROWS_WITH(parse_gguf(bad.data(), bad.size()), Catch::Contains("overflows"));
   bad = good;
-  poke(bad, a + 29, std::uint32_t{14});  // Q6_K: not supported
-  CHECK_THROWS_WITH(parse_gguf(bad.data(), bad.size()), Catch::Contains("ggml type 14"));
+  poke(bad, a + 29, std::uint32_t{16});  // IQ2_XXS: not supported
+  CHECK_THROWS_WITH(parse_gguf(bad.data(), bad.size()), Catch::Contains("ggml type 16"));
   bad = good;
   poke(bad, a + 29, std::uint32_t{8});  // Q8_0 with row length 32 is fine in size terms
   CHECK_NOTHROW(parse_gguf(bad.data(), bad.size()));

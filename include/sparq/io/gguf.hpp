@@ -13,7 +13,9 @@
 // overflow-checked arithmetic before use; array/string counts are bounded by the bytes left, so a
 // hostile file cannot make the reader allocate more than a small multiple of its own size; arrays
 // nest at most gguf_max_depth deep; tensors must have 1..4 dims, each > 0, an element count that
-// fits 2^62, a supported type, a row length that is a multiple of the type's block, an aligned
+// fits 2^62, a type of ggml_blocks.hpp's table (every one decodes: the float types, the 32-element
+// blocks Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4_NL and the 256-element K-quants Q2_K..Q6_K), a row length
+// that is a multiple of the type's block (the byte size comes from the same table), an aligned
 // offset, data inside the file, and no overlap with another tensor. Keys and tensor names are
 // unique. Any violation throws sparq::error naming the field, its value and the expected range.
 #pragma once
@@ -380,12 +382,14 @@ inline GgufArray gguf_read_array(ByteCursor& c, const std::string& key, std::siz
     t.n_elements = n;
     const auto type = c.read<std::uint32_t>("tensor type");
     SPARQ_CHECK(ggml_type_supported(type), what, ": tensor '", t.name, "' has ggml type ", type,
-                ", expected one of F32 (0), F16 (1), Q4_0 (2), Q8_0 (8), BF16 (30)");
+                ", expected one of ", ggml_type_list());
     t.type = static_cast<GgmlType>(type);
     const std::uint64_t be = ggml_block_elems(t.type);
     SPARQ_CHECK(t.dims[0] % be == 0, what, ": tensor '", t.name, "' of type ", ggml_type_name(t.type),
                 " has row length ", t.dims[0], ", expected a multiple of ", be);
-    t.n_bytes = n / be * ggml_block_bytes(t.type);  // n < 2^62, block bytes <= 34: no overflow
+    // Block sizes from the type table (ggml_blocks.hpp). n < 2^62 and no type takes more than 4
+    // bytes an element, so the 64-bit product cannot overflow.
+    t.n_bytes = n / be * ggml_block_bytes(t.type);
     t.offset = c.read<std::uint64_t>("tensor offset");
     SPARQ_CHECK(t.offset % f.alignment == 0, what, ": tensor '", t.name, "' offset ", t.offset,
                 " is not a multiple of the alignment ", f.alignment);

@@ -1,11 +1,13 @@
-// GgufWriter: builds a GGUF v3 file (metadata of every type, F32/F16/BF16/Q8_0/Q4_0 tensors).
+// GgufWriter: builds a GGUF v3 file (metadata of every type; tensors of every type ggml_encode writes).
 //
 // Output layout is the one gguf.hpp documents: header, metadata in insertion order, tensor infos
 // in insertion order, zero padding to the alignment, then each tensor's data at an offset that is
 // a multiple of the alignment (zero padding between tensors). The alignment is the u32 value of
-// `general.alignment` if it was set, else 32. Quantized tensors are encoded with ggml's reference
-// quantizers (ggml_blocks.hpp), so llama.cpp reads the same codes back. Files are written to a
-// temporary name and renamed.
+// `general.alignment` if it was set, else 32. add_tensor encodes floats with ggml_encode
+// (ggml_blocks.hpp): Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 with ggml's reference quantizers (the codes llama.cpp
+// would write), Q4_K/Q6_K with sparq's own rule (valid blocks of the layout, rows a multiple of
+// 256); add_tensor_bytes takes blocks already encoded in any type of the table, decode-only ones
+// included. Files are written to a temporary name and renamed.
 #pragma once
 
 #include <cstdint>
