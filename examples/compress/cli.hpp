@@ -1,6 +1,7 @@
 // sparq-compress command line: options, defaults, validation (errors name the value and what was expected).
 #pragma once
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -9,7 +10,9 @@
 namespace sparq_compress {
 
 struct Args {
-  std::string model, tokenizer, calib, eval, json, out, recipe = "compare";
+  std::string model, tokenizer, calib, eval, json, recipe = "compare";
+  std::vector<std::string> outs;   ///< --out paths: *.gguf -> GGUF for llama.cpp, anything else -> SPRQ
+  std::string gguf_float = "f32", gguf_fallback = "f16", gguf_requant = "q8_0", gguf_embedding = "f32";
   std::string target;              ///< kernel target ("" = $SPARQ_TARGET, else the best the CPU runs)
   long long nsamples = 32, seqlen = 256, max_tokens = 60000;
   long long calib_seed = -1;       ///< -1: first consecutive windows; else seeded random starts
@@ -22,6 +25,7 @@ struct Args {
   std::string edit_choices;        ///< "" = the paper's {0, 4e-5, 5e-5, 6e-5, 7e-5}
   bool real = true;                ///< also evaluate through the packed kernels
   bool search = false;             ///< --search: SA over the editing vector for a recipe string
+  bool eval_only = false;          ///< --eval-only: score --model as it is (llama2.c, GGUF or SPRQ), no compression
 };
 
 inline void usage(std::FILE* out, const char* data_dir) {
@@ -31,7 +35,7 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  with fake quantization and through the packed integer / sparse kernels, and prints one row per\n"
       "  method: sparsity, bits, stored weight bytes, MACs, perplexity, times.\n"
       "options:\n"
-      "  --model PATH       llama2.c or GGUF model (default: <data>/models/stories260K.bin)\n"
+      "  --model PATH       llama2.c, GGUF or (with --eval-only) SPRQ model (default: <data>/models/stories260K.bin)\n"
       "  --tokenizer PATH   llama2.c tokenizer (default: tok<vocab>.bin beside the model / GGUF vocab)\n"
       "  --calib PATH       calibration text (default: <data>/text/tinystories_train_head.txt)\n"
       "  --eval PATH        evaluation text (default: <data>/text/tinystories_valid_head.txt)\n"
@@ -54,8 +58,16 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --search           search the editing vector (SA) for a recipe string starting with 'edit'\n"
       "                     (the named jsq, jsq-nosar, jsq-2:4, jsq-4:8 search by default)\n"
       "  --no-real          skip the real-kernel evaluation (fake quantization only)\n"
-      "  --out PATH         write the compressed model (single recipe only)\n"
+      "  --out PATH         write the compressed model (single recipe only; may be given twice): PATH ending\n"
+      "                     in .gguf -> a GGUF llama.cpp runs (docs/formats.md#gguf-export), else sparq's SPRQ file;\n"
+      "                     each is read back and its perplexity printed\n"
+      "  --gguf-float T     GGUF type of float (unquantized) linears: f32, f16, bf16 (default f32)\n"
+      "  --gguf-fallback T  GGUF type of quantized linears whose rows no block type takes: f32, f16, bf16 (default f16)\n"
+      "  --gguf-requant T   GGUF type of quantized linears on no block grid: q8_0, q5_1, q5_0, q4_1, q4_0 (default q8_0)\n"
+      "  --gguf-embedding T GGUF type of the token embedding / classifier: f32, f16, bf16, q8_0, q4_0 (default f32)\n"
       "  --json PATH        also write the rows and the protocol as JSON\n"
+      "  --eval-only        no compression: score --model as it is (llama2.c, GGUF or a SPRQ file written by --out;\n"
+      "                     SPRQ runs its packed kernels), with the evaluation protocol above\n"
       "  --target T         kernel target: auto (default: the best this CPU runs; or $SPARQ_TARGET), sse2,\n"
       "                     avx2, avx512, avx512vnni, neon (compression results do not depend on it)\n"
       "  --help             this text\n"
@@ -88,8 +100,8 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
       usage(stdout, data.c_str());
       return false;
     }
-    if (k == "--no-real" || k == "--search") {
-      (k == "--search" ? a.search : a.real) = k == "--search";
+    if (k == "--no-real" || k == "--search" || k == "--eval-only") {
+      (k == "--search" ? a.search : k == "--eval-only" ? a.eval_only : a.real) = k != "--no-real";
       continue;
     }
     if (k.rfind("--", 0) != 0) throw ArgError{"unexpected argument '" + k + "' (options start with --)"};
@@ -119,7 +131,16 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     else if (k == "--calib") a.calib = v;
     else if (k == "--eval") a.eval = v;
     else if (k == "--json") a.json = v;
-    else if (k == "--out") a.out = v;
+    else if (k == "--out") a.outs.push_back(v);
+    else if (k == "--gguf-float" || k == "--gguf-fallback" || k == "--gguf-requant" || k == "--gguf-embedding") {
+      const std::string t = v;
+      const bool is_float = t == "f32" || t == "f16" || t == "bf16";
+      const bool is_block = t == "q8_0" || t == "q5_1" || t == "q5_0" || t == "q4_1" || t == "q4_0";
+      const bool ok = k == "--gguf-requant" ? is_block : k == "--gguf-embedding" ? (is_float || t == "q8_0" || t == "q4_0") : is_float;
+      if (!ok) throw ArgError{k + ": '" + t + "' is not one of the types listed in --help"};
+      (k == "--gguf-float" ? a.gguf_float : k == "--gguf-fallback" ? a.gguf_fallback
+                           : k == "--gguf-requant" ? a.gguf_requant : a.gguf_embedding) = t;
+    }
     else if (k == "--recipe") a.recipe = v;
     else if (k == "--edit-choices") a.edit_choices = v;
     else if (k == "--target") a.target = v;
@@ -129,7 +150,19 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     if (const char* env = std::getenv("SPARQ_TARGET")) a.target = env;
   }
   if (a.recipe.empty()) throw ArgError{"--recipe is empty; expected compare, a recipe name or a recipe string"};
-  if (!a.out.empty() && (a.recipe == "compare" || a.recipe == "compare-lorc"))
+  if (a.outs.size() > 2) throw ArgError{"--out is given " + std::to_string(a.outs.size()) + " times; at most twice (one SPRQ, one GGUF)"};
+  if (a.outs.size() == 2) {
+    auto gguf = [](const std::string& p) {
+      std::string e = p.size() >= 5 ? p.substr(p.size() - 5) : p;
+      for (char& ch : e) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return e == ".gguf";
+    };
+    if (gguf(a.outs[0]) == gguf(a.outs[1]))
+      throw ArgError{"--out is given twice for the same kind of file ('" + a.outs[0] + "', '" + a.outs[1] +
+                     "'); give one path ending in .gguf and one SPRQ path"};
+  }
+  if (a.eval_only && !a.outs.empty()) throw ArgError{"--eval-only writes nothing: drop --out"};
+  if (!a.outs.empty() && (a.recipe == "compare" || a.recipe == "compare-lorc"))
     throw ArgError{"--out writes one model: give a single --recipe (not " + a.recipe + ")"};
   if (a.seqlen * a.nsamples <= 0) throw ArgError{"--nsamples x --seqlen must be positive"};
   return true;

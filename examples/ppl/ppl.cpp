@@ -17,14 +17,16 @@ void usage(std::FILE* out) {
                "  Perplexity: documents split on blank lines, trimmed, [BOS]+tokens, concatenated; the\n"
                "  first --max-tokens scored in non-overlapping windows of --seq-len, each from position 0.\n"
                "options:\n"
-               "  --model PATH       llama2.c checkpoint (default: $SPARQ_DATA_DIR or the build's data dir, /models/stories260K.bin)\n"
-               "  --tokenizer PATH   llama2.c tokenizer (default: tok<vocab>.bin beside the model)\n"
+               "  --model PATH       llama2.c checkpoint, GGUF, or SPRQ file written by sparq-compress --out (packed\n"
+               "                     kernels as stored) (default: $SPARQ_DATA_DIR or the build's data dir, /models/stories260K.bin)\n"
+               "  --tokenizer PATH   llama2.c tokenizer (default: the GGUF's / SPRQ file's own, else tok<vocab>.bin beside the model)\n"
                "  --text PATH        evaluation text (default: $SPARQ_DATA_DIR or the build's data dir, /text/tinystories_valid_head.txt)\n"
                "  --max-tokens N     tokens scored, 0 = all (default 60000)\n"
                "  --seq-len N        window length, 0 = the model's seq_len (default 0)\n"
                "  --threads N        OpenMP threads, 0 = default (default 0)\n"
                "  --act-bits N       fake-quantize every decoder linear's input per token to N bits (0 = off)\n"
-               "  --attn-bits N      fake-quantize the q/k/v outputs per token to N bits (0 = off)\n"
+               "  --attn-bits N      fake-quantize the q/k/v outputs per token to N bits (0 = off; default: as the\n"
+               "                     model file says, i.e. a SPRQ file's own setting, else off)\n"
                "  --help             this text\n");
 }
 
@@ -41,7 +43,7 @@ int main(int argc, char** argv) try {
   const std::string data = env && *env ? env : SPARQ_DATA_DIR;
   std::string model_path = data + "/models/stories260K.bin";
   std::string tok_path, text_path = data + "/text/tinystories_valid_head.txt";
-  long long max_tokens = 60000, seq_len = 0, threads = 0, act_bits = 0, attn_bits = 0;
+  long long max_tokens = 60000, seq_len = 0, threads = 0, act_bits = 0, attn_bits = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -69,7 +71,7 @@ int main(int argc, char** argv) try {
       return 2;
     }
   }
-  if ((act_bits != 0 && (act_bits < 2 || act_bits > 16)) || (attn_bits != 0 && (attn_bits < 2 || attn_bits > 16))) {
+  if ((act_bits != 0 && (act_bits < 2 || act_bits > 16)) || (attn_bits > 0 && (attn_bits < 2 || attn_bits > 16))) {
     std::fprintf(stderr, "sparq-ppl: --act-bits and --attn-bits must be 0 or 2..16\n");
     return 2;
   }
@@ -83,7 +85,8 @@ int main(int argc, char** argv) try {
       }
     }
   }
-  model.set_attention_input_bits(static_cast<int>(attn_bits));
+  if (attn_bits >= 0) model.set_attention_input_bits(static_cast<int>(attn_bits));
+  attn_bits = model.attention_input_bits();
   const auto& tok = loaded.tokenizer;
   const auto t0 = std::chrono::steady_clock::now();
   const auto stream = sparq::model::document_token_stream_file(text_path, tok, static_cast<std::size_t>(max_tokens));
@@ -93,7 +96,8 @@ int main(int argc, char** argv) try {
   opt.threads = static_cast<int>(threads);
   const auto r = sparq::model::perplexity(model, stream, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("model %s\ntext %s\n", model_path.c_str(), text_path.c_str());
+  std::printf("model %s (%s; tokenizer: %s)\ntext %s\n", model_path.c_str(), loaded.format.c_str(),
+              loaded.tokenizer_source.c_str(), text_path.c_str());
   std::printf("activation bits %lld (linear inputs), %lld (q/k/v outputs); 0 = float\n", act_bits, attn_bits);
   std::printf("tokens %zu, windows %zu of %zu, scored %zu\n", r.tokens, r.windows, r.seq_len, r.scored_tokens);
   std::printf("mean NLL %.5f nats/token, perplexity %.5f\n", r.mean_nll, r.perplexity);

@@ -8,6 +8,7 @@
 #include "sparq/core/half.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/core/version.hpp"
 #include "sparq/simd/arch.hpp"
 
 // kernels/: hot loops over raw buffers
@@ -50,8 +51,9 @@
 #include "sparq/joint/activation_edit.hpp"
 #include "sparq/joint/annealing.hpp"
 
-// io/: llama2.c, GGUF, safetensors, sparq container, model loading
+// io/: llama2.c, GGUF (in, and out for llama.cpp), safetensors, sparq container, model loading
 #include "sparq/io/container.hpp"
+#include "sparq/io/gguf_export.hpp"
 #include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/load.hpp"

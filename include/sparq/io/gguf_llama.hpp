@@ -26,6 +26,7 @@
 #include "sparq/io/gguf.hpp"
 #include "sparq/io/gguf_writer.hpp"
 #include "sparq/model/llama_weights.hpp"
+#include "sparq/model/tokenizer.hpp"
 
 namespace sparq::io {
 
@@ -291,16 +292,14 @@ struct GgufLlamaWriteOptions {
   std::string name = "sparq";
 };
 
-/// A GgufWriter holding the weights (norms always F32) and, if given, the vocabulary.
-[[nodiscard]] inline GgufWriter gguf_llama_writer(const model::LlamaWeights& w, const GgufVocab* vocab,
-                                                  const GgufLlamaWriteOptions& opt = {}) {
-  const auto& c = w.config;
+/// Sets the metadata llama.cpp needs to run a Llama model: general.* (architecture, name,
+/// alignment 32), the llama.* hyper-parameters of `c` and, if given, the tokenizer.ggml.* arrays
+/// and special ids of `vocab`.
+inline void gguf_llama_metadata(GgufWriter& g, const model::LlamaConfig& c, const GgufVocab* vocab,
+                                const std::string& name) {
   c.validate();
-  SPARQ_CHECK(ggml_block_elems(opt.fallback_type) == 1, "write_gguf_llama: fallback_type must be a float type, got ",
-              ggml_type_name(opt.fallback_type));
-  GgufWriter g;
   g.set("general.architecture", std::string("llama"));
-  g.set("general.name", opt.name);
+  g.set("general.name", name);
   g.set("general.alignment", std::uint32_t{32});
   g.set("llama.context_length", static_cast<std::uint32_t>(c.seq_len));
   g.set("llama.embedding_length", static_cast<std::uint32_t>(c.dim));
@@ -328,6 +327,44 @@ struct GgufLlamaWriteOptions {
     if (vocab->eos_id >= 0) g.set("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab->eos_id));
     if (vocab->unk_id >= 0) g.set("tokenizer.ggml.unknown_token_id", static_cast<std::uint32_t>(vocab->unk_id));
   }
+}
+
+/// A GGUF vocabulary from a sparq tokenizer of llama2.c / SentencePiece kind: pieces with spaces
+/// written as "▁" (BOS / EOS without the newlines llama2.c puts around them), the scores, token types as llama.cpp's converter assigns them (1 normal,
+/// 2 unknown for id 0, 3 control for BOS and EOS, 6 byte for the "<0xHH>" pieces) and the special
+/// ids (unknown 0). tokenizer.ggml.model = "llama".
+[[nodiscard]] inline GgufVocab gguf_vocab_from_tokenizer(const model::Tokenizer& t) {
+  GgufVocab v;
+  v.model = "llama";
+  const auto n = t.vocab_size();
+  v.tokens.reserve(n);
+  v.scores.reserve(n);
+  v.token_types.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int id = static_cast<int>(i);
+    const std::string& p = t.piece(id);
+    int byte = -1;
+    const bool special = id == t.bos_id() || id == t.eos_id();
+    // llama2.c tokenizer files spell BOS / EOS "\n<s>\n" / "\n</s>\n"; GGUF has "<s>" / "</s>".
+    const bool nl = special && p.size() > 2 && p.front() == '\n' && p.back() == '\n';
+    v.tokens.push_back(GgufVocab::text_to_sentencepiece(nl ? p.substr(1, p.size() - 2) : p));
+    v.scores.push_back(t.score(id));
+    v.token_types.push_back(id == 0 && !special ? 2 : special ? 3 : model::Tokenizer::parse_byte_piece(p, byte) ? 6 : 1);
+  }
+  v.bos_id = t.bos_id();
+  v.eos_id = t.eos_id();
+  v.unk_id = 0;
+  return v;
+}
+
+/// A GgufWriter holding the weights (norms always F32) and, if given, the vocabulary.
+[[nodiscard]] inline GgufWriter gguf_llama_writer(const model::LlamaWeights& w, const GgufVocab* vocab,
+                                                  const GgufLlamaWriteOptions& opt = {}) {
+  const auto& c = w.config;
+  SPARQ_CHECK(ggml_block_elems(opt.fallback_type) == 1, "write_gguf_llama: fallback_type must be a float type, got ",
+              ggml_type_name(opt.fallback_type));
+  GgufWriter g;
+  gguf_llama_metadata(g, c, vocab, opt.name);
   auto type_for = [&](GgmlType want, std::size_t cols) {
     return cols % ggml_block_elems(want) == 0 ? want : opt.fallback_type;
   };

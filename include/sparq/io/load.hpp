@@ -1,32 +1,43 @@
-// load_model / load: turn a model file (llama2.c .bin or GGUF) and a tokenizer into a runnable Llama.
+// load_model / load: turn a model file (llama2.c .bin, GGUF or sparq's packed SPRQ file) and a
+// tokenizer into a runnable Llama.
 //
 // The format is recognised by content, not by name: a file starting with "GGUF" is read with
-// io::read_gguf_llama (weights, hyper-parameters and its own vocabulary), anything else as a
-// llama2.c checkpoint. The tokenizer is a llama2.c tokenizer file when a path is given; otherwise
-// the GGUF's own `tokenizer.ggml.*` vocabulary, or `tok<vocab>.bin` beside a llama2.c model.
+// io::read_gguf_llama (weights, hyper-parameters and its own vocabulary), one starting with "SPRQ"
+// with io::packed_model_from_container (packed ops as written, run by the packed kernels), anything
+// else as a llama2.c checkpoint. The tokenizer is a llama2.c tokenizer file when a path is given;
+// otherwise the GGUF's own `tokenizer.ggml.*` vocabulary, the tokenizer stored in the SPRQ file
+// (io::add_tokenizer), or `tok<vocab>.bin` beside the model.
 #pragma once
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/llama2c.hpp"
+#include "sparq/io/packed_model.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/tokenizer.hpp"
 
 namespace sparq::io {
 
-/// True when the file starts with the GGUF magic.
-[[nodiscard]] inline bool is_gguf_file(const std::string& path) {
+/// True when the file starts with the 4-byte `magic`.
+[[nodiscard]] inline bool file_starts_with(const std::string& path, const char (&magic)[5]) {
   std::ifstream f(path, std::ios::binary);
-  char magic[4] = {};
-  f.read(magic, 4);
-  return f.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  char head[4] = {};
+  f.read(head, 4);
+  return f.gcount() == 4 && std::memcmp(head, magic, 4) == 0;
 }
+
+/// True when the file starts with the GGUF magic.
+[[nodiscard]] inline bool is_gguf_file(const std::string& path) { return file_starts_with(path, "GGUF"); }
+
+/// True when the file starts with the SPRQ container magic.
+[[nodiscard]] inline bool is_sprq_file(const std::string& path) { return file_starts_with(path, "SPRQ"); }
 
 /// The default llama2.c tokenizer path for a model file: tok<vocab>.bin beside it
 /// (e.g. models/stories260K.bin with vocab 512 -> models/tok512.bin).
@@ -49,14 +60,18 @@ namespace sparq::io {
 struct LoadedModel {
   model::Llama model;
   model::Tokenizer tokenizer;
-  std::string format;           ///< "gguf" or "llama2c"
-  std::string tokenizer_source; ///< path of the tokenizer file, or "gguf vocabulary"
+  std::string format;           ///< "gguf", "sprq" or "llama2c"
+  std::string tokenizer_source; ///< path of the tokenizer file, "gguf vocabulary" or "sprq tokenizer"
+  /// The vocabulary in GGUF form (for writing GGUF files): the GGUF's own arrays when the
+  /// tokenizer came from it, else gguf_vocab_from_tokenizer(tokenizer).
+  GgufVocab vocab;
 };
 
-/// Loads weights only (llama2.c .bin or GGUF). Throws sparq::error naming the path on failure.
+/// Loads weights only (llama2.c .bin, GGUF or SPRQ). Throws sparq::error naming the path on failure.
 [[nodiscard]] inline model::Llama load_model(const std::string& path) {
   SPARQ_CHECK(std::filesystem::exists(path), "model file '", path, "' does not exist");
   if (is_gguf_file(path)) return model::Llama(read_gguf_llama(path).weights);
+  if (is_sprq_file(path)) return read_packed_model(path);
   return model::Llama(read_llama2c(path));
 }
 
@@ -75,17 +90,40 @@ struct LoadedModel {
     model::Llama m(std::move(g.weights));
     if (tokenizer_path.empty()) {
       auto tok = tokenizer_from_gguf(g.vocab, vocab);
-      return {std::move(m), std::move(tok), "gguf", "gguf vocabulary"};
+      return {std::move(m), std::move(tok), "gguf", "gguf vocabulary", std::move(g.vocab)};
     }
     auto tok = load_tokenizer(tokenizer_path, m);
-    return {std::move(m), std::move(tok), "gguf", tokenizer_path};
+    auto v = gguf_vocab_from_tokenizer(tok);
+    return {std::move(m), std::move(tok), "gguf", tokenizer_path, std::move(v)};
+  }
+  if (is_sprq_file(model_path)) {
+    const std::string what = "packed sparq model '" + model_path + "'";
+    const Container ct = read_container(model_path);
+    model::Llama m = packed_model_from_container(ct, what);
+    std::optional<model::Tokenizer> tok;
+    std::string src = tokenizer_path;
+    if (!tokenizer_path.empty()) {
+      tok = load_tokenizer(tokenizer_path, m);
+    } else if ((tok = container_tokenizer(ct, what))) {
+      src = "sprq tokenizer";
+      SPARQ_CHECK(tok->vocab_size() == m.config().vocab_size, what, ": its tokenizer has ", tok->vocab_size(),
+                  " tokens, the model ", m.config().vocab_size);
+    } else {
+      src = default_tokenizer_path(model_path, m.config().vocab_size);
+      SPARQ_CHECK(std::filesystem::exists(src), what, " stores no tokenizer and '", src,
+                  "' does not exist (pass --tokenizer)");
+      tok = load_tokenizer(src, m);
+    }
+    auto v = gguf_vocab_from_tokenizer(*tok);
+    return {std::move(m), std::move(*tok), "sprq", src, std::move(v)};
   }
   model::Llama m(read_llama2c(model_path));
   const std::string tp = tokenizer_path.empty() ? default_tokenizer_path(model_path, m.config().vocab_size)
                                                 : tokenizer_path;
   SPARQ_CHECK(std::filesystem::exists(tp), "tokenizer file '", tp, "' does not exist (pass --tokenizer)");
   auto tok = load_tokenizer(tp, m);
-  return {std::move(m), std::move(tok), "llama2c", tp};
+  auto v = gguf_vocab_from_tokenizer(tok);
+  return {std::move(m), std::move(tok), "llama2c", tp, std::move(v)};
 }
 
 }  // namespace sparq::io

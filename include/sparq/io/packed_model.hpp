@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -62,6 +63,7 @@
 #include "sparq/model/pack_model.hpp"
 #include "sparq/model/q4_linear.hpp"
 #include "sparq/model/q8_linear.hpp"
+#include "sparq/model/tokenizer.hpp"
 #include "sparq/quant/quantized_tensor.hpp"
 #include "sparq/quant/quantizer.hpp"
 
@@ -405,6 +407,54 @@ struct PackedReadOptions {
   /// (model::release_float_weights), so the model holds only the packed bytes of its linears.
   bool keep_float_weights = true;
 };
+
+/// Stores `t` in the container (tensor "tokenizer", format "llama2c_tokenizer", one section "bytes"
+/// holding the llama2.c tokenizer file; metadata tokenizer.bos_id / tokenizer.eos_id), so that a
+/// packed model file carries the vocabulary it was evaluated with. Readers that do not know the
+/// tensor ignore it.
+inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
+  ContainerTensor tt;
+  tt.name = "tokenizer";
+  tt.format = "llama2c_tokenizer";
+  tt.dims = {t.vocab_size()};
+  tt.add_section("bytes", t.llama2c_bytes());
+  for (auto it = ct.tensors.begin(); it != ct.tensors.end(); ++it)
+    if (it->name == "tokenizer") {
+      ct.tensors.erase(it);
+      break;
+    }
+  ct.tensors.push_back(std::move(tt));
+  ct.metadata["tokenizer.bos_id"] = static_cast<std::int64_t>(t.bos_id());
+  ct.metadata["tokenizer.eos_id"] = static_cast<std::int64_t>(t.eos_id());
+}
+
+/// The tokenizer stored by add_tokenizer, or nullopt when the container has none. Throws
+/// sparq::error on a malformed one (wrong format, size, special ids).
+[[nodiscard]] inline std::optional<model::Tokenizer> container_tokenizer(const Container& ct, const std::string& what) {
+  const ContainerTensor* t = nullptr;
+  for (const auto& x : ct.tensors)
+    if (x.name == "tokenizer") t = &x;
+  if (t == nullptr) return std::nullopt;
+  SPARQ_CHECK(t->format == "llama2c_tokenizer" && t->dims.size() == 1, what, ": tensor 'tokenizer' has format '",
+              t->format, "' with ", t->dims.size(), " dims, expected llama2c_tokenizer [vocab]");
+  const ContainerSection* b = t->find_section("bytes");
+  SPARQ_CHECK(b != nullptr, what, ": tensor 'tokenizer' has no 'bytes' section");
+  SPARQ_CHECK(t->dims[0] >= 3 && t->dims[0] < (1u << 24), what, ": tokenizer vocabulary ", t->dims[0],
+              ", expected 3..2^24-1");
+  const auto vocab = static_cast<std::size_t>(t->dims[0]);
+  model::Tokenizer tok = model::Tokenizer::parse_llama2c(reinterpret_cast<const char*>(b->bytes.data()), b->bytes.size(),
+                                                         vocab, what + ": tokenizer");
+  const auto bos = packed_detail::meta_size(ct, "tokenizer.bos_id", what, 0, static_cast<std::int64_t>(vocab) - 1);
+  const auto eos = packed_detail::meta_size(ct, "tokenizer.eos_id", what, 0, static_cast<std::int64_t>(vocab) - 1);
+  if (bos == 1 && eos == 2) return tok;
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  for (std::size_t i = 0; i < vocab; ++i) {
+    pieces.push_back(tok.piece(static_cast<int>(i)));
+    scores.push_back(tok.score(static_cast<int>(i)));
+  }
+  return model::Tokenizer(std::move(pieces), std::move(scores), static_cast<int>(bos), static_cast<int>(eos));
+}
 
 /// Rebuilds a runnable Llama from a packed-model container.
 [[nodiscard]] inline model::Llama packed_model_from_container(const Container& ct, const std::string& what,

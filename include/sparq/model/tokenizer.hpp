@@ -106,6 +106,23 @@ class Tokenizer {
     return t;
   }
 
+  /// The tokenizer as llama2.c tokenizer-file bytes (parse_llama2c reads them back to an equal
+  /// vocabulary; BOS / EOS ids are not part of that format).
+  [[nodiscard]] std::vector<char> llama2c_bytes() const {
+    std::vector<char> out(4);
+    std::memcpy(out.data(), &max_token_length_, 4);
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+      const float score = scores_[i];
+      const auto len = static_cast<std::int32_t>(tokens_[i].size());
+      const std::size_t p = out.size();
+      out.resize(p + 8 + tokens_[i].size());
+      std::memcpy(out.data() + p, &score, 4);
+      std::memcpy(out.data() + p + 4, &len, 4);
+      if (len) std::memcpy(out.data() + p + 8, tokens_[i].data(), tokens_[i].size());
+    }
+    return out;
+  }
+
   /// Reads a llama2.c tokenizer file (see parse_llama2c).
   static Tokenizer read_llama2c(const std::string& path, std::size_t vocab_size = 0) {
     const auto buf = sparq::detail::read_file(path);
