@@ -27,10 +27,14 @@ set(SPARQ_FLAGS_neon "")
 set(SPARQ_FLAGS_baseline "")
 set(SPARQ_FLAGS_native -march=native)
 
-# The dispatch targets of the architecture being built for, least capable first.
+# The dispatch targets of the architecture being built for, least capable first. A non-empty
+# SPARQ_DISPATCH_TARGETS_ONLY list (e.g. "sse2;avx2") compiles only those tables: the CPU then runs
+# the best of them it supports (sse2 / neon / baseline should stay in the list for other CPUs).
 function(sparq_dispatch_targets out)
   string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" proc)
-  if(proc MATCHES "^(x86_64|amd64|x64)$")
+  if(SPARQ_DISPATCH_TARGETS_ONLY)
+    set(${out} ${SPARQ_DISPATCH_TARGETS_ONLY} PARENT_SCOPE)
+  elseif(proc MATCHES "^(x86_64|amd64|x64)$")
     set(${out} sse2 avx2 avx512 avx512vnni PARENT_SCOPE)
   elseif(proc MATCHES "^(aarch64|arm64)$")
     set(${out} neon PARENT_SCOPE)

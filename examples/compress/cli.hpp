@@ -25,6 +25,7 @@ struct Args {
   std::string edit_choices;        ///< "" = the paper's {0, 4e-5, 5e-5, 6e-5, 7e-5}
   bool real = true;                ///< also evaluate through the packed kernels
   bool search = false;             ///< --search: SA over the editing vector for a recipe string
+  bool entropy = true;             ///< --out SPRQ: rANS-code the sections (off: --no-entropy)
   bool eval_only = false;          ///< --eval-only: score --model as it is (llama2.c, GGUF or SPRQ), no compression
 };
 
@@ -61,6 +62,7 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --out PATH         write the compressed model (single recipe only; may be given twice): PATH ending\n"
       "                     in .gguf -> a GGUF llama.cpp runs (docs/formats.md#gguf-export), else sparq's SPRQ file;\n"
       "                     each is read back and its perplexity printed\n"
+      "  --no-entropy       write the SPRQ file's sections raw (default: rANS-coded where that is smaller)\n"
       "  --gguf-float T     GGUF type of float (unquantized) linears: f32, f16, bf16 (default f32)\n"
       "  --gguf-fallback T  GGUF type of quantized linears whose rows no block type takes: f32, f16, bf16 (default f16)\n"
       "  --gguf-requant T   GGUF type of quantized linears on no block grid: q8_0, q5_1, q5_0, q4_1, q4_0 (default q8_0)\n"
@@ -100,8 +102,9 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
       usage(stdout, data.c_str());
       return false;
     }
-    if (k == "--no-real" || k == "--search" || k == "--eval-only") {
-      (k == "--search" ? a.search : k == "--eval-only" ? a.eval_only : a.real) = k != "--no-real";
+    if (k == "--no-real" || k == "--search" || k == "--eval-only" || k == "--no-entropy") {
+      (k == "--search" ? a.search : k == "--eval-only" ? a.eval_only : k == "--no-entropy" ? a.entropy : a.real) =
+          k == "--search" || k == "--eval-only";
       continue;
     }
     if (k.rfind("--", 0) != 0) throw ArgError{"unexpected argument '" + k + "' (options start with --)"};

@@ -190,7 +190,8 @@ struct PackResult {
 // Packs every decoder linear with pack_linear, choosing the format per linear from what the recipe did:
 //   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (the N:M the prune stage applied to that linear);
 //   quantized  -> w8 (per channel) / w4 (group G; per channel = the smallest G in {32, 64, 128} >= cin);
-//   float and not N:M (dense or unstructured sparse) -> left as the dense f32 op.
+//   float, unstructured sparse -> bitmask_f32 (mask + non-zeros) when that is smaller than dense f32;
+//   float otherwise (dense, or a LoRC-corrected float linear) -> left as the dense f32 op.
 // An InputQuantLinear(8) wrapper becomes the kernels' real int8 activation path; other widths stay wrapped.
 // LoRC: the packed op is wrapped in CompensatedLinear with the linear's factors (as stored: int8 + row
 // scales, f16, ...); the correction reads the float input, as in the fake model. LowRank replacements
@@ -239,7 +240,12 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
           ++count[key];
           continue;
         }
-        if (!nm && li.wbits >= 32) {
+        // Unstructured-sparse float weights: bitmask + non-zeros (BitmaskLinear) when that stores fewer bytes
+        // than dense f32 (mask bits + 4 B per non-zero + 8 B per row offset; from ~3 % sparsity on).
+        const double bitmask_bytes = static_cast<double>(li.rows * ((li.cols + 7) / 8) + 4 * li.nnz + 8 * (li.rows + 1));
+        const bool bitmask = !nm && li.wbits >= 32 && li.pruned && !comp &&
+                             bitmask_bytes < 4.0 * static_cast<double>(li.rows * li.cols);
+        if (!nm && li.wbits >= 32 && !bitmask) {
           ++count[cur->describe().substr(0, 9) + lorc];
           continue;
         }
@@ -253,7 +259,9 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
           SPARQ_CHECK(g != 0, where, ": W4 per output channel needs one group of ", li.cols,
                       " inputs; the int4 kernels take groups of 32, 64 or 128");
         }
-        if (nm) {
+        if (bitmask) {
+          o.format = PackFormat::bitmask_f32;
+        } else if (nm) {
           o.format = li.wbits >= 32 ? PackFormat::nm_f32 : li.wbits == 8 ? PackFormat::nm_w8 : PackFormat::nm_w4;
           if (li.wbits == 4) o.group_size = g * o.nm_n / o.nm_m;  // kept values per scale
           SPARQ_CHECK(li.wbits >= 32 || li.wbits == 8 || li.wbits == 4, where, ": ", li.wbits, "-bit weights have no packed op");
@@ -482,6 +490,12 @@ Row run_method(const Method& me, Context& ctx) {
     ct.metadata["compress.perplexity"] = row.has_real ? row.ppl_real : row.ppl_fake;
     ct.metadata["compress.eval_tokens"] = static_cast<std::int64_t>(ctx.eval_stream.size());
     sparq::io::add_tokenizer(ct, ctx.tokenizer);  // sparq-ppl / sparq-generate need no --tokenizer
+    std::size_t raw_size = 0;
+    if (ctx.args.entropy) {  // rANS per section where it pays (io/entropy.hpp; never larger than raw)
+      raw_size = sparq::io::serialize_container(ct).size();
+      for (auto& t : ct.tensors)
+        for (auto& sec : t.sections) sec.encoding = sparq::io::SectionEncoding::smallest;
+    }
     const std::vector<char> bytes = sparq::io::serialize_container(ct);
     sparq::io::detail::write_file_atomic(out, bytes.data(), bytes.size());
     sparq::io::PackedReadOptions ro;
@@ -496,9 +510,10 @@ Row run_method(const Method& me, Context& ctx) {
     const auto size = std::filesystem::file_size(out, ec);
     char b[600];
     std::snprintf(b, sizeof b,
-                  "wrote %s (%llu bytes, SPRQ container%s%s); read back: perplexity %.6f = %s perplexity; resident "
+                  "wrote %s (%llu bytes%s, SPRQ container%s%s); read back: perplexity %.6f = %s perplexity; resident "
                   "weights %.0f bytes",
                   out.c_str(), static_cast<unsigned long long>(size),
+                  raw_size ? (", entropy-coded; " + std::to_string(raw_size) + " raw").c_str() : "",
                   row.has_real ? ", linears as run by the real kernels" : ", fake-quantized f32 linears",
                   row.rank ? ", low-rank factors as stored (packed version 2)" : "", row.out_ppl,
                   row.has_real ? "real-kernel" : "fake-quant", row.resident_bytes);
@@ -646,7 +661,7 @@ int main(int argc, char** argv) {
                 args.calib.c_str(), calib_stream.size(), ctx.eval_stream.size(), args.eval.c_str(), cfg.seq_len,
                 ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
     std::printf("note: ppl_fake = quantize->dequantize in f32; ppl_real = decoder linears through the packed kernels "
-                "(int8/int4/N:M codes, int8 per-token activations; unstructured zeros stored dense), while embedding, "
+                "(int8/int4/N:M codes, int8 per-token activations; unstructured float sparsity as bitmask + non-zeros, quantized unstructured zeros stored dense), while embedding, "
                 "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; LoRC factors run as "
                 "stored (int8/f16/bf16 GEMVs) around the packed op; stored_B = packed bytes (+ factors), "
                 "sparse_B/MACs = theoretical (+ factors), decoder linears only (docs/compress.md)\n\n");
