@@ -55,6 +55,7 @@
 #include "sparq/io/container.hpp"
 #include "sparq/io/gguf_export.hpp"
 #include "sparq/io/gguf_llama.hpp"
+#include "sparq/io/hf_checkpoint.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/load.hpp"
 #include "sparq/io/safetensors.hpp"

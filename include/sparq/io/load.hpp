@@ -1,7 +1,10 @@
-// load_model / load: turn a model file (llama2.c .bin, GGUF or sparq's packed SPRQ file) and a
-// tokenizer into a runnable Llama.
+// load_model / load: turn a model file (llama2.c .bin, GGUF or sparq's packed SPRQ file) or a
+// Hugging Face model directory, and a tokenizer, into a runnable Llama.
 //
-// The format is recognised by content, not by name: a file starting with "GGUF" is read with
+// A directory holding a config.json is read with io::read_hf_llama (format "hf"). Its tokenizer is
+// the llama2.c file given, else tok<vocab>.bin inside the directory; sparq does not read
+// tokenizer.json / tokenizer.model (BPE), so without either the load fails and says so.
+// A file's format is recognised by content, not by name: a file starting with "GGUF" is read with
 // io::read_gguf_llama (weights, hyper-parameters and its own vocabulary), one starting with "SPRQ"
 // with io::packed_model_from_container (packed ops as written, run by the packed kernels), anything
 // else as a llama2.c checkpoint. The tokenizer is a llama2.c tokenizer file when a path is given;
@@ -18,6 +21,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/gguf_llama.hpp"
+#include "sparq/io/hf_checkpoint.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/packed_model.hpp"
 #include "sparq/model/llama.hpp"
@@ -60,16 +64,18 @@ namespace sparq::io {
 struct LoadedModel {
   model::Llama model;
   model::Tokenizer tokenizer;
-  std::string format;           ///< "gguf", "sprq" or "llama2c"
+  std::string format;           ///< "gguf", "sprq", "llama2c" or "hf"
   std::string tokenizer_source; ///< path of the tokenizer file, "gguf vocabulary" or "sprq tokenizer"
   /// The vocabulary in GGUF form (for writing GGUF files): the GGUF's own arrays when the
   /// tokenizer came from it, else gguf_vocab_from_tokenizer(tokenizer).
   GgufVocab vocab;
 };
 
-/// Loads weights only (llama2.c .bin, GGUF or SPRQ). Throws sparq::error naming the path on failure.
+/// Loads weights only (llama2.c .bin, GGUF, SPRQ or a Hugging Face directory). Throws sparq::error
+/// naming the path on failure.
 [[nodiscard]] inline model::Llama load_model(const std::string& path) {
   SPARQ_CHECK(std::filesystem::exists(path), "model file '", path, "' does not exist");
+  if (std::filesystem::is_directory(path)) return model::Llama(read_hf_llama(path).weights);
   if (is_gguf_file(path)) return model::Llama(read_gguf_llama(path).weights);
   if (is_sprq_file(path)) return read_packed_model(path);
   return model::Llama(read_llama2c(path));
@@ -81,9 +87,32 @@ struct LoadedModel {
 }
 
 /// Loads a model and its tokenizer, reading the model file once. `tokenizer_path` empty: the GGUF's
-/// own vocabulary for a GGUF model, tok<vocab>.bin beside a llama2.c model.
+/// own vocabulary for a GGUF model, tok<vocab>.bin beside a llama2.c model or inside a Hugging Face
+/// directory.
 [[nodiscard]] inline LoadedModel load(const std::string& model_path, const std::string& tokenizer_path = "") {
   SPARQ_CHECK(std::filesystem::exists(model_path), "model file '", model_path, "' does not exist");
+  if (std::filesystem::is_directory(model_path)) {
+    HfLlama h = read_hf_llama(model_path);
+    model::Llama m(std::move(h.weights));
+    std::string tp = tokenizer_path;
+    if (tp.empty()) {
+      tp = (std::filesystem::path(model_path) / ("tok" + std::to_string(m.config().vocab_size) + ".bin")).string();
+      if (!std::filesystem::exists(tp)) {
+        std::string has;
+        if (!h.tokenizer_model.empty()) has = "tokenizer.model";
+        if (!h.tokenizer_json.empty()) has += has.empty() ? "tokenizer.json" : " and tokenizer.json";
+        sparq::detail::fail("Hugging Face model directory '", model_path, "' has no tokenizer sparq can read",
+                            has.empty() ? std::string() : " (it has " + has + ")",
+                            ": BPE tokenizers (tokenizer.json, tokenizer.model) are not supported yet; pass "
+                            "--tokenizer with a llama2.c tokenizer file, or put one named '",
+                            std::filesystem::path(tp).filename().string(), "' in the directory");
+      }
+    }
+    SPARQ_CHECK(std::filesystem::exists(tp), "tokenizer file '", tp, "' does not exist (pass --tokenizer)");
+    auto tok = load_tokenizer(tp, m);
+    auto v = gguf_vocab_from_tokenizer(tok);
+    return {std::move(m), std::move(tok), "hf", tp, std::move(v)};
+  }
   if (is_gguf_file(model_path)) {
     GgufLlama g = read_gguf_llama(model_path);
     const std::size_t vocab = g.weights.config.vocab_size;

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -158,17 +159,15 @@ inline std::uint64_t json_uint(const nlohmann::json& v, const std::string& what,
 
 }  // namespace detail
 
-/// Parses and validates a safetensors file held in `bytes` (ownership taken).
-[[nodiscard]] inline SafetensorsFile parse_safetensors(std::vector<char> bytes, std::string what = "safetensors file") {
-  SafetensorsFile f;
-  f.what = what;
-  ByteCursor c(bytes.data(), bytes.size(), what);
-  const auto n = c.read<std::uint64_t>("header length");
-  SPARQ_CHECK(n <= c.remaining(), what, ": header length ", n, " exceeds the ", c.remaining(), " bytes after it");
-  SPARQ_CHECK(n <= safetensors_max_header, what, ": header length ", n, " exceeds the limit of ",
-              safetensors_max_header);
+namespace detail {
+
+/// Parses and validates the JSON header `header` of a safetensors file whose data buffer has
+/// `data_size` bytes, filling f.tensors (sorted by offset) and f.metadata. Every check of the file
+/// comment that does not need the data bytes themselves is done here.
+inline void parse_safetensors_header(SafetensorsFile& f, std::string_view header, std::uint64_t data_size) {
+  const std::string& what = f.what;
+  const auto n = header.size();
   SPARQ_CHECK(n >= 2, what, ": header length ", n, " is too short for a JSON object");
-  const std::string_view header(c.take(n, "header"), static_cast<std::size_t>(n));
   SPARQ_CHECK(header[0] == '{', what, ": header must start with '{', found byte ",
               int(static_cast<unsigned char>(header[0])));
   (void)detail::json_depth(header, what);
@@ -187,8 +186,6 @@ inline std::uint64_t json_uint(const nlohmann::json& v, const std::string& what,
   SPARQ_CHECK(!j.is_discarded(), what, ": header is not valid JSON");
   SPARQ_CHECK(dup.empty(), what, ": duplicate JSON key '", dup, "' in the header");
   SPARQ_CHECK(j.is_object(), what, ": header is not a JSON object");
-  f.data_offset = 8 + n;
-  const std::uint64_t data_size = c.remaining();
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
     const auto& v = it.value();
@@ -239,6 +236,23 @@ inline std::uint64_t json_uint(const nlohmann::json& v, const std::string& what,
     pos = t.end;
   }
   SPARQ_CHECK(pos == data_size, what, ": tensors cover ", pos, " bytes of a ", data_size, "-byte data buffer");
+}
+
+}  // namespace detail
+
+/// Parses and validates a safetensors file held in `bytes` (ownership taken).
+[[nodiscard]] inline SafetensorsFile parse_safetensors(std::vector<char> bytes, std::string what = "safetensors file") {
+  SafetensorsFile f;
+  f.what = what;
+  ByteCursor c(bytes.data(), bytes.size(), what);
+  const auto n = c.read<std::uint64_t>("header length");
+  SPARQ_CHECK(n <= c.remaining(), what, ": header length ", n, " exceeds the ", c.remaining(), " bytes after it");
+  SPARQ_CHECK(n <= safetensors_max_header, what, ": header length ", n, " exceeds the limit of ",
+              safetensors_max_header);
+  SPARQ_CHECK(n >= 2, what, ": header length ", n, " is too short for a JSON object");
+  const std::string_view header(c.take(n, "header"), static_cast<std::size_t>(n));
+  f.data_offset = 8 + n;
+  detail::parse_safetensors_header(f, header, c.remaining());
   f.bytes = std::move(bytes);
   return f;
 }
@@ -250,6 +264,38 @@ inline std::uint64_t json_uint(const nlohmann::json& v, const std::string& what,
 
 [[nodiscard]] inline SafetensorsFile read_safetensors(const std::string& path) {
   return parse_safetensors(detail::read_file(path), "safetensors file '" + path + "'");
+}
+
+/// Reads only the header of a safetensors file (8 + N bytes, not the data) and validates it as
+/// parse_safetensors does, against the file's real size: names, dtypes, shapes and offsets, the
+/// tensors tiling the data buffer. The result has `tensors`, `metadata` and `data_offset` but no
+/// `bytes` (do not call data() or floats() on it). Lets a caller check shapes, and bound what it
+/// will allocate by the bytes actually present, before reading any tensor data.
+[[nodiscard]] inline SafetensorsFile read_safetensors_header(const std::string& path) {
+  SafetensorsFile f;
+  f.what = "safetensors file '" + path + "'";
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  SPARQ_CHECK(in.good(), "cannot open '", path, "' for reading");
+  const auto size_off = static_cast<std::streamoff>(in.tellg());
+  SPARQ_CHECK(size_off >= 0, "cannot determine the size of '", path, "'");
+  const auto size = static_cast<std::uint64_t>(size_off);
+  SPARQ_CHECK(size >= 8, f.what, ": ", size, " bytes is too short for the 8-byte header length");
+  in.seekg(0);
+  char len[8];
+  in.read(len, 8);
+  SPARQ_CHECK(in.good(), "short read from '", path, "'");
+  ByteCursor c(len, 8, f.what);
+  const auto n = c.read<std::uint64_t>("header length");
+  SPARQ_CHECK(n <= size - 8, f.what, ": header length ", n, " exceeds the ", size - 8, " bytes after it");
+  SPARQ_CHECK(n <= safetensors_max_header, f.what, ": header length ", n, " exceeds the limit of ",
+              safetensors_max_header);
+  SPARQ_CHECK(n >= 2, f.what, ": header length ", n, " is too short for a JSON object");
+  std::string header(static_cast<std::size_t>(n), '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  SPARQ_CHECK(in.good(), "short read from '", path, "'");
+  f.data_offset = 8 + n;
+  detail::parse_safetensors_header(f, header, size - 8 - n);
+  return f;
 }
 
 /// Builds a safetensors file. Names are unique; output is sorted by name.
