@@ -3,8 +3,10 @@
 // io/ re-exports them as io::detail::read_file and io::detail::write_file_atomic.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -29,19 +31,22 @@ inline std::vector<char> read_file(const std::string& path) {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a failed write never leaves
-/// a partial file under the final name.
+/// a partial file under the final name (nor the temporary file). A failure — cannot open, a short
+/// write (disk full, file size limit), a failed flush or close, a failed rename — throws
+/// sparq::error naming the file, how many bytes got out and the system's reason.
 inline void write_file_atomic(const std::string& path, const void* bytes, std::size_t n) {
   const std::string tmp = path + ".tmp-sparq";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    SPARQ_CHECK(f.good(), "cannot open '", tmp, "' for writing");
-    f.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
-    f.flush();
-    if (!f.good()) {
-      f.close();
-      std::remove(tmp.c_str());
-      fail("write to '", tmp, "' failed");
-    }
+  errno = 0;
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  SPARQ_CHECK(f != nullptr, "cannot open '", tmp, "' for writing: ", std::strerror(errno));
+  const std::size_t wrote = n ? std::fwrite(bytes, 1, n, f) : 0;
+  int err = wrote == n ? 0 : errno;
+  if (std::fflush(f) != 0 && err == 0) err = errno ? errno : EIO;
+  if (std::fclose(f) != 0 && err == 0) err = errno ? errno : EIO;
+  if (wrote != n || err != 0) {
+    std::remove(tmp.c_str());
+    fail("write to '", tmp, "' failed after ", wrote, " of ", n, " bytes: ", std::strerror(err ? err : EIO),
+         "; '", path, "' was not written");
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
