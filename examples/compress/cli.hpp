@@ -25,6 +25,7 @@ struct Args {
   std::string edit_choices;        ///< "" = the paper's {0, 4e-5, 5e-5, 6e-5, 7e-5}
   bool real = true;                ///< also evaluate through the packed kernels
   bool search = false;             ///< --search: SA over the editing vector for a recipe string
+  int progress = -1;               ///< --progress / --no-progress; -1: on for models of 8 or more blocks
   bool entropy = true;             ///< --out SPRQ: rANS-code the sections (off: --no-entropy)
   bool eval_only = false;          ///< --eval-only: score --model as it is (llama2.c, GGUF or SPRQ), no compression
 };
@@ -59,6 +60,8 @@ inline void usage(std::FILE* out, const char* data_dir) {
       "  --search           search the editing vector (SA) for a recipe string starting with 'edit'\n"
       "                     (the named jsq, jsq-nosar, jsq-2:4, jsq-4:8 search by default)\n"
       "  --no-real          skip the real-kernel evaluation (fake quantization only)\n"
+      "  --progress         print 'ROW: block i/n, elapsed, ETA' on stderr after each compressed block\n"
+      "                     (default: on for models of 8 or more blocks; --no-progress: off)\n"
       "  --out PATH         write the compressed model (single recipe only; may be given twice): PATH ending\n"
       "                     in .gguf -> a GGUF llama.cpp runs (docs/formats.md#gguf-export), else sparq's SPRQ file;\n"
       "                     each is read back and its perplexity printed\n"
@@ -101,6 +104,10 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
     if (k == "--help" || k == "-h") {
       usage(stdout, data.c_str());
       return false;
+    }
+    if (k == "--progress" || k == "--no-progress") {
+      a.progress = k == "--progress" ? 1 : 0;
+      continue;
     }
     if (k == "--no-real" || k == "--search" || k == "--eval-only" || k == "--no-entropy") {
       (k == "--search" ? a.search : k == "--eval-only" ? a.eval_only : k == "--no-entropy" ? a.entropy : a.real) =

@@ -142,10 +142,17 @@ void enable_nm_fallback(sparq::RecipeSpec& spec, const sparq::model::LlamaConfig
 // LoRC / LowRank stages install their ops while compressing (CompensatedLinear outermost,
 // LowRankLinear), so ppl_fake runs the corrections too.
 Compressed run_spec(const sparq::RecipeSpec& spec, const std::vector<double>& edit_r,
-                    const sparq::model::LlamaWeights& dense, const std::vector<std::vector<int>>& windows) {
+                    const sparq::model::LlamaWeights& dense, const std::vector<std::vector<int>>& windows,
+                    const std::string& progress_label = "") {
   sparq::model::Llama model{sparq::model::LlamaWeights(dense)};
   sparq::CompressOptions co;
   co.edit_strengths = edit_r;
+  if (!progress_label.empty()) {  // stderr, so the table on stdout stays clean
+    co.progress = [progress_label](std::size_t done, std::size_t blocks, double s) {
+      std::fprintf(stderr, "%s: block %zu/%zu, %.1f s elapsed, ETA %.0f s\n", progress_label.c_str(), done, blocks, s,
+                   s / static_cast<double>(done) * static_cast<double>(blocks - done));
+    };
+  }
   sparq::CompressReport rep = sparq::compress(model, windows, spec, co);
   const sparq::PruneStageSpec* ps = prune_stage(spec);
   std::vector<LinearInfo> lin;
@@ -449,7 +456,8 @@ Row run_method(const Method& me, Context& ctx) {
                   res.start_perplexity, res.best_perplexity);
     row.search = b;
   }
-  Compressed c = run_spec(s, edit_r, ctx.dense, ctx.windows);
+  const bool progress = ctx.args.progress == 1 || (ctx.args.progress < 0 && ctx.dense.config.n_layers >= 8);
+  Compressed c = run_spec(s, edit_r, ctx.dense, ctx.windows, progress ? me.name : std::string());
   for (const auto& li : c.linears) {
     row.factor_bytes += static_cast<double>(li.factor_bytes);
     row.rank = std::max(row.rank, li.rank);

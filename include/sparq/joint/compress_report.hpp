@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct CompressOptions {
   /// calibration inputs and the returned model runs them. false: the factors are only reported
   /// (LinearReport::factors; install_low_rank() installs them later, e.g. around packed ops).
   bool install_low_rank = true;
+  /// Called after each block is compressed with (blocks done, blocks in all, seconds since the
+  /// compression started), e.g. for a "block 3/22, 41 s, ETA 260 s" line on stderr. Empty: silent.
+  std::function<void(std::size_t done, std::size_t blocks, double seconds)> progress;
 };
 
 /// What happened to one decoder linear.

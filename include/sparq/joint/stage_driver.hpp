@@ -174,12 +174,29 @@ inline CompressReport run_compression(model::Llama& model, const std::vector<std
   rep.edit_strengths = resolved_edit_strengths(plan, opt, nb);
   rep.activation_bits = resolved_activation_bits(plan, opt);
   StageDriver drv(plan, rep.edit_strengths, rep.activation_bits, rep, opt.install_low_rank);
+  // Forwards to the driver and reports each finished block (CompressOptions::progress).
+  struct Progress final : model::LayerwiseCallbacks {
+    StageDriver& drv;
+    const CompressOptions& opt;
+    std::chrono::steady_clock::time_point t0;
+    std::size_t nb;
+    Progress(StageDriver& d, const CompressOptions& o, std::chrono::steady_clock::time_point t, std::size_t n)
+        : drv(d), opt(o), t0(t), nb(n) {}
+    void on_linear_input(std::size_t b, model::Linear l, MatrixView<const float> x, std::size_t w) override {
+      drv.on_linear_input(b, l, x, w);
+    }
+    void compress_block(std::size_t b, model::LlamaBlock& blk, model::Llama& m) override {
+      drv.compress_block(b, blk, m);
+      if (opt.progress)
+        opt.progress(b + 1, nb, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } cb(drv, opt, t0, nb);
   if (plan.request.empty()) {
-    for (std::size_t b = 0; b < nb; ++b) drv.compress_block(b, model.block_weights(b), model);
+    for (std::size_t b = 0; b < nb; ++b) cb.compress_block(b, model.block_weights(b), model);
   } else {
     model::LayerwiseOptions lo;
     lo.propagate_compressed = opt.propagate_compressed;
-    (void)model::run_layerwise(model, windows, drv, lo);
+    (void)model::run_layerwise(model, windows, cb, lo);
   }
   rep.attention_bits = rep.activation_bits > 0 && opt.quantize_attention_inputs ? rep.activation_bits : 0;
   model.set_attention_input_bits(rep.attention_bits);
