@@ -213,10 +213,13 @@ TEST_CASE("stories260K as an HF directory: F32 and BF16, 3 shards, read back exa
   o.max_tokens = 1024;  // -O1 + ASan: two windows; Release checks the full figure
 #endif
   const auto p = model::perplexity(lm.model, stream, o);
+  CHECK(std::isfinite(p.perplexity));
 #if !defined(__SANITIZE_ADDRESS__)
   CHECK(p.scored_tokens == 59882);
   CHECK(std::fabs(p.mean_nll - 1.3986) < 0.0005);
   CHECK(std::fabs(p.perplexity - 4.0494) < 0.0005);
+#else
+  CHECK((p.scored_tokens > 0 && p.scored_tokens < 1024));  // at most the 1024 tokens, less each window's first
 #endif
   // A llama2.c tokenizer named tok<vocab>.bin inside the directory is found without --tokenizer.
   fs::copy_file(tok, f32.path / "tok512.bin");
