@@ -98,18 +98,8 @@ inline nlohmann::json hf_read_json(const std::filesystem::path& path, const std:
   const std::string_view text(bytes.data(), bytes.size());
   const std::string w = what + ": " + path.filename().string();
   hf_json_depth(text, 16, w);
-  std::vector<std::set<std::string>> keys;
   std::string dup;
-  auto cb = [&](int /*depth*/, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
-    using E = nlohmann::json::parse_event_t;
-    if (ev == E::object_start) keys.emplace_back();
-    else if (ev == E::object_end && !keys.empty()) keys.pop_back();
-    else if (ev == E::key && !keys.empty() && parsed.is_string()) {
-      if (!keys.back().insert(parsed.get<std::string>()).second && dup.empty()) dup = parsed.get<std::string>();
-    }
-    return true;
-  };
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
+  nlohmann::json j = detail::parse_json_unique_keys(text, dup);
   SPARQ_CHECK(!j.is_discarded(), w, " is not valid JSON");
   SPARQ_CHECK(dup.empty(), w, " has the key '", dup, "' twice");
   SPARQ_CHECK(j.is_object(), w, " is not a JSON object");

@@ -150,6 +150,25 @@ inline std::size_t json_depth(std::string_view s, const std::string& what) {
   return max_depth;
 }
 
+/// Parses JSON text without exceptions (a discarded value on a syntax error). nlohmann keeps the
+/// last of repeated keys silently; `duplicate` receives the first key repeated within one object
+/// (empty if none), so callers can reject such input.
+inline nlohmann::json parse_json_unique_keys(std::string_view text, std::string& duplicate) {
+  std::vector<std::set<std::string>> keys;
+  duplicate.clear();
+  auto cb = [&](int /*depth*/, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (ev == E::object_start) keys.emplace_back();
+    else if (ev == E::object_end && !keys.empty()) keys.pop_back();
+    else if (ev == E::key && !keys.empty() && parsed.is_string()) {
+      if (!keys.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+        duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  return nlohmann::json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
+}
+
 inline std::uint64_t json_uint(const nlohmann::json& v, const std::string& what, const std::string& field) {
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
     sparq::detail::fail(what, ": ", field, " = ", v.dump(), ", expected a non-negative integer");
@@ -171,18 +190,8 @@ inline void parse_safetensors_header(SafetensorsFile& f, std::string_view header
   SPARQ_CHECK(header[0] == '{', what, ": header must start with '{', found byte ",
               int(static_cast<unsigned char>(header[0])));
   (void)detail::json_depth(header, what);
-  std::vector<std::set<std::string>> keys;
   std::string dup;
-  auto cb = [&](int /*depth*/, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
-    using E = nlohmann::json::parse_event_t;
-    if (ev == E::object_start) keys.emplace_back();
-    else if (ev == E::object_end && !keys.empty()) keys.pop_back();
-    else if (ev == E::key && !keys.empty() && parsed.is_string()) {
-      if (!keys.back().insert(parsed.get<std::string>()).second && dup.empty()) dup = parsed.get<std::string>();
-    }
-    return true;
-  };
-  nlohmann::json j = nlohmann::json::parse(header.begin(), header.end(), cb, /*allow_exceptions=*/false);
+  nlohmann::json j = detail::parse_json_unique_keys(header, dup);
   SPARQ_CHECK(!j.is_discarded(), what, ": header is not valid JSON");
   SPARQ_CHECK(dup.empty(), what, ": duplicate JSON key '", dup, "' in the header");
   SPARQ_CHECK(j.is_object(), what, ": header is not a JSON object");
