@@ -18,6 +18,7 @@
 #include <optional>
 #include <variant>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -367,9 +368,10 @@ sparq::io::GgmlType gguf_type_arg(const std::string& t) {
 }
 
 // --out *.gguf: the compressed weights in the ggml block types that hold them exactly
-// (io/gguf_export.hpp), read back by sparq's GGUF reader and scored. The reference for the read-back
-// perplexity is the same in-memory weights run with float activations (GGUF carries no activation
-// quantization; llama.cpp uses its own activation blocks).
+// (io/gguf_export.hpp), read back by sparq's GGUF reader and scored twice: with the activation
+// quantization the file declares (sparq.activation_bits / sparq.attention_bits, applied by io::load:
+// what sparq runs) and with float activations (what llama.cpp runs: it uses its own activation
+// blocks). Each is compared with the same in-memory weights run the same way.
 void write_gguf_out(const std::string& out, const Method& me, const Compressed& c, const Context& ctx,
                     const sparq::model::PerplexityOptions& popt, Row& row) {
   sparq::io::GgufExportOptions go;
@@ -385,21 +387,34 @@ void write_gguf_out(const std::string& out, const Method& me, const Compressed& 
   go.metadata.emplace_back("general.description",
                            std::string("compressed by sparq ") + sparq::version_string + " with recipe '" + row.recipe +
                                "'" + (row.abits < 32 ? "; activation quantization (A" + std::to_string(row.abits) +
-                                                           ") is not stored: runs with the runtime's own activations"
+                                                           ") is declared in sparq.activation_bits, not in the "
+                                                           "weights: other runtimes use their own activations"
                                                      : std::string()));
   const sparq::io::GgufExportReport rep = sparq::io::write_gguf_export(out, c.model, &ctx.vocab, go);
-  const sparq::model::Llama ref{sparq::io::gguf_export_weights(c.model)};
-  row.gguf_ref_ppl = sparq::model::perplexity(ref, ctx.eval_stream, popt).perplexity;
-  const sparq::model::Llama back{sparq::io::read_gguf_llama(out).weights};
-  row.gguf_ppl = sparq::model::perplexity(back, ctx.eval_stream, popt).perplexity;
+  using sparq::io::StoredActivations;
+  sparq::model::Llama ref{sparq::io::gguf_export_weights(c.model)};
+  row.gguf_float_ref_ppl = sparq::model::perplexity(ref, ctx.eval_stream, popt).perplexity;
+  row.gguf_float_ppl =
+      sparq::model::perplexity(sparq::io::load_model(out, StoredActivations::ignore), ctx.eval_stream, popt).perplexity;
+  const bool declared = rep.activation_bits != 0 || rep.attention_bits != 0;
+  if (declared) {
+    sparq::io::apply_activation_bits(ref, rep.linear_activation_bits, rep.attention_bits);
+    row.gguf_ref_ppl = sparq::model::perplexity(ref, ctx.eval_stream, popt).perplexity;
+    row.gguf_ppl =
+        sparq::model::perplexity(sparq::io::load_model(out, StoredActivations::apply), ctx.eval_stream, popt).perplexity;
+  } else {
+    row.gguf_ref_ppl = row.gguf_float_ref_ppl;
+    row.gguf_ppl = row.gguf_float_ppl;
+  }
   row.gguf_bytes = static_cast<double>(rep.file_bytes);
   // Exact encodings change weights by the fp16 scale rounding only (docs/formats.md#gguf-export):
   // measured <= 0.04 % in perplexity on stories260K; more than 0.5 % means the export is wrong.
   const bool lossy = std::any_of(rep.linears.begin(), rep.linears.end(),
                                  [](const auto& e) { return e.encoding == sparq::io::GgufEncoding::requantized; });
-  SPARQ_CHECK(lossy || std::fabs(row.gguf_ppl / row.gguf_ref_ppl - 1.0) <= 0.005, "--out ", out,
-              ": the GGUF read back scores perplexity ", row.gguf_ppl, ", the same weights in memory ", row.gguf_ref_ppl,
-              " (more than 0.5 % apart)");
+  for (const auto& [got, want, how] : {std::tuple{row.gguf_ppl, row.gguf_ref_ppl, "with its declared activations"},
+                                       std::tuple{row.gguf_float_ppl, row.gguf_float_ref_ppl, "with float activations"}})
+    SPARQ_CHECK(lossy || std::fabs(got / want - 1.0) <= 0.005, "--out ", out, ": the GGUF read back ", how,
+                " scores perplexity ", got, ", the same weights in memory ", want, " (more than 0.5 % apart)");
   std::string types;
   for (const auto& [k, n] : rep.summary()) types += (types.empty() ? "" : ", ") + std::to_string(n) + "x " + k;
   double worst = 0;  // largest change relative to the largest weight of its linear
@@ -409,14 +424,18 @@ void write_gguf_out(const std::string& out, const Method& me, const Compressed& 
     zeros += e.zeros;
     kept += e.zeros_kept;
   }
-  char b[900];
+  char b[1200];
+  const std::string act = rep.activation_bits ? "A" + std::to_string(rep.activation_bits) : std::string("float");
   std::snprintf(b, sizeof b,
                 "wrote %s (%zu bytes, GGUF for llama.cpp: %s; decoder linears %zu bytes; largest change %.3g of a "
-                "linear's max |w|; zeros kept %zu of %zu%s); read back by sparq: perplexity %.6f, the same weights "
-                "in memory with float activations %.6f (%+.4f%%), fake-quant row %.6f (%+.4f%%)",
-                out.c_str(), rep.file_bytes, types.c_str(), rep.linear_bytes, worst, kept, zeros,
-                rep.activation_bits ? "; activation quantization not stored" : "", row.gguf_ppl, row.gguf_ref_ppl,
-                100.0 * (row.gguf_ppl / row.gguf_ref_ppl - 1.0), row.ppl_fake, 100.0 * (row.gguf_ppl / row.ppl_fake - 1.0));
+                "linear's max |w|; zeros kept %zu of %zu); read back by sparq with the activations it declares "
+                "(linear inputs %s, q/k/v %d bits): perplexity %.6f, the same weights in memory %.6f (%+.4f%%), "
+                "fake-quant row %.6f (%+.4f%%); with float activations (as llama.cpp runs it, its own activation "
+                "blocks aside): %.6f, in memory %.6f (%+.4f%%)",
+                out.c_str(), rep.file_bytes, types.c_str(), rep.linear_bytes, worst, kept, zeros, act.c_str(),
+                rep.attention_bits, row.gguf_ppl, row.gguf_ref_ppl, 100.0 * (row.gguf_ppl / row.gguf_ref_ppl - 1.0),
+                row.ppl_fake, 100.0 * (row.gguf_ppl / row.ppl_fake - 1.0), row.gguf_float_ppl, row.gguf_float_ref_ppl,
+                100.0 * (row.gguf_float_ppl / row.gguf_float_ref_ppl - 1.0));
   row.out_msg += (row.out_msg.empty() ? "" : "\n    out:    ") + std::string(b);
 }
 

@@ -80,8 +80,10 @@ struct Row {
   double ppl_real = 0, nll_real = 0;
   double compress_s = 0, eval_s = 0, pack_s = 0, real_eval_s = 0;
   double out_ppl = 0;        ///< perplexity of the --out SPRQ file read back (0: not written)
-  double gguf_ppl = 0;       ///< perplexity of the --out GGUF file read back by sparq (0: not written)
-  double gguf_ref_ppl = 0;   ///< the in-memory weights the GGUF holds, run with float activations
+  double gguf_ppl = 0;       ///< the --out GGUF read back by sparq, activations as it declares (0: not written)
+  double gguf_ref_ppl = 0;   ///< the in-memory weights the GGUF holds, the same activations
+  double gguf_float_ppl = 0;      ///< the GGUF read back with float activations (as llama.cpp runs it)
+  double gguf_float_ref_ppl = 0;  ///< the in-memory weights the GGUF holds, float activations
   double gguf_bytes = 0;     ///< size of the GGUF file
   std::string out_msg;
   std::string search;        ///< SA summary (best V, steps), empty for unsearched rows
@@ -156,7 +158,10 @@ inline std::string json_row(const Row& r) {
                   ", \"real_eval_seconds\": " + json_num(r.real_eval_s, 3) + ", \"out_perplexity\": " +
                   (r.out_ppl > 0 ? json_num(r.out_ppl) : std::string("null")) + ", \"gguf_ppl\": " +
                   (r.gguf_ppl > 0 ? json_num(r.gguf_ppl) : std::string("null")) + ", \"gguf_ref_ppl\": " +
-                  (r.gguf_ref_ppl > 0 ? json_num(r.gguf_ref_ppl) : std::string("null")) + ", \"gguf_bytes\": " +
+                  (r.gguf_ref_ppl > 0 ? json_num(r.gguf_ref_ppl) : std::string("null")) + ", \"gguf_float_ppl\": " +
+                  (r.gguf_float_ppl > 0 ? json_num(r.gguf_float_ppl) : std::string("null")) +
+                  ", \"gguf_float_ref_ppl\": " +
+                  (r.gguf_float_ref_ppl > 0 ? json_num(r.gguf_float_ref_ppl) : std::string("null")) + ", \"gguf_bytes\": " +
                   json_num(r.gguf_bytes, 0) + ", \"search\": \"" +
                   json_escape(r.search) + "\", \"real_formats\": \"" + json_escape(r.real_formats) +
                   "\", \"weights_hash\": \"" + r.weights_hash + "\", \"note\": \"" + json_escape(r.note) + "\"}";

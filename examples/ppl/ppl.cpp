@@ -5,7 +5,6 @@
 #include <memory>
 #include <string>
 
-#include <sparq/model/input_quant_linear.hpp>
 #include <sparq/io/load.hpp>
 #include <sparq/model/perplexity.hpp>
 
@@ -24,9 +23,11 @@ void usage(std::FILE* out) {
                "  --max-tokens N     tokens scored, 0 = all (default 60000)\n"
                "  --seq-len N        window length, 0 = the model's seq_len (default 0)\n"
                "  --threads N        OpenMP threads, 0 = default (default 0)\n"
-               "  --act-bits N       fake-quantize every decoder linear's input per token to N bits (0 = off)\n"
+               "  --act-bits N       fake-quantize every decoder linear's input per token to N bits (0 = float inputs;\n"
+               "                     default: as the model file says: a GGUF written by sparq declares its\n"
+               "                     activation bits, a SPRQ file's packed ops keep theirs, else float)\n"
                "  --attn-bits N      fake-quantize the q/k/v outputs per token to N bits (0 = off; default: as the\n"
-               "                     model file says, i.e. a SPRQ file's own setting, else off)\n"
+               "                     model file says, i.e. a SPRQ file's or sparq GGUF's own setting, else off)\n"
                "  --help             this text\n");
 }
 
@@ -43,7 +44,7 @@ int main(int argc, char** argv) try {
   const std::string data = env && *env ? env : SPARQ_DATA_DIR;
   std::string model_path = data + "/models/stories260K.bin";
   std::string tok_path, text_path = data + "/text/tinystories_valid_head.txt";
-  long long max_tokens = 60000, seq_len = 0, threads = 0, act_bits = 0, attn_bits = -1;
+  long long max_tokens = 60000, seq_len = 0, threads = 0, act_bits = -1, attn_bits = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -71,19 +72,20 @@ int main(int argc, char** argv) try {
       return 2;
     }
   }
-  if ((act_bits != 0 && (act_bits < 2 || act_bits > 16)) || (attn_bits > 0 && (attn_bits < 2 || attn_bits > 16))) {
+  if ((act_bits > 0 && (act_bits < 2 || act_bits > 16)) || (attn_bits > 0 && (attn_bits < 2 || attn_bits > 16))) {
     std::fprintf(stderr, "sparq-ppl: --act-bits and --attn-bits must be 0 or 2..16\n");
     return 2;
   }
-  auto loaded = sparq::io::load(model_path, tok_path);  // GGUF: its own vocabulary unless --tokenizer
+  // GGUF: its own vocabulary unless --tokenizer; a sparq GGUF's declared activation bits unless --act-bits.
+  auto loaded = sparq::io::load(model_path, tok_path,
+                                act_bits < 0 ? sparq::io::StoredActivations::apply : sparq::io::StoredActivations::ignore);
   auto& model = loaded.model;
-  if (act_bits > 0) {
-    for (std::size_t b = 0; b < model.config().n_layers; ++b) {
-      for (auto l : sparq::model::all_linears) {
-        model.set_linear(b, l, std::make_unique<sparq::model::InputQuantLinear>(model.take_linear(b, l),
-                                                                                static_cast<int>(act_bits)));
-      }
-    }
+  if (act_bits < 0) {
+    act_bits = loaded.stored_activation_bits;  // as the file says (0 for other formats)
+  } else {
+    // Linear inputs as asked; the q/k/v outputs stay as the file says unless --attn-bits.
+    const int attn_file = loaded.format == "gguf" ? loaded.stored_attention_bits : model.attention_input_bits();
+    sparq::io::apply_activation_bits(model, static_cast<int>(act_bits), attn_file);
   }
   if (attn_bits >= 0) model.set_attention_input_bits(static_cast<int>(attn_bits));
   attn_bits = model.attention_input_bits();
@@ -98,7 +100,8 @@ int main(int argc, char** argv) try {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("model %s (%s; tokenizer: %s)\ntext %s\n", model_path.c_str(), loaded.format.c_str(),
               loaded.tokenizer_source.c_str(), text_path.c_str());
-  std::printf("activation bits %lld (linear inputs), %lld (q/k/v outputs); 0 = float\n", act_bits, attn_bits);
+  std::printf("activation bits %lld (linear inputs), %lld (q/k/v outputs); 0 = float%s\n", act_bits, attn_bits,
+              loaded.format == "sprq" ? " (a SPRQ file's packed ops run their stored activation mode)" : "");
   std::printf("tokens %zu, windows %zu of %zu, scored %zu\n", r.tokens, r.windows, r.seq_len, r.scored_tokens);
   std::printf("mean NLL %.5f nats/token, perplexity %.5f\n", r.mean_nll, r.perplexity);
   std::printf("time %.2f s (%.0f tokens/s)\n", secs, static_cast<double>(r.tokens) / secs);

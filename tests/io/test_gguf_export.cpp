@@ -276,7 +276,56 @@ TEST_CASE("write_gguf_export: a compressed Llama written, read back and run", "[
     }
   }
   CHECK(max_d <= 1e-2 * max_l);
+
+  // The declared activation quantization (block 0: A8, block 1: float; q/k/v 6 bits) is metadata, and
+  // io::load applies it per linear unless asked not to.
+  CHECK(rep.linear_activation_bits == std::vector<int>{8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0});
+  CHECK(back.linear_activation_bits == rep.linear_activation_bits);
+  CHECK(back.activation_bits == 8);
+  CHECK(back.attention_bits == 0);
+  model.set_attention_input_bits(6);
+  io::write_gguf_export(path, model, &vocab, opt);
+  const Llama as_stored = io::load_model(path), as_float = io::load_model(path, io::StoredActivations::ignore);
+  CHECK(as_stored.attention_input_bits() == 6);
+  CHECK(as_float.attention_input_bits() == 0);
+  for (std::size_t b = 0; b < cfg.n_layers; ++b)
+    for (Linear l : all_linears) {
+      const auto* iq = dynamic_cast<const InputQuantLinear*>(&as_stored.linear(b, l));
+      CHECK((iq != nullptr) == (b == 0));
+      if (iq) CHECK(iq->bits() == 8);
+      CHECK(dynamic_cast<const InputQuantLinear*>(&as_float.linear(b, l)) == nullptr);
+    }
+  // The file run as stored computes what the in-memory model computes, up to the fp16 scales.
+  LlamaState s_mem(cfg), s_file(cfg), s_float(cfg);
+  double d_stored = 0, d_float = 0, scale = 0;
+  for (int t = 0; t < 8; ++t) {
+    const int tok = (t * 7 + 3) % 37;
+    const float* a = model.decode(tok, s_mem);
+    const float* g = as_stored.decode(tok, s_file);
+    const float* h = as_float.decode(tok, s_float);
+    for (std::size_t i = 0; i < cfg.vocab_size; ++i) {
+      d_stored = std::max(d_stored, std::fabs(static_cast<double>(a[i]) - g[i]));
+      d_float = std::max(d_float, std::fabs(static_cast<double>(a[i]) - h[i]));
+      scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
+    }
+  }
+  CHECK(d_stored <= 2e-2 * scale);
+  CHECK(d_float > d_stored);  // float activations are a different function (the A8 and 6-bit q/k/v rounding)
   std::filesystem::remove(path);
+
+  // Hostile metadata: bits outside 0 or 2..16, or a per-linear array of the wrong length, are refused by name.
+  auto refused = [&](const std::string& key, io::GgufValue v, const char* what) {
+    io::GgufWriter g = io::gguf_export_writer(model, &vocab, opt);
+    g.set(key, std::move(v));
+    const auto bytes = g.serialize();
+    CHECK_THROWS_WITH(io::gguf_to_llama(io::parse_gguf(bytes.data(), bytes.size())), Catch::Contains(what));
+  };
+  refused("sparq.activation_bits", std::int32_t{1}, "'sparq.activation_bits' = 1, expected 0 or 2..16");
+  refused("sparq.attention_bits", std::int32_t{17}, "'sparq.attention_bits' = 17");
+  refused("sparq.linear_activation_bits", io::GgufArray::of(io::GgufType::i32, std::vector<std::int32_t>{8, 8}),
+          "sparq.linear_activation_bits is an array of 2 i32, expected 14 i32");
+  refused("sparq.linear_activation_bits", io::GgufArray::of(io::GgufType::i32, std::vector<std::int32_t>(14, 20)),
+          "sparq.linear_activation_bits[0] = 20");
 }
 
 TEST_CASE("write_gguf_export: low-rank ops are written as their dense sum, float", "[io][gguf][export]") {

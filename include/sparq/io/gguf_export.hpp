@@ -6,9 +6,11 @@
 // stand for — plus, when the linear's op is a LoRC CompensatedLinear, its correction A·B added in;
 // a LowRankLinear is written as the product A·B. Smoothing (SmoothQuant, AWQ, JSQ's smoothing) is
 // already folded into the weights and RMSNorm gains, and JSQ's activation editor changes only the
-// statistics compression takes, so these float weights ARE the model; what GGUF cannot carry is
-// run-time activation quantization (InputQuantLinear, Llama::attention_input_bits): the report
-// says so, and llama.cpp applies its own activation blocks (Q8_0/Q8_1 per 32 values) instead.
+// statistics compression takes, so these float weights ARE the model; what no ggml type carries is
+// run-time activation quantization (InputQuantLinear, Llama::attention_input_bits): the file
+// declares it in metadata (sparq.linear_activation_bits, one entry per decoder linear;
+// sparq.activation_bits; sparq.attention_bits), which sparq's reader applies (io::load) and
+// llama.cpp ignores, running its own activation blocks (Q8_0/Q8_1 per 32 values) instead.
 //
 // Type of each linear (docs/formats.md#gguf-export has the table and the measured costs):
 //   1. exact: the first of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (in order of size) in which EVERY block of
@@ -129,8 +131,12 @@ struct GgufExportReport {
   std::vector<GgufLinearExport> linears;
   std::size_t linear_bytes = 0;    ///< tensor data bytes of the decoder linears
   std::size_t file_bytes = 0;      ///< size of the serialized file
-  int activation_bits = 0;         ///< run-time activation quantization of the model (not in the file)
-  int attention_bits = 0;          ///< q/k/v output quantization of the model (not in the file)
+  /// Run-time activation quantization of the model: no ggml type holds it, so the file declares it in
+  /// metadata (sparq.activation_bits = the first linear's that has one, sparq.linear_activation_bits
+  /// = one entry per decoder linear, sparq.attention_bits), which io::load applies.
+  int activation_bits = 0;
+  std::vector<int> linear_activation_bits;  ///< per decoder linear, block-major in all_linears order
+  int attention_bits = 0;          ///< q/k/v output quantization of the model
   /// Counts per "TYPE encoding", e.g. {"Q8_0 exact", 28}.
   [[nodiscard]] std::vector<std::pair<std::string, std::size_t>> summary() const {
     std::vector<std::pair<std::string, std::size_t>> s;
@@ -366,19 +372,33 @@ struct GgufTensorEncoding {
   return w;
 }
 
-/// The activation quantization of a model's linears: the bits of the first InputQuantLinear
-/// wrapper, or 8 for a packed op running int8 activations (ActivationMode::a8); 0 when every
-/// linear takes float inputs.
-[[nodiscard]] inline int model_activation_bits(const model::Llama& m) noexcept {
+/// The activation quantization of one linear: the bits of its InputQuantLinear wrapper (also inside a
+/// LoRC CompensatedLinear), or 8 for a packed op running int8 activations (ActivationMode::a8);
+/// 0 for float inputs.
+[[nodiscard]] inline int linear_activation_bits(const model::LinearOp& op) noexcept {
   using namespace model;
+  const LinearOp* p = &op;
+  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(p)) return iq->bits();
+  if (const auto* comp = dynamic_cast<const CompensatedLinear*>(p)) p = &comp->inner();
+  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(p)) return iq->bits();
+  if (const auto* pk = dynamic_cast<const PackedLinear*>(p); pk && pk->activations() == ActivationMode::a8) return 8;
+  return 0;
+}
+
+/// linear_activation_bits of every decoder linear, block-major in all_linears order.
+[[nodiscard]] inline std::vector<int> model_linear_activation_bits(const model::Llama& m) {
+  std::vector<int> bits;
   for (std::size_t b = 0; b < m.config().n_layers; ++b)
-    for (Linear l : all_linears) {
-      const LinearOp* op = &m.linear(b, l);
-      if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) return iq->bits();
-      if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) op = &comp->inner();
-      if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) return iq->bits();
-      if (const auto* p = dynamic_cast<const PackedLinear*>(op); p && p->activations() == ActivationMode::a8) return 8;
-    }
+    for (model::Linear l : model::all_linears) bits.push_back(linear_activation_bits(m.linear(b, l)));
+  return bits;
+}
+
+/// The activation quantization of a model's linears: the first non-zero linear_activation_bits;
+/// 0 when every linear takes float inputs.
+[[nodiscard]] inline int model_activation_bits(const model::Llama& m) noexcept {
+  for (std::size_t b = 0; b < m.config().n_layers; ++b)
+    for (model::Linear l : model::all_linears)
+      if (const int bits = linear_activation_bits(m.linear(b, l))) return bits;
   return 0;
 }
 
@@ -396,6 +416,7 @@ struct GgufTensorEncoding {
   const LlamaWeights w = gguf_export_weights(m, &sources);
   GgufExportReport rep;
   rep.activation_bits = model_activation_bits(m);
+  rep.linear_activation_bits = model_linear_activation_bits(m);
   rep.attention_bits = m.attention_input_bits();
 
   GgufWriter g;
@@ -403,6 +424,10 @@ struct GgufTensorEncoding {
   g.set("general.quantization_version", std::uint32_t{2});
   g.set("sparq.version", std::string(version_string));
   g.set("sparq.activation_bits", static_cast<std::int32_t>(rep.activation_bits));
+  g.set("sparq.linear_activation_bits",
+        GgufArray::of(GgufType::i32, std::vector<std::int32_t>(rep.linear_activation_bits.begin(),
+                                                               rep.linear_activation_bits.end())));
+  g.set("sparq.attention_bits", static_cast<std::int32_t>(rep.attention_bits));
   for (const auto& kv : opt.metadata) g.set(kv.first, kv.second);
 
   auto put_matrix = [&](const std::string& name, const Matrix<float>& mat, GgmlType want) {

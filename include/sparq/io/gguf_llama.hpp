@@ -75,6 +75,14 @@ struct GgufLlama {
   model::LlamaWeights weights;
   GgufVocab vocab;
   std::string name;  ///< general.name, if present
+  /// Run-time activation quantization a sparq-written file declares (sparq.activation_bits,
+  /// sparq.attention_bits; 0 = float activations, also when absent). The weights do not depend on
+  /// it; io::load applies it (InputQuantLinear, Llama::set_attention_input_bits) unless asked not to.
+  int activation_bits = 0;
+  int attention_bits = 0;
+  /// sparq.linear_activation_bits: one entry per decoder linear, block-major in all_linears order
+  /// (empty when absent: activation_bits then applies to every linear).
+  std::vector<int> linear_activation_bits;
 };
 
 namespace detail {
@@ -211,6 +219,24 @@ inline const char* gguf_block_tensor(model::Linear l) noexcept {
                 r.vocab.tokens.size(), " tokens but token_embd.weight has ", cfg.vocab_size, " rows");
   }
   if (const auto* n = f.find_string("general.name")) r.name = *n;
+  auto bits = [&](const char* key) {
+    const std::uint64_t b = f.find_uint(key).value_or(0);
+    SPARQ_CHECK(b == 0 || (b >= 2 && b <= 16), f.what, ": metadata '", key, "' = ", b, ", expected 0 or 2..16");
+    return static_cast<int>(b);
+  };
+  r.activation_bits = bits("sparq.activation_bits");
+  r.attention_bits = bits("sparq.attention_bits");
+  if (const auto* a = f.find_array("sparq.linear_activation_bits")) {
+    const std::size_t n = cfg.n_layers * std::size(model::all_linears);
+    SPARQ_CHECK(a->elem_type == GgufType::i32 && a->size() == n, f.what, ": sparq.linear_activation_bits is an array of ",
+                a->size(), " ", gguf_type_name(a->elem_type), ", expected ", n, " i32 (one per decoder linear)");
+    for (std::size_t i = 0; i < n; ++i) {
+      const double b = a->number(i);
+      SPARQ_CHECK(b == 0 || (b >= 2 && b <= 16), f.what, ": sparq.linear_activation_bits[", i, "] = ", b,
+                  ", expected 0 or 2..16");
+      r.linear_activation_bits.push_back(static_cast<int>(b));
+    }
+  }
   // Every tensor is checked against the config before anything is allocated, so the allocation
   // is bounded by the tensor bytes actually present in the file (hostile metadata cannot make
   // LlamaWeights::zeros ask for terabytes).

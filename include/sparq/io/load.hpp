@@ -10,20 +10,30 @@
 // else as a llama2.c checkpoint. The tokenizer is a llama2.c tokenizer file when a path is given;
 // otherwise the GGUF's own `tokenizer.ggml.*` vocabulary, the tokenizer stored in the SPRQ file
 // (io::add_tokenizer), or `tok<vocab>.bin` beside the model.
+//
+// Activations of a GGUF that sparq wrote: its sparq.activation_bits / sparq.attention_bits say how
+// the compressed model quantizes activations at run time (e.g. W8A8), which no ggml type can hold.
+// By default (StoredActivations::apply) the loaded model runs them as sparq's in-memory model did:
+// every decoder linear wrapped in InputQuantLinear(bits), the q/k/v outputs quantized to the
+// attention bits. StoredActivations::ignore runs float activations, as llama.cpp does. A SPRQ file
+// stores the activation mode inside its packed ops, so the choice does not apply to it.
 #pragma once
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/hf_checkpoint.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/packed_model.hpp"
+#include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/tokenizer.hpp"
 
@@ -60,6 +70,44 @@ namespace sparq::io {
   return model::Tokenizer(v.tokens, v.scores, bos, eos, model::Tokenizer::SpaceMarker::sentencepiece);
 }
 
+/// Whether the run-time activation quantization a GGUF file declares (sparq.activation_bits,
+/// sparq.attention_bits) is applied when it is loaded (see the file comment).
+enum class StoredActivations { apply, ignore };
+
+/// Wraps decoder linear i (block-major, all_linears order) of m in InputQuantLinear(linear_bits[i])
+/// (0: left as is; one entry per linear, or a single entry for all of them) and quantizes the q/k/v
+/// outputs to attention_bits (0: float). Every value is 0 or 2..16.
+inline void apply_activation_bits(model::Llama& m, const std::vector<int>& linear_bits, int attention_bits) {
+  const std::size_t n = m.config().n_layers * std::size(model::all_linears);
+  SPARQ_CHECK(linear_bits.size() == n || linear_bits.size() == 1, "apply_activation_bits: ", linear_bits.size(),
+              " entries, expected 1 or one per decoder linear = ", n);
+  for (std::size_t i = 0; i < linear_bits.size(); ++i)
+    SPARQ_CHECK(linear_bits[i] == 0 || (linear_bits[i] >= 2 && linear_bits[i] <= 16), "activation bits[", i,
+                "] = ", linear_bits[i], ", expected 0 or 2..16");
+  std::size_t i = 0;
+  for (std::size_t b = 0; b < m.config().n_layers; ++b)
+    for (auto l : model::all_linears) {
+      const int bits = linear_bits[linear_bits.size() == 1 ? 0 : i++];
+      if (bits > 0) m.set_linear(b, l, std::make_unique<model::InputQuantLinear>(m.take_linear(b, l), bits));
+    }
+  m.set_attention_input_bits(attention_bits);
+}
+
+/// The same bits for every decoder linear.
+inline void apply_activation_bits(model::Llama& m, int linear_bits, int attention_bits) {
+  apply_activation_bits(m, std::vector<int>{linear_bits}, attention_bits);
+}
+
+/// A Llama from a read GGUF, with its declared activation quantization applied or not.
+[[nodiscard]] inline model::Llama gguf_llama_model(GgufLlama&& g, StoredActivations act = StoredActivations::apply) {
+  model::Llama m(std::move(g.weights));
+  if (act == StoredActivations::apply) {
+    if (g.linear_activation_bits.empty()) apply_activation_bits(m, g.activation_bits, g.attention_bits);
+    else apply_activation_bits(m, g.linear_activation_bits, g.attention_bits);
+  }
+  return m;
+}
+
 /// A model with the tokenizer that goes with it.
 struct LoadedModel {
   model::Llama model;
@@ -69,14 +117,18 @@ struct LoadedModel {
   /// The vocabulary in GGUF form (for writing GGUF files): the GGUF's own arrays when the
   /// tokenizer came from it, else gguf_vocab_from_tokenizer(tokenizer).
   GgufVocab vocab;
+  /// What a GGUF written by sparq declares (sparq.activation_bits / sparq.attention_bits), whether
+  /// or not it was applied; 0 for other formats.
+  int stored_activation_bits = 0;
+  int stored_attention_bits = 0;
 };
 
 /// Loads weights only (llama2.c .bin, GGUF, SPRQ or a Hugging Face directory). Throws sparq::error
 /// naming the path on failure.
-[[nodiscard]] inline model::Llama load_model(const std::string& path) {
+[[nodiscard]] inline model::Llama load_model(const std::string& path, StoredActivations act = StoredActivations::apply) {
   SPARQ_CHECK(std::filesystem::exists(path), "model file '", path, "' does not exist");
   if (std::filesystem::is_directory(path)) return model::Llama(read_hf_llama(path).weights);
-  if (is_gguf_file(path)) return model::Llama(read_gguf_llama(path).weights);
+  if (is_gguf_file(path)) return gguf_llama_model(read_gguf_llama(path), act);
   if (is_sprq_file(path)) return read_packed_model(path);
   return model::Llama(read_llama2c(path));
 }
@@ -89,7 +141,8 @@ struct LoadedModel {
 /// Loads a model and its tokenizer, reading the model file once. `tokenizer_path` empty: the GGUF's
 /// own vocabulary for a GGUF model, tok<vocab>.bin beside a llama2.c model or inside a Hugging Face
 /// directory.
-[[nodiscard]] inline LoadedModel load(const std::string& model_path, const std::string& tokenizer_path = "") {
+[[nodiscard]] inline LoadedModel load(const std::string& model_path, const std::string& tokenizer_path = "",
+                                      StoredActivations act = StoredActivations::apply) {
   SPARQ_CHECK(std::filesystem::exists(model_path), "model file '", model_path, "' does not exist");
   if (std::filesystem::is_directory(model_path)) {
     HfLlama h = read_hf_llama(model_path);
@@ -116,14 +169,16 @@ struct LoadedModel {
   if (is_gguf_file(model_path)) {
     GgufLlama g = read_gguf_llama(model_path);
     const std::size_t vocab = g.weights.config.vocab_size;
-    model::Llama m(std::move(g.weights));
+    const int abits = g.activation_bits, tbits = g.attention_bits;
+    GgufVocab gv = std::move(g.vocab);
+    model::Llama m = gguf_llama_model(std::move(g), act);
     if (tokenizer_path.empty()) {
-      auto tok = tokenizer_from_gguf(g.vocab, vocab);
-      return {std::move(m), std::move(tok), "gguf", "gguf vocabulary", std::move(g.vocab)};
+      auto tok = tokenizer_from_gguf(gv, vocab);
+      return {std::move(m), std::move(tok), "gguf", "gguf vocabulary", std::move(gv), abits, tbits};
     }
     auto tok = load_tokenizer(tokenizer_path, m);
     auto v = gguf_vocab_from_tokenizer(tok);
-    return {std::move(m), std::move(tok), "gguf", tokenizer_path, std::move(v)};
+    return {std::move(m), std::move(tok), "gguf", tokenizer_path, std::move(v), abits, tbits};
   }
   if (is_sprq_file(model_path)) {
     const std::string what = "packed sparq model '" + model_path + "'";
