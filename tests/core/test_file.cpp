@@ -1,5 +1,6 @@
 // core/file.hpp: atomic whole-file writes lose nothing on failure (disk full / size limit, bad path)
 // and say why; reads round-trip.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -68,4 +69,37 @@ TEST_CASE("write_file_atomic: a failed write leaves the old file as it was and n
     CHECK_FALSE(std::filesystem::exists(p + ".tmp-sparq"));
   }
   std::filesystem::remove(p);
+}
+
+TEST_CASE("FileBytes::map maps a file read-only (same bytes as read_file), moves, and fails by name", "[core][file]") {
+  const std::string p = temp_path("map.bin");
+  std::vector<char> a(70000);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>((i * 131) ^ (i >> 7));
+  sparq::detail::write_file_atomic(p, a.data(), a.size());
+  sparq::FileBytes m = sparq::FileBytes::map(p);
+  CHECK(m.mapped());  // POSIX: a regular file is mapped, not copied
+  REQUIRE(m.size() == a.size());
+  CHECK(std::equal(m.begin(), m.end(), a.begin()));
+  const char* where = m.data();
+  sparq::FileBytes moved = std::move(m);  // the mapping moves with the object
+  CHECK(moved.data() == where);
+  CHECK(m.empty());
+  CHECK(moved[12345] == a[12345]);
+  // Owned bytes keep their buffer across moves too.
+  sparq::FileBytes own(std::vector<char>(a.begin(), a.begin() + 10));
+  const char* od = own.data();
+  sparq::FileBytes own2 = std::move(own);
+  CHECK_FALSE(own2.mapped());
+  CHECK(own2.data() == od);
+  CHECK(own2.size() == 10);
+  own2 = std::move(moved);  // assignment releases the old bytes and takes the mapping
+  CHECK(own2.data() == where);
+  CHECK(own2.size() == a.size());
+  // An empty file has no mapping: it is read (zero bytes).
+  sparq::detail::write_file_atomic(p, nullptr, 0);
+  const sparq::FileBytes e = sparq::FileBytes::map(p);
+  CHECK(e.empty());
+  CHECK_FALSE(e.mapped());
+  std::filesystem::remove(p);
+  CHECK_THROWS_WITH(sparq::FileBytes::map(p), Catch::Contains("cannot open '" + p + "' for reading"));
 }

@@ -2,6 +2,7 @@
 // every type, vocabulary, and hostile inputs (truncations, bit flips, forged fields).
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -109,6 +110,8 @@ TEST_CASE("GGUF raw file: header, metadata types, tensor table", "[io][gguf][rea
   const auto gpath = sparq_test::data_path("models/stories260K.gguf");
   if (gpath.empty()) return;
   const auto f = read_gguf(gpath);
+  CHECK(f.bytes.mapped());  // the tensors are read from a mapping of the file, not a heap copy
+  CHECK(f.bytes.size() == std::filesystem::file_size(gpath));
   CHECK(f.version == 3);
   CHECK(f.alignment == 32);
   CHECK(f.metadata.size() == 19);

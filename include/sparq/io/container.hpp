@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/file.hpp"
 #include "sparq/io/byte_cursor.hpp"
 #include "sparq/io/entropy.hpp"
 #include "sparq/io/llama2c.hpp"
@@ -384,7 +385,7 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
 }
 
 [[nodiscard]] inline Container read_container(const std::string& path) {
-  const auto b = detail::read_file(path);
+  const FileBytes b = FileBytes::map(path);  // memory-mapped, not copied (core/file.hpp)
   return parse_container(b.data(), b.size(), "sparq container '" + path + "'");
 }
 

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/file.hpp"
 #include "sparq/io/byte_cursor.hpp"
 #include "sparq/io/ggml_blocks.hpp"
 #include "sparq/io/llama2c.hpp"
@@ -162,7 +163,7 @@ class GgufFile {
   std::uint64_t data_offset = 0;  ///< absolute offset of the data section
   std::vector<std::pair<std::string, GgufValue>> metadata;  ///< in file order
   std::vector<GgufTensorInfo> tensors;                      ///< in file order
-  std::vector<char> bytes;                                  ///< the whole file
+  FileBytes bytes;  ///< the whole file (memory-mapped by read_gguf)
   std::string what = "GGUF";                                ///< used in error messages
 
   [[nodiscard]] const GgufValue* find(std::string_view key) const noexcept {
@@ -324,7 +325,7 @@ inline GgufArray gguf_read_array(ByteCursor& c, const std::string& key, std::siz
 }  // namespace detail
 
 /// Parses and validates a GGUF file held in `bytes` (ownership taken). `what` names it in errors.
-[[nodiscard]] inline GgufFile parse_gguf(std::vector<char> bytes, std::string what = "GGUF file") {
+[[nodiscard]] inline GgufFile parse_gguf(FileBytes bytes, std::string what = "GGUF file") {
   GgufFile f;
   f.what = what;
   ByteCursor c(bytes.data(), bytes.size(), what);
@@ -424,14 +425,20 @@ inline GgufArray gguf_read_array(ByteCursor& c, const std::string& key, std::siz
   return f;
 }
 
+/// Parses a GGUF file held in `bytes` (ownership taken).
+[[nodiscard]] inline GgufFile parse_gguf(std::vector<char> bytes, std::string what = "GGUF file") {
+  return parse_gguf(FileBytes(std::move(bytes)), std::move(what));
+}
+
 /// Parses a GGUF file from memory (the bytes are copied).
 [[nodiscard]] inline GgufFile parse_gguf(const char* data, std::size_t size, std::string what = "GGUF file") {
   return parse_gguf(std::vector<char>(data, data + size), std::move(what));
 }
 
-/// Reads and validates a GGUF file.
+/// Reads and validates a GGUF file, memory-mapped (core/file.hpp FileBytes): the tensors are read
+/// from the mapping, never copied as a whole.
 [[nodiscard]] inline GgufFile read_gguf(const std::string& path) {
-  return parse_gguf(detail::read_file(path), "GGUF file '" + path + "'");
+  return parse_gguf(FileBytes::map(path), "GGUF file '" + path + "'");
 }
 
 }  // namespace sparq::io

@@ -109,7 +109,7 @@ inline model::LlamaWeights parse_llama2c(const char* data, std::size_t size,
 
 /// Reads a llama2.c checkpoint file.
 inline model::LlamaWeights read_llama2c(const std::string& path) {
-  const auto buf = detail::read_file(path);
+  const FileBytes buf = FileBytes::map(path);  // memory-mapped, not copied (core/file.hpp)
   return parse_llama2c(buf.data(), buf.size(), "llama2.c checkpoint '" + path + "'");
 }
 

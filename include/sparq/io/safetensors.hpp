@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/file.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq/io/byte_cursor.hpp"
 #include "sparq/io/llama2c.hpp"
@@ -85,7 +86,7 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata;
   std::vector<SafetensorsTensor> tensors;  ///< sorted by data offset
   std::uint64_t data_offset = 0;           ///< 8 + N
-  std::vector<char> bytes;
+  FileBytes bytes;  ///< the whole file (memory-mapped by read_safetensors)
   std::string what = "safetensors";
 
   [[nodiscard]] const SafetensorsTensor* find(std::string_view name) const noexcept {
@@ -250,7 +251,7 @@ inline void parse_safetensors_header(SafetensorsFile& f, std::string_view header
 }  // namespace detail
 
 /// Parses and validates a safetensors file held in `bytes` (ownership taken).
-[[nodiscard]] inline SafetensorsFile parse_safetensors(std::vector<char> bytes, std::string what = "safetensors file") {
+[[nodiscard]] inline SafetensorsFile parse_safetensors(FileBytes bytes, std::string what = "safetensors file") {
   SafetensorsFile f;
   f.what = what;
   ByteCursor c(bytes.data(), bytes.size(), what);
@@ -266,13 +267,18 @@ inline void parse_safetensors_header(SafetensorsFile& f, std::string_view header
   return f;
 }
 
+[[nodiscard]] inline SafetensorsFile parse_safetensors(std::vector<char> bytes, std::string what = "safetensors file") {
+  return parse_safetensors(FileBytes(std::move(bytes)), std::move(what));
+}
+
 [[nodiscard]] inline SafetensorsFile parse_safetensors(const char* data, std::size_t size,
                                                        std::string what = "safetensors file") {
   return parse_safetensors(std::vector<char>(data, data + size), std::move(what));
 }
 
+/// Reads and validates a safetensors file, memory-mapped (core/file.hpp FileBytes).
 [[nodiscard]] inline SafetensorsFile read_safetensors(const std::string& path) {
-  return parse_safetensors(detail::read_file(path), "safetensors file '" + path + "'");
+  return parse_safetensors(FileBytes::map(path), "safetensors file '" + path + "'");
 }
 
 /// Reads only the header of a safetensors file (8 + N bytes, not the data) and validates it as
