@@ -198,6 +198,8 @@ struct PackResult {
 // Packs every decoder linear with pack_linear, choosing the format per linear from what the recipe did:
 //   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (the N:M the prune stage applied to that linear);
 //   quantized  -> w8 (per channel) / w4 (group G; per channel = the smallest G in {32, 64, 128} >= cin);
+//                 w8 with unstructured zeros -> bitmask_w8 (mask + non-zero codes, BitmaskQ8Linear) when that
+//                 stores fewer bytes (PackOptions::bitmask_if_smaller; the same outputs bit for bit);
 //   float, unstructured sparse -> bitmask_f32 (mask + non-zeros) when that is smaller than dense f32;
 //   float otherwise (dense, or a LoRC-corrected float linear) -> left as the dense f32 op.
 // An InputQuantLinear(8) wrapper becomes the kernels' real int8 activation path; other widths stay wrapped.
@@ -277,12 +279,14 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
           SPARQ_CHECK(li.wbits == 8 || li.wbits == 4, where, ": ", li.wbits, "-bit weights have no packed op");
           o.format = li.wbits == 8 ? PackFormat::w8 : PackFormat::w4;
           o.group_size = g ? g : 32;
+          o.bitmask_if_smaller = li.wbits == 8;
         }
         int bits = 0;
         if (const auto* iq = dynamic_cast<const InputQuantLinear*>(cur)) bits = iq->bits();
         const ActivationMode act = bits == 8 ? ActivationMode::a8 : ActivationMode::a32;
         std::unique_ptr<LinearOp> op =
             pack_linear(std::as_const(model.block_weights(b).linear(l)).view(), o, act, where);
+        if (dynamic_cast<const BitmaskQ8Linear*>(op.get()) != nullptr) o.format = PackFormat::bitmask_w8;  // for the count
         if (bits != 0 && bits != 8) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
         if (comp) op = std::make_unique<CompensatedLinear>(std::move(op), comp->compensation());
         ++count[std::string(pack_format_name(o.format)) + (nm ? " " + std::to_string(o.nm_n) + ":" + std::to_string(o.nm_m) : "") +
@@ -688,7 +692,7 @@ int main(int argc, char** argv) {
                 args.calib.c_str(), calib_stream.size(), ctx.eval_stream.size(), args.eval.c_str(), cfg.seq_len,
                 ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
     std::printf("note: ppl_fake = quantize->dequantize in f32; ppl_real = decoder linears through the packed kernels "
-                "(int8/int4/N:M codes, int8 per-token activations; unstructured float sparsity as bitmask + non-zeros, quantized unstructured zeros stored dense), while embedding, "
+                "(int8/int4/N:M codes, int8 per-token activations; unstructured sparsity as bitmask + non-zeros: float, or int8 codes when smaller), while embedding, "
                 "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; LoRC factors run as "
                 "stored (int8/f16/bf16 GEMVs) around the packed op; stored_B = packed bytes (+ factors), "
                 "sparse_B/MACs = theoretical (+ factors), decoder linears only (docs/compress.md)\n\n");

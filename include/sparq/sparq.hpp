@@ -17,6 +17,7 @@
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/kernels/gemm_q.hpp"
 #include "sparq/kernels/gemv_bitmask.hpp"
+#include "sparq/kernels/gemv_bitmask_q.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"

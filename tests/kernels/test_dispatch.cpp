@@ -13,6 +13,7 @@
 #include "pack_helpers.hpp"
 #include "sparq/kernels/dispatch.hpp"
 #include "sparq/kernels/gemm_dense.hpp"
+#include "sparq/kernels/gemv_bitmask_q.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
@@ -142,6 +143,34 @@ TEST_CASE("every runnable table computes the scalar references (tails included)"
       for (std::size_t k = 0; k < rows; ++k) REQUIRE(y[k] == 0.5f * sc[k] * static_cast<float>(acc[k]));
       sk::gemv_q8_f32(q.data(), sc.data(), rows, cols, x.data(), y.data());
       for (std::size_t k = 0; k < rows; ++k) REQUIRE(std::fabs(y[k] - ref_q8[k]) <= 1e-5 * mag_q8[k] + 1e-30);
+
+      // bitmask int8 (about 40 % of q kept): the table's result is the dense int8 kernel's on the
+      // masked codes, bit for bit (W8A8 and W8A32)
+      {
+        const std::size_t mb = (cols + 7) / 8;
+        std::vector<std::uint8_t> mask(rows * mb, 0);
+        std::vector<std::int8_t> kept, dq(rows * cols, 0);
+        std::vector<std::size_t> off{0};
+        for (std::size_t k = 0; k < rows; ++k) {
+          for (std::size_t j = 0; j < cols; ++j) {
+            if (q[k * cols + j] == 0 || (j * 7 + k * 3) % 5 >= 2) continue;
+            mask[k * mb + j / 8] = static_cast<std::uint8_t>(mask[k * mb + j / 8] | (1u << (j % 8)));
+            kept.push_back(q[k * cols + j]);
+            dq[k * cols + j] = q[k * cols + j];
+          }
+          off.push_back(kept.size());
+        }
+        std::vector<float> yd(rows, -3.0f);
+        sk::gemv_q8_a8(dq.data(), sc.data(), rows, cols, qx.data(), 0.5f, yd.data());
+        sk::gemv_bitmask_q8_a8(mask.data(), kept.data(), off.data(), sc.data(), rows, cols, qx.data(), 0.5f, y.data());
+        REQUIRE(std::memcmp(y.data(), yd.data(), rows * sizeof(float)) == 0);
+        sk::registered_table(t)->gemv_bitmask_q8_a8(mask.data(), kept.data(), off.data(), sc.data(), rows, cols, qx.data(),
+                                                     0.5f, y2.data(), 2);
+        REQUIRE(std::memcmp(y2.data(), yd.data(), rows * sizeof(float)) == 0);
+        sk::gemv_q8_f32(dq.data(), sc.data(), rows, cols, x.data(), yd.data());
+        sk::gemv_bitmask_q8_f32(mask.data(), kept.data(), off.data(), sc.data(), rows, cols, x.data(), y.data());
+        REQUIRE(std::memcmp(y.data(), yd.data(), rows * sizeof(float)) == 0);
+      }
 
       if (q4_ok) {
         std::vector<unsigned char> work(sk::block_q8_workspace_bytes(cols));

@@ -1,10 +1,12 @@
-// Packed Llama files: a model whose linears are packed ops (Q8Linear / Q4Linear / NMLinear / BitmaskLinear),
+// Packed Llama files: a model whose linears are packed ops (Q8Linear / Q4Linear / NMLinear / BitmaskLinear /
+// BitmaskQ8Linear),
 // low-rank ops (LowRankLinear) or packed ops with a LoRC correction (CompensatedLinear) written to and read
 // from sparq's SPRQ container (io/container.hpp), read back into a runnable model::Llama.
 //
 // Contents (tokenizer-independent; a tokenizer is not stored; the full table is in docs/formats.md):
-//   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, or 2 when the model holds a
-//             low-rank op (version 1 files are byte-identical to those of earlier sparq; readers take both),
+//   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, 2 when the model holds a
+//             low-rank op, 3 when it holds a bitmask int8 op (version 1 files are byte-identical to
+//             those of earlier sparq; readers take 1, 2 and 3),
 //             "config.<field>" (int64: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
 //             shared_classifier; float64: rms_eps, rope_theta), "attention_input_bits" (int64),
 //             and per linear tensor T: "T.input_bits" (0, or the bits of a fake InputQuantLinear
@@ -18,6 +20,8 @@
 //               "packed_nm" sections values | codes (+ scales, zeros), indices; "T.n", "T.m",
 //                           "T.values" (0 f32, 1 int8, 2 int4), "T.group" (int4)
 //               "packed_bitmask" sections mask, values (f32), row_offsets (u64)
+//               "packed_bitmask_q8" (version 3) sections mask, codes (int8), scales (f32); the row offsets
+//                           follow from the mask popcounts and are not stored
 //               "lowrank"   (version 2) a LowRankLinear y = A(Bx): factor sections below
 //             with the arrays exactly as the ops hold them (padded, see q4_linear.hpp / nm_linear.hpp).
 //   version 2, CompensatedLinear y = inner(x) + A(Bx): T holds the inner op in any format above,
@@ -55,6 +59,7 @@
 #include "sparq/lowrank/low_rank_compensation.hpp"
 #include "sparq/lowrank/stored_factor.hpp"
 #include "sparq/model/bitmask_linear.hpp"
+#include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
@@ -299,7 +304,7 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
   ct.add_f32("token_embedding", {c.vocab_size, c.dim}, w.token_embedding.data());
   ct.add_f32("rms_final", {c.dim}, w.rms_final.data());
   if (!c.shared_classifier) ct.add_f32("classifier", {c.vocab_size, c.dim}, w.classifier.data());
-  bool low_rank = false;
+  bool low_rank = false, bitmask_q = false;
   std::vector<ContainerTensor> lowrank_tensors;
   for (std::size_t b = 0; b < c.n_layers; ++b) {
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
@@ -373,6 +378,13 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
         t.add_section("values", bm->values());
         t.add_section("row_offsets", bm->row_offsets());
         ct.metadata[name + ".act"] = std::int64_t{bm->activations() == ActivationMode::a8 ? 8 : 32};
+      } else if (const auto* bq = dynamic_cast<const BitmaskQ8Linear*>(op)) {
+        t.format = "packed_bitmask_q8";
+        t.add_section("mask", bq->mask());
+        t.add_section("codes", bq->codes());
+        t.add_section("scales", bq->scales());
+        ct.metadata[name + ".act"] = std::int64_t{bq->activations() == ActivationMode::a8 ? 8 : 32};
+        bitmask_q = true;
       } else if (const auto* lr = dynamic_cast<const LowRankLinear*>(op)) {
         t = packed_detail::lowrank_tensor(ct, name, *lr);
         low_rank = true;
@@ -385,8 +397,10 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
       lowrank_tensors.clear();
     }
   }
-  // Version 1 unless a low-rank op needs version 2 (so older readers keep reading what they can).
+  // Version 1 unless a low-rank op needs version 2 or a bitmask int8 op version 3 (so older readers
+  // keep reading what they can, and refuse what they cannot by its version).
   if (low_rank) ct.metadata["sparq.packed_version"] = std::int64_t{2};
+  if (bitmask_q) ct.metadata["sparq.packed_version"] = std::int64_t{3};
   return ct;
 }
 
@@ -468,7 +482,7 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
                   std::get<std::string>(kind->second) == "packed_llama",
               what, ": not a packed sparq model (metadata sparq.kind != packed_llama)");
   const auto ver = packed_detail::meta_int(ct, "sparq.packed_version", what);
-  SPARQ_CHECK(ver == 1 || ver == 2, what, ": packed model version ", ver, ", expected 1 or 2");
+  SPARQ_CHECK(ver >= 1 && ver <= 3, what, ": packed model version ", ver, ", expected 1, 2 or 3");
   constexpr std::int64_t lim = (std::int64_t{1} << 24) - 1;
   LlamaConfig c;
   c.dim = meta_size(ct, "config.dim", what, 1, lim);
@@ -566,6 +580,14 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
           } else if (t->format == "packed_bitmask") {
             pk = std::make_unique<BitmaskLinear>(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<float>("values"),
                                                  t->section_as<std::uint64_t>("row_offsets"), act, threads);
+          } else if (t->format == "packed_bitmask_q8") {
+            SPARQ_CHECK(ver >= 3, "format 'packed_bitmask_q8' needs packed model version 3, the file says ", ver);
+            for (const auto& sec : t->sections)
+              SPARQ_CHECK(sec.name == "mask" || sec.name == "codes" || sec.name == "scales", "unexpected section '",
+                          sec.name, "' in format packed_bitmask_q8");
+            pk = std::make_unique<BitmaskQ8Linear>(rows, cols, t->section_as<std::uint8_t>("mask"),
+                                                   t->section_as<std::int8_t>("codes"), t->section_as<float>("scales"),
+                                                   act, threads);
           } else {
             sparq::detail::fail("unknown linear format '", t->format, "'");
           }

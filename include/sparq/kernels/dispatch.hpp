@@ -153,7 +153,7 @@ struct KernelTable {
                        std::size_t, const float*, float*, void*, int) noexcept = nullptr;
   void (*gemm_q4_f32)(const std::uint8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                       const float*, std::size_t, float*, void*, int) noexcept = nullptr;
-  // N:M sparse (gemv_nm.hpp, gemv_nm_mask.hpp) and bitmask sparse (gemv_bitmask.hpp)
+  // N:M sparse (gemv_nm.hpp, gemv_nm_mask.hpp) and bitmask sparse (gemv_bitmask.hpp, gemv_bitmask_q.hpp)
   void (*gemv_nm_f32)(const float*, const std::uint8_t*, std::size_t, std::size_t, std::size_t, std::size_t,
                       const float*, float*, int) noexcept = nullptr;
   void (*gemv_nm_q8)(const std::int8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t, std::size_t,
@@ -170,6 +170,10 @@ struct KernelTable {
                              std::size_t, const float*, float*, void*, int) noexcept = nullptr;
   void (*gemv_bitmask_f32)(const std::uint8_t*, const float*, const std::size_t*, std::size_t, std::size_t,
                            const float*, float*, int) noexcept = nullptr;
+  void (*gemv_bitmask_q8_a8)(const std::uint8_t*, const std::int8_t*, const std::size_t*, const float*, std::size_t,
+                             std::size_t, const std::int8_t*, float, float*, int) noexcept = nullptr;
+  void (*gemv_bitmask_q8_f32)(const std::uint8_t*, const std::int8_t*, const std::size_t*, const float*, std::size_t,
+                              std::size_t, const float*, float*, int) noexcept = nullptr;
   // quantize / dequantize / pack (quantize.hpp, dequantize.hpp, pack.hpp)
   bool (*all_finite)(const float*, std::size_t) noexcept = nullptr;
   bool (*group_absmax)(const float*, std::size_t, std::size_t, float*) noexcept = nullptr;

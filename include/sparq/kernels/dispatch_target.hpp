@@ -23,6 +23,7 @@
 #include "sparq/kernels/gemm_dense.hpp"
 #include "sparq/kernels/gemm_q.hpp"
 #include "sparq/kernels/gemv_bitmask.hpp"
+#include "sparq/kernels/gemv_bitmask_q.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
@@ -68,6 +69,8 @@ SPARQ_TARGET_BEGIN
   t.gemv_nm24m_q4_f32 = &gemv_nm24m_q4_f32<A>;
   t.gemv_nm24m_q4h_f32 = &gemv_nm24m_q4h_f32<A>;
   t.gemv_bitmask_f32 = &gemv_bitmask_f32<A>;
+  t.gemv_bitmask_q8_a8 = &gemv_bitmask_q8_a8<A, V>;
+  t.gemv_bitmask_q8_f32 = &gemv_bitmask_q8_f32<A>;
   t.all_finite = &all_finite<A>;
   t.group_absmax = &group_absmax<A>;
   t.group_minmax = &group_minmax<A>;

@@ -8,6 +8,9 @@
 //      inside an InputQuantLinear, possibly inside a CompensatedLinear whose LoRC factors are kept
 //      around the packed op); LowRankLinear ops are left as they are; anything else is an error.
 //   (bitmask_f32 stores the non-zeros of any float matrix as they are: nothing to verify.)
+//   bitmask_w8 (and w8 with PackOptions::bitmask_if_smaller) verifies the int8 grid as w8 does and
+//   stores the non-zero codes under a bitmask (BitmaskQ8Linear: the same outputs as Q8Linear, bit
+//   for bit, in fewer bytes once more than about 1/8 of the weights are zero).
 //   2. N:M formats: the matrix (zero-padded to a multiple of M columns) is compressed with
 //      NMCompressed<N, M> — a group with more than N non-zeros is an error naming block/linear/row/
 //      group. The quantized formats then work on the [rows × kept] matrix of kept values.
@@ -44,6 +47,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/model/bitmask_linear.hpp"
+#include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
@@ -66,6 +70,7 @@ enum class PackFormat : std::uint8_t {
   nm_w8,  ///< N:M sparse, kept values int8 per row
   nm_w4,  ///< N:M sparse, kept values int4 per group of G kept values
   bitmask_f32,  ///< unstructured sparse, non-zeros f32 + bitmask (no grid check: any float matrix)
+  bitmask_w8,   ///< unstructured sparse int8 per channel: non-zero codes + bitmask (BitmaskQ8Linear)
 };
 
 [[nodiscard]] constexpr const char* pack_format_name(PackFormat f) noexcept {
@@ -76,6 +81,7 @@ enum class PackFormat : std::uint8_t {
     case PackFormat::nm_w8: return "nm_w8";
     case PackFormat::nm_w4: return "nm_w4";
     case PackFormat::bitmask_f32: return "bitmask_f32";
+    case PackFormat::bitmask_w8: return "bitmask_w8";
   }
   return "?";
 }
@@ -96,6 +102,9 @@ struct PackOptions {
   ActivationSource activations = ActivationSource::from_model;
   int threads = 1;              ///< kernel threads per op (1: callers such as perplexity parallelize windows)
   double tolerance = 4.0;       ///< verification, in FLT_EPSILON·max(|w|, scale)
+  /// w8: install BitmaskQ8Linear (bitmask + non-zero codes) instead of Q8Linear when its
+  /// weight_bytes() is smaller (unstructured sparsity above ~1/8); outputs are bit-identical.
+  bool bitmask_if_smaller = false;
   /// Free the float block matrices of the packed linears afterwards (release_float_weights): the
   /// model then holds only the packed bytes for them, but reset_linear on those linears throws.
   bool release_float_weights = false;
@@ -262,8 +271,17 @@ template <std::size_t N, std::size_t M>
   SPARQ_CHECK(!w.empty(), where, ": empty ", w.rows(), "x", w.cols(), " matrix");
   switch (opt.format) {
     case PackFormat::w8:
-      return std::make_unique<Q8Linear>(
-          Q8Linear::from_quantized(detail::quantize_on_grid(w, detail::w8_config(opt), opt.tolerance, where), act, opt.threads));
+    case PackFormat::bitmask_w8: {
+      const QuantizedTensor t = detail::quantize_on_grid(w, detail::w8_config(opt), opt.tolerance, where);
+      bool bitmask = opt.format == PackFormat::bitmask_w8;
+      if (!bitmask && opt.bitmask_if_smaller) {
+        const auto c = t.int8_codes();
+        const auto kept = static_cast<std::size_t>(std::count_if(c.begin(), c.end(), [](std::int8_t q) { return q != 0; }));
+        bitmask = BitmaskQ8Linear::bytes_for(w.rows(), w.cols(), kept) < w.rows() * w.cols() + w.rows() * sizeof(float);
+      }
+      if (bitmask) return std::make_unique<BitmaskQ8Linear>(BitmaskQ8Linear::from_quantized(t, act, opt.threads));
+      return std::make_unique<Q8Linear>(Q8Linear::from_quantized(t, act, opt.threads));
+    }
     case PackFormat::w4:
       return std::make_unique<Q4Linear>(
           Q4Linear::from_quantized(detail::quantize_on_grid(w, detail::w4_config(opt), opt.tolerance, where), act, opt.threads));

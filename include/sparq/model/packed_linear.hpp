@@ -6,6 +6,8 @@
 //   Q8Linear  (q8_linear.hpp)  int8 per-channel weights, f32 or int8 per-token activations
 //   Q4Linear  (q4_linear.hpp)  int4 per-group weights (G = 32/64/128, sym/asym), f32 or int8 acts
 //   NMLinear  (nm_linear.hpp)  2:4 / 4:8 sparse, kept values f32, int8 (per row) or int4 (per group)
+//   BitmaskLinear / BitmaskQ8Linear (bitmask_linear.hpp, bitmask_q8_linear.hpp)  unstructured sparse,
+//             bitmask + kept values f32 / int8 codes with a scale per row
 //
 // Activations (ActivationMode):
 //   a32  the float input goes to the kernel as it is (the int4 kernels quantize it internally per
