@@ -30,13 +30,19 @@
 
 namespace sparq::io {
 
-/// The tokenizer arrays of a GGUF file (tokenizer.ggml.*). Pieces use "▁" (U+2581) for space.
+/// The tokenizer arrays of a GGUF file (tokenizer.ggml.*). Model "llama" (SentencePiece BPE): pieces
+/// use "▁" (U+2581) for space, with scores. Model "gpt2" (byte-level BPE): pieces in GPT-2's
+/// byte-to-unicode spelling, with merges and the pre-tokenizer's name.
 struct GgufVocab {
-  std::string model;                 ///< tokenizer.ggml.model ("llama" for sentencepiece BPE)
+  std::string model;                 ///< tokenizer.ggml.model ("llama" or "gpt2")
   std::vector<std::string> tokens;
   std::vector<float> scores;         ///< empty if absent
-  std::vector<std::int32_t> token_types;  ///< empty if absent (1 normal, 2 unknown, 3 control, 6 byte)
+  /// empty if absent (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte)
+  std::vector<std::int32_t> token_types;
+  std::vector<std::string> merges;   ///< tokenizer.ggml.merges ("a b" in rank order), gpt2 only
+  std::string pre;                   ///< tokenizer.ggml.pre ("gpt2", "llama-bpe", "qwen2", ...), if present
   std::int64_t bos_id = -1, eos_id = -1, unk_id = -1;  ///< -1 when absent
+  int add_bos = -1, add_eos = -1;    ///< tokenizer.ggml.add_bos_token / add_eos_token (-1 absent, 0, 1)
 
   /// Pieces in llama2.c style: every "▁" replaced by " ".
   [[nodiscard]] std::vector<std::string> llama2c_pieces() const {
@@ -171,7 +177,75 @@ inline const char* gguf_block_tensor(model::Linear l) noexcept {
   id("tokenizer.ggml.bos_token_id", v.bos_id);
   id("tokenizer.ggml.eos_token_id", v.eos_id);
   id("tokenizer.ggml.unknown_token_id", v.unk_id);
+  if (const auto* a = f.find_array("tokenizer.ggml.merges")) {
+    SPARQ_CHECK(a->elem_type == GgufType::string, f.what, ": tokenizer.ggml.merges is an array of ",
+                gguf_type_name(a->elem_type), ", expected string");
+    v.merges = a->strings;
+  }
+  if (const auto* p = f.find_string("tokenizer.ggml.pre")) v.pre = *p;
+  auto flag = [&](const char* key, int& out) {
+    if (const auto* x = f.find(key)) {
+      const auto* b = std::get_if<bool>(x);
+      SPARQ_CHECK(b != nullptr, f.what, ": metadata '", key, "' has type ", gguf_type_name(gguf_type_of(*x)),
+                  ", expected bool");
+      out = *b ? 1 : 0;
+    }
+  };
+  flag("tokenizer.ggml.add_bos_token", v.add_bos);
+  flag("tokenizer.ggml.add_eos_token", v.add_eos);
   return v;
+}
+
+/// The byte-level BPE vocabulary of a GGUF `gpt2` tokenizer: tokens of type 3 (control) and 4
+/// (user-defined) are special tokens (matched before pre-tokenization, as llama.cpp does), type 5
+/// (unused) ids are left empty; tokenizer.ggml.pre names the pre-tokenizer ("gpt2"; "llama-bpe" or
+/// "llama3" = Llama 3, which also keeps pre-tokens found whole in the vocabulary and adds BOS by
+/// default; "qwen2"). Throws sparq::error naming `what` and the field for anything else.
+[[nodiscard]] inline model::BpeVocab gguf_bpe_vocab(const GgufVocab& v, const std::string& what) {
+  SPARQ_CHECK(v.model == "gpt2", what, ": tokenizer.ggml.model = '", v.model, "', expected 'gpt2' (byte-level BPE)");
+  SPARQ_CHECK(!v.tokens.empty(), what, ": tokenizer.ggml.tokens is missing or empty");
+  SPARQ_CHECK(!v.merges.empty(), what, ": tokenizer.ggml.merges is missing or empty (needed for byte-level BPE)");
+  model::BpeVocab b;
+  if (v.pre == "gpt2") {
+    b.pre = model::PreTokenizer::gpt2;
+  } else if (v.pre == "llama-bpe" || v.pre == "llama3") {
+    b.pre = model::PreTokenizer::llama3;
+    b.ignore_merges = true;
+    b.add_bos = true;
+  } else if (v.pre == "qwen2") {
+    b.pre = model::PreTokenizer::qwen2;
+  } else {
+    sparq::detail::fail(what, ": tokenizer.ggml.pre = '", v.pre.empty() ? std::string("(missing)") : v.pre,
+                        "' is not supported (expected gpt2, llama-bpe, llama3 or qwen2)");
+  }
+  b.tokens = v.tokens;
+  SPARQ_CHECK(v.token_types.empty() || v.token_types.size() == v.tokens.size(), what,
+              ": tokenizer.ggml.token_type has ", v.token_types.size(), " entries for ", v.tokens.size(), " tokens");
+  for (std::size_t i = 0; i < v.token_types.size(); ++i) {
+    const auto t = v.token_types[i];
+    if (t == 3 || t == 4) {
+      if (!b.tokens[i].empty()) b.special_ids.push_back(static_cast<int>(i));
+    } else if (t == 5) {
+      b.tokens[i].clear();
+    }
+  }
+  b.merges.reserve(v.merges.size());
+  for (std::size_t r = 0; r < v.merges.size(); ++r) {
+    const std::string& m = v.merges[r];
+    const auto sp = m.find(' ');
+    SPARQ_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < m.size() && m.find(' ', sp + 1) == std::string::npos,
+                what, ": tokenizer.ggml.merges[", r, "] = '", m, "', expected two tokens separated by one space");
+    b.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+  }
+  b.bos_id = static_cast<int>(v.bos_id);
+  b.eos_id = static_cast<int>(v.eos_id);
+  if (v.add_bos >= 0) b.add_bos = v.add_bos == 1;
+  if (v.add_eos >= 0) b.add_eos = v.add_eos == 1;
+  SPARQ_CHECK(!b.add_bos || b.bos_id >= 0, what, ": tokenizer.ggml.add_bos_token is true but there is no "
+              "tokenizer.ggml.bos_token_id");
+  SPARQ_CHECK(!b.add_eos || b.eos_id >= 0, what, ": tokenizer.ggml.add_eos_token is true but there is no "
+              "tokenizer.ggml.eos_token_id");
+  return b;
 }
 
 /// Maps a parsed GGUF file of architecture "llama" to float weights and vocabulary.
@@ -352,6 +426,10 @@ inline void gguf_llama_metadata(GgufWriter& g, const model::LlamaConfig& c, cons
     if (vocab->bos_id >= 0) g.set("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab->bos_id));
     if (vocab->eos_id >= 0) g.set("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab->eos_id));
     if (vocab->unk_id >= 0) g.set("tokenizer.ggml.unknown_token_id", static_cast<std::uint32_t>(vocab->unk_id));
+    if (!vocab->merges.empty()) g.set("tokenizer.ggml.merges", GgufArray::of_strings(vocab->merges));
+    if (!vocab->pre.empty()) g.set("tokenizer.ggml.pre", vocab->pre);
+    if (vocab->add_bos >= 0) g.set("tokenizer.ggml.add_bos_token", vocab->add_bos == 1);
+    if (vocab->add_eos >= 0) g.set("tokenizer.ggml.add_eos_token", vocab->add_eos == 1);
   }
 }
 
@@ -361,6 +439,29 @@ inline void gguf_llama_metadata(GgufWriter& g, const model::LlamaConfig& c, cons
 /// ids (unknown 0). tokenizer.ggml.model = "llama".
 [[nodiscard]] inline GgufVocab gguf_vocab_from_tokenizer(const model::Tokenizer& t) {
   GgufVocab v;
+  if (const model::BpeTokenizer* b = t.bpe()) {
+    // Byte-level BPE: tokenizer.ggml.model = "gpt2"; special tokens are control tokens (3), unused
+    // ids "[PAD<id>]" of type 5 (llama.cpp's convention), the rest normal (1).
+    const model::BpeVocab& bv = b->vocab();
+    v.model = "gpt2";
+    v.pre = model::pre_tokenizer_name(bv.pre);
+    v.tokens = bv.tokens;
+    v.token_types.assign(bv.tokens.size(), 1);
+    for (int id : bv.special_ids) v.token_types[static_cast<std::size_t>(id)] = 3;
+    for (std::size_t i = 0; i < v.tokens.size(); ++i) {
+      if (v.tokens[i].empty()) {
+        v.tokens[i] = "[PAD" + std::to_string(i) + "]";
+        v.token_types[i] = 5;
+      }
+    }
+    v.merges.reserve(bv.merges.size());
+    for (const auto& [l, r] : bv.merges) v.merges.push_back(l + " " + r);
+    v.bos_id = bv.bos_id;
+    v.eos_id = bv.eos_id;
+    v.add_bos = bv.add_bos ? 1 : 0;
+    v.add_eos = bv.add_eos ? 1 : 0;
+    return v;
+  }
   v.model = "llama";
   const auto n = t.vocab_size();
   v.tokens.reserve(n);

@@ -51,7 +51,8 @@
 namespace sparq::io {
 
 /// A Llama-family model read from a Hugging Face directory: float weights plus what the
-/// directory says about its vocabulary (sparq does not read tokenizer.json / tokenizer.model).
+/// directory says about its vocabulary (the tokenizer files are only located here; io::load reads a
+/// byte-level BPE tokenizer.json with io::read_tokenizer_json).
 struct HfLlama {
   model::LlamaWeights weights;
   std::string model_type;       ///< "llama", "mistral" or "qwen2"

@@ -2,13 +2,16 @@
 // Hugging Face model directory, and a tokenizer, into a runnable Llama.
 //
 // A directory holding a config.json is read with io::read_hf_llama (format "hf"). Its tokenizer is
-// the llama2.c file given, else tok<vocab>.bin inside the directory; sparq does not read
-// tokenizer.json / tokenizer.model (BPE), so without either the load fails and says so.
+// the llama2.c file given, else tok<vocab>.bin inside the directory, else its tokenizer.json when
+// that is a byte-level BPE (Llama 3, Qwen2, GPT-2 style: io::read_tokenizer_json, BOS / EOS ids from
+// config.json when the post-processor names none); a SentencePiece tokenizer.model alone is not
+// read, and the load says so.
 // A file's format is recognised by content, not by name: a file starting with "GGUF" is read with
 // io::read_gguf_llama (weights, hyper-parameters and its own vocabulary), one starting with "SPRQ"
 // with io::packed_model_from_container (packed ops as written, run by the packed kernels), anything
 // else as a llama2.c checkpoint. The tokenizer is a llama2.c tokenizer file when a path is given;
-// otherwise the GGUF's own `tokenizer.ggml.*` vocabulary, the tokenizer stored in the SPRQ file
+// otherwise the GGUF's own `tokenizer.ggml.*` vocabulary (model "llama": SentencePiece BPE; "gpt2":
+// byte-level BPE with merges), the tokenizer stored in the SPRQ file
 // (io::add_tokenizer), or `tok<vocab>.bin` beside the model.
 //
 // Activations of a GGUF that sparq wrote: its sparq.activation_bits / sparq.attention_bits say how
@@ -33,6 +36,7 @@
 #include "sparq/io/hf_checkpoint.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/packed_model.hpp"
+#include "sparq/io/tokenizer_json.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/tokenizer.hpp"
@@ -60,10 +64,14 @@ namespace sparq::io {
   return (dir / ("tok" + std::to_string(vocab_size) + ".bin")).string();
 }
 
-/// A tokenizer from a GGUF vocabulary ("▁" spaces mapped to " ").
+/// A tokenizer from a GGUF vocabulary: model "gpt2" -> byte-level BPE (gguf_bpe_vocab), otherwise
+/// SentencePiece BPE with scores ("▁" spaces mapped to " ").
 [[nodiscard]] inline model::Tokenizer tokenizer_from_gguf(const GgufVocab& v, std::size_t vocab_size) {
   SPARQ_CHECK(v.tokens.size() == vocab_size, "GGUF vocabulary has ", v.tokens.size(),
               " tokens, the model's vocab_size is ", vocab_size);
+  if (v.model == "gpt2") return model::Tokenizer(model::BpeTokenizer(gguf_bpe_vocab(v, "GGUF vocabulary")));
+  SPARQ_CHECK(v.model.empty() || v.model == "llama", "GGUF vocabulary: tokenizer.ggml.model = '", v.model,
+              "' is not supported (expected llama or gpt2)");
   SPARQ_CHECK(!v.scores.empty(), "GGUF vocabulary has no tokenizer.ggml.scores (needed for BPE merges)");
   const int bos = v.bos_id >= 0 ? static_cast<int>(v.bos_id) : 1;
   const int eos = v.eos_id >= 0 ? static_cast<int>(v.eos_id) : 2;
@@ -150,15 +158,17 @@ struct LoadedModel {
     std::string tp = tokenizer_path;
     if (tp.empty()) {
       tp = (std::filesystem::path(model_path) / ("tok" + std::to_string(m.config().vocab_size) + ".bin")).string();
+      if (!std::filesystem::exists(tp) && !h.tokenizer_json.empty()) {
+        model::Tokenizer tok(read_tokenizer_json(h.tokenizer_json, m.config().vocab_size, h.bos_id, h.eos_id));
+        auto v = gguf_vocab_from_tokenizer(tok);
+        return {std::move(m), std::move(tok), "hf", h.tokenizer_json, std::move(v)};
+      }
       if (!std::filesystem::exists(tp)) {
-        std::string has;
-        if (!h.tokenizer_model.empty()) has = "tokenizer.model";
-        if (!h.tokenizer_json.empty()) has += has.empty() ? "tokenizer.json" : " and tokenizer.json";
         sparq::detail::fail("Hugging Face model directory '", model_path, "' has no tokenizer sparq can read",
-                            has.empty() ? std::string() : " (it has " + has + ")",
-                            ": BPE tokenizers (tokenizer.json, tokenizer.model) are not supported yet; pass "
-                            "--tokenizer with a llama2.c tokenizer file, or put one named '",
-                            std::filesystem::path(tp).filename().string(), "' in the directory");
+                            h.tokenizer_model.empty() ? std::string() : " (it has tokenizer.model)",
+                            ": a SentencePiece tokenizer.model is not supported yet; pass --tokenizer with a llama2.c "
+                            "tokenizer file, or put one named '", std::filesystem::path(tp).filename().string(),
+                            "' or a byte-level BPE tokenizer.json in the directory");
       }
     }
     SPARQ_CHECK(std::filesystem::exists(tp), "tokenizer file '", tp, "' does not exist (pass --tokenizer)");

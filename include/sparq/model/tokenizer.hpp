@@ -1,4 +1,9 @@
-// Tokenizer: llama2.c-compatible sentencepiece-BPE encoder/decoder (file reader + in-memory vocab).
+// Tokenizer: the tokenizer of a model, either SentencePiece-style BPE (llama2.c tokenizer files, GGUF
+// `llama` vocabularies: pieces with scores, byte fallback) or byte-level BPE with ranked merges
+// (tokenizer.json, GGUF `gpt2` vocabularies: see BpeTokenizer in tokenizer_bpe.hpp, which a
+// Tokenizer built from one forwards every call to).
+//
+// The rest of this comment is about the SentencePiece kind.
 //
 // Vocabulary: `tokens[i]` is the byte string of id i, `scores[i]` its merge priority.
 // Byte-fallback tokens are spelled "<0xHH>" (two upper- or lower-case hex digits); in the
@@ -11,7 +16,8 @@
 //      each code point that is a vocabulary entry becomes that id, otherwise each of its bytes
 //      becomes its byte-fallback token;
 //   4. repeatedly, over all adjacent pairs, the pair whose concatenation is a vocabulary entry with
-//      the highest score (the leftmost on ties) is merged, until no pair merges;
+//      the highest score (the leftmost on ties) is merged, until no pair merges (llama2.c rescans
+//      all pairs per merge; here a heap of candidate pairs gives the same merges in O(n log n));
 //   5. optional EOS.
 // Decoding a piece (llama2.c's `decode`): after BOS a leading space is dropped; "<0xHH>" pieces
 // become the raw byte 0xHH; everything else is the piece's bytes.
@@ -22,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +37,7 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/file.hpp"
+#include "sparq/model/tokenizer_bpe.hpp"
 
 namespace sparq::model {
 
@@ -42,6 +50,13 @@ class Tokenizer {
   };
 
   Tokenizer() = default;
+
+  /// A byte-level BPE tokenizer (every call below forwards to it; BOS / EOS are its own).
+  explicit Tokenizer(BpeTokenizer bpe)
+      : bpe_(std::make_shared<const BpeTokenizer>(std::move(bpe))), bos_(bpe_->bos_id()), eos_(bpe_->eos_id()) {}
+
+  /// The byte-level BPE tokenizer, or nullptr for the SentencePiece kind.
+  [[nodiscard]] const BpeTokenizer* bpe() const noexcept { return bpe_.get(); }
 
   /// Builds a tokenizer from an in-memory vocabulary (e.g. GGUF `tokenizer.ggml.tokens/scores`).
   /// Throws sparq::error if the sizes differ, the vocabulary is empty, an id is out of range or a
@@ -109,6 +124,7 @@ class Tokenizer {
   /// The tokenizer as llama2.c tokenizer-file bytes (parse_llama2c reads them back to an equal
   /// vocabulary; BOS / EOS ids are not part of that format).
   [[nodiscard]] std::vector<char> llama2c_bytes() const {
+    SPARQ_CHECK(!bpe_, "Tokenizer::llama2c_bytes: a byte-level BPE tokenizer (merges) has no llama2.c form");
     std::vector<char> out(4);
     std::memcpy(out.data(), &max_token_length_, 4);
     for (std::size_t i = 0; i < tokens_.size(); ++i) {
@@ -145,21 +161,26 @@ class Tokenizer {
     return out;
   }
 
-  [[nodiscard]] std::size_t vocab_size() const noexcept { return tokens_.size(); }
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return bpe_ ? bpe_->vocab_size() : tokens_.size(); }
+  /// BOS / EOS ids (-1: a byte-level BPE vocabulary without one).
   [[nodiscard]] int bos_id() const noexcept { return bos_; }
   [[nodiscard]] int eos_id() const noexcept { return eos_; }
   [[nodiscard]] std::uint32_t max_token_length() const noexcept { return max_token_length_; }
-  /// The piece of `id` as stored (throws sparq::error when out of range).
+  /// The piece of `id` as stored (byte-level BPE: the bytes it decodes to; throws sparq::error when
+  /// out of range).
   [[nodiscard]] const std::string& piece(int id) const {
+    if (bpe_) return bpe_->bytes(id);
     check_id(id);
     return tokens_[static_cast<std::size_t>(id)];
   }
   [[nodiscard]] float score(int id) const {
+    SPARQ_CHECK(!bpe_, "Tokenizer::score: a byte-level BPE tokenizer has merge ranks, not scores");
     check_id(id);
     return scores_[static_cast<std::size_t>(id)];
   }
   /// Id of an exact piece, or -1.
   [[nodiscard]] int find(const std::string& s) const {
+    if (bpe_) return bpe_->find(s);
     const auto it = index_.find(s);
     return it == index_.end() ? -1 : it->second;
   }
@@ -168,7 +189,9 @@ class Tokenizer {
 
   /// Encodes `text` as llama2.c does (see the file comment). Throws sparq::error when a byte has
   /// no byte-fallback token in this vocabulary.
+  /// Byte-level BPE: BpeTokenizer::encode with special-token parsing.
   [[nodiscard]] std::vector<int> encode(std::string_view text, bool bos, bool eos) const {
+    if (bpe_) return bpe_->encode(text, bos, eos, true);
     SPARQ_CHECK(!tokens_.empty(), "Tokenizer::encode: empty tokenizer");
     std::vector<int> ids;
     ids.reserve(text.size() + 3);
@@ -197,38 +220,7 @@ class Tokenizer {
       }
       cp.clear();
     }
-    // Greedy merges: the adjacent pair with the highest-scoring merged piece (leftmost on ties).
-    // pair[i] caches the merge of (ids[i], ids[i+1]) (-1: none); a merge only changes its two
-    // neighbouring pairs, so each round is one scan over cached scores.
-    const std::size_t first = bos ? 1 : 0;
-    std::string merged;
-    auto pair_id = [&](int a, int b) {
-      merged = tokens_[static_cast<std::size_t>(a)];
-      merged += tokens_[static_cast<std::size_t>(b)];
-      return find(merged);
-    };
-    std::vector<int> pair(ids.size(), -1);
-    for (std::size_t i = first; i + 1 < ids.size(); ++i) pair[i] = pair_id(ids[i], ids[i + 1]);
-    while (ids.size() > first + 1) {
-      float best_score = -1e10f;
-      int best_id = -1;
-      std::size_t best_at = 0;
-      for (std::size_t i = first; i + 1 < ids.size(); ++i) {
-        const int id = pair[i];
-        if (id >= 0 && scores_[static_cast<std::size_t>(id)] > best_score) {
-          best_score = scores_[static_cast<std::size_t>(id)];
-          best_id = id;
-          best_at = i;
-        }
-      }
-      if (best_id < 0) break;
-      ids[best_at] = best_id;
-      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
-      pair.erase(pair.begin() + static_cast<std::ptrdiff_t>(best_at) + 1);
-      if (best_at + 1 < ids.size()) pair[best_at] = pair_id(ids[best_at], ids[best_at + 1]);
-      else pair[best_at] = -1;
-      if (best_at > first) pair[best_at - 1] = pair_id(ids[best_at - 1], ids[best_at]);
-    }
+    merge_greedy(ids, bos ? 1 : 0);
     if (eos) ids.push_back(eos_);
     return ids;
   }
@@ -236,6 +228,7 @@ class Tokenizer {
   /// The bytes that token `id` prints as when it follows `prev` (llama2.c rules: the leading space
   /// of the piece after BOS is dropped; "<0xHH>" is the raw byte).
   [[nodiscard]] std::string decode(int prev, int id) const {
+    if (bpe_) return bpe_->bytes(id);
     const std::string& p = piece(id);
     std::string_view s = p;
     if (prev == bos_ && !s.empty() && s.front() == ' ') s.remove_prefix(1);
@@ -275,6 +268,65 @@ class Tokenizer {
                 id, " is outside the vocabulary 0..", tokens_.size() - 1);
   }
 
+  /// The greedy merge loop of llama2.c's encode on ids[first..]: repeatedly the adjacent pair whose
+  /// concatenated piece is in the vocabulary with the highest score (the leftmost on ties, and only
+  /// scores above -1e10) becomes that piece. llama2.c rescans every pair per merge (quadratic); here
+  /// candidate pairs sit in a binary heap ordered by (score, leftmost) over a doubly linked list of
+  /// symbols, each merge pushes the two new neighbouring pairs, and an entry whose symbols have
+  /// changed since it was pushed (version counters) is skipped when popped: O(n log n), the same
+  /// result.
+  void merge_greedy(std::vector<int>& ids, std::size_t first) const {
+    if (ids.size() < first + 2) return;
+    const std::size_t n = ids.size() - first;
+    int* id = ids.data() + first;
+    std::vector<std::uint32_t> next(n), version(n, 0);
+    std::vector<std::uint32_t> prev(n);
+    constexpr std::uint32_t none = 0xFFFFFFFFu;
+    for (std::size_t i = 0; i < n; ++i) {
+      next[i] = i + 1 < n ? static_cast<std::uint32_t>(i + 1) : none;
+      prev[i] = i > 0 ? static_cast<std::uint32_t>(i - 1) : none;
+    }
+    struct Cand {
+      float score;
+      std::uint32_t left, right, vl, vr;
+      int merged;
+    };
+    // Max-heap on score; among equal scores the smallest (leftmost) position on top.
+    auto lower = [](const Cand& a, const Cand& b) {
+      return a.score < b.score || (a.score == b.score && a.left > b.left);
+    };
+    std::vector<Cand> heap;
+    heap.reserve(n);
+    std::string merged;
+    auto push = [&](std::uint32_t left) {
+      if (left == none || next[left] == none) return;
+      const std::uint32_t right = next[left];
+      merged = tokens_[static_cast<std::size_t>(id[left])];
+      merged += tokens_[static_cast<std::size_t>(id[right])];
+      const int m = find(merged);
+      if (m < 0 || !(scores_[static_cast<std::size_t>(m)] > -1e10f)) return;
+      heap.push_back({scores_[static_cast<std::size_t>(m)], left, right, version[left], version[right], m});
+      std::push_heap(heap.begin(), heap.end(), lower);
+    };
+    for (std::uint32_t i = 0; i + 1 < n; ++i) push(i);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), lower);
+      const Cand c = heap.back();
+      heap.pop_back();
+      if (version[c.left] != c.vl || version[c.right] != c.vr || next[c.left] != c.right) continue;
+      id[c.left] = c.merged;
+      ++version[c.left];
+      ++version[c.right];  // the right symbol is gone
+      next[c.left] = next[c.right];
+      if (next[c.right] != none) prev[next[c.right]] = c.left;
+      push(prev[c.left]);
+      push(c.left);
+    }
+    std::size_t w = 0;
+    for (std::uint32_t i = 0; i != none; i = next[i]) id[w++] = id[i];
+    ids.resize(first + w);
+  }
+
   [[nodiscard]] int byte_token(unsigned char b) const {
     const int id = byte_ids_[b];
     SPARQ_CHECK(id >= 0, "Tokenizer::encode: byte 0x", static_cast<int>(b),
@@ -299,6 +351,7 @@ class Tokenizer {
     }
   }
 
+  std::shared_ptr<const BpeTokenizer> bpe_;  // set: the byte-level BPE kind
   std::vector<std::string> tokens_;
   std::vector<float> scores_;
   std::unordered_map<std::string, int> index_;
