@@ -80,6 +80,8 @@ std::vector<Method> compare_methods(const Args& a) {
       {"jsq-nosearch", "Table 3 '-Search': r = 5e-5 in every block"},
       {"jsq-2:4", "Table 2: JSQ with 2:4 (search on)"},
       {"jsq-4:8", "Table 2: JSQ with 4:8 (search on)"},
+      {"sparsegpt+smoothquant-2:4", "N:M baseline: SparseGPT's 2:4 mask and update, smooth, quant"},
+      {"sparsegpt+smoothquant-4:8", "N:M baseline: SparseGPT's 4:8 mask and update, smooth, quant"},
   };
   std::vector<Method> v;
   for (const auto& [name, note] : rows) v.push_back({name, sparq::named_recipe(name, named_options(a)), note});
