@@ -541,6 +541,9 @@ Row run_method(const Method& me, Context& ctx) {
                 ", the compressed model ", want);
     std::error_code ec;
     const auto size = std::filesystem::file_size(out, ec);
+    SPARQ_CHECK(!ec, "--out ", out, ": cannot read its size back: ", ec.message());
+    row.out_bytes = static_cast<double>(size);
+    row.out_raw_bytes = static_cast<double>(raw_size);
     char b[600];
     std::snprintf(b, sizeof b,
                   "wrote %s (%llu bytes%s, SPRQ container%s%s); read back: perplexity %.6f = %s perplexity; resident "

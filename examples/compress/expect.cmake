@@ -1,7 +1,9 @@
 # Runs sparq-compress for a CTest test and checks its exit code, its output and (optionally) its JSON.
 # Variables: EXE (program), ARGS (@@-separated list), RC (expected exit code), MATCH (@@-separated regexes that
 # must all match stdout+stderr), JSON (path written by --json: must parse, with JSON_ROWS rows, each
-# row carrying every documented field), JSON_METHOD0 (expected "method" of row 0).
+# row carrying every documented field), JSON_METHOD0 (expected "method" of row 0), SIZE_OF (a file written by
+# --out: the size the tool reports for it, "wrote <file> (<n> bytes", and the JSON's out_bytes of row 0 when
+# JSON is set, must equal its size on disk).
 string(REPLACE "@@" ";" ARGS "${ARGS}")
 string(REPLACE "@@" ";" MATCH "${MATCH}")
 execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -14,6 +16,22 @@ foreach(re IN LISTS MATCH)
     message(FATAL_ERROR "output does not match '${re}'\n--- output ---\n${all}")
   endif()
 endforeach()
+if(SIZE_OF)
+  file(SIZE "${SIZE_OF}" disk)
+  get_filename_component(name "${SIZE_OF}" NAME)
+  string(REGEX REPLACE "([][.+*?^$()|\\])" "\\\\\\1" name "${name}")
+  string(REGEX MATCH "wrote [^\n]*${name} \\(([0-9]+) bytes" m "${all}")
+  if(NOT m OR NOT CMAKE_MATCH_1 EQUAL disk)
+    message(FATAL_ERROR "${SIZE_OF}: ${disk} bytes on disk, the tool reports '${CMAKE_MATCH_1}'\n--- output ---\n${all}")
+  endif()
+  if(JSON)
+    file(READ "${JSON}" j)
+    string(JSON jb GET "${j}" rows 0 out_bytes)
+    if(NOT jb EQUAL disk)
+      message(FATAL_ERROR "${JSON}: out_bytes ${jb}, the file has ${disk} bytes on disk")
+    endif()
+  endif()
+endif()
 if(JSON)
   file(READ "${JSON}" j)
   string(JSON n LENGTH "${j}" rows)

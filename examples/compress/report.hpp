@@ -85,6 +85,8 @@ struct Row {
   double gguf_float_ppl = 0;      ///< the GGUF read back with float activations (as llama.cpp runs it)
   double gguf_float_ref_ppl = 0;  ///< the in-memory weights the GGUF holds, float activations
   double gguf_bytes = 0;     ///< size of the GGUF file
+  double out_bytes = 0;      ///< size of the --out SPRQ file (std::filesystem::file_size after writing)
+  double out_raw_bytes = 0;  ///< what it would take with every section raw (0: written raw, --no-entropy)
   std::string out_msg;
   std::string search;        ///< SA summary (best V, steps), empty for unsearched rows
   std::string real_formats;  ///< formats installed by the packer
@@ -162,7 +164,8 @@ inline std::string json_row(const Row& r) {
                   (r.gguf_float_ppl > 0 ? json_num(r.gguf_float_ppl) : std::string("null")) +
                   ", \"gguf_float_ref_ppl\": " +
                   (r.gguf_float_ref_ppl > 0 ? json_num(r.gguf_float_ref_ppl) : std::string("null")) + ", \"gguf_bytes\": " +
-                  json_num(r.gguf_bytes, 0) + ", \"search\": \"" +
+                  json_num(r.gguf_bytes, 0) + ", \"out_bytes\": " + json_num(r.out_bytes, 0) +
+                  ", \"out_raw_bytes\": " + json_num(r.out_raw_bytes, 0) + ", \"search\": \"" +
                   json_escape(r.search) + "\", \"real_formats\": \"" + json_escape(r.real_formats) +
                   "\", \"weights_hash\": \"" + r.weights_hash + "\", \"note\": \"" + json_escape(r.note) + "\"}";
   return j;
