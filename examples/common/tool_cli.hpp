@@ -39,6 +39,10 @@ class Cli {
   Cli& flag(const std::string& name, bool* dst, std::string help, bool value = true) {
     return add({name, "", std::move(help), [dst, value](const std::string&) { *dst = value; }, false});
   }
+  /// --name without a value: runs `fn` (e.g. a pair --progress / --no-progress setting one tri-state).
+  Cli& action(const std::string& name, std::function<void()> fn, std::string help) {
+    return add({name, "", std::move(help), [fn = std::move(fn)](const std::string&) { fn(); }, false});
+  }
   /// --name N, an integer in [lo, hi].
   Cli& integer(const std::string& name, long long* dst, long long lo, long long hi, std::string help) {
     return add({name, "N", std::move(help),
@@ -63,6 +67,32 @@ class Cli {
                     throw CliError{name + " expects a number in [" + fmt(lo) + ", " + fmt(hi) + (hi_open ? ")" : "]") +
                                    ", got '" + v + "'"};
                   *dst = x;
+                },
+                true});
+  }
+  /// --name N, an integer from `allowed` ("--wbits expects 4 or 8, got '5'").
+  Cli& integer_of(const std::string& name, long long* dst, std::vector<long long> allowed, std::string help) {
+    std::string list;
+    for (std::size_t i = 0; i < allowed.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + std::to_string(allowed[i]);
+    return add({name, "N", std::move(help),
+                [name, dst, allowed, list](const std::string& v) {
+                  errno = 0;
+                  char* end = nullptr;
+                  const long long x = std::strtoll(v.c_str(), &end, 10);
+                  if (v.empty() || *end != '\0' || errno == ERANGE ||
+                      std::find(allowed.begin(), allowed.end(), x) == allowed.end())
+                    throw CliError{name + " expects " + list + ", got '" + v + "'"};
+                  *dst = x;
+                },
+                true});
+  }
+  /// --name VALUE, repeatable: every value is appended to *dst (in command-line order).
+  Cli& texts(const std::string& name, const std::string& meta, std::vector<std::string>* dst, std::string help) {
+    return add({name, meta, std::move(help),
+                [name, dst](const std::string& v) {
+                  if (v.empty()) throw CliError{name + " expects a non-empty value"};
+                  dst->push_back(v);
                 },
                 true});
   }

@@ -1,4 +1,5 @@
-// sparq-compress command line: options, defaults, validation (errors name the value and what was expected).
+// sparq-compress command line: options, defaults, validation (errors name the value and what was expected),
+// declared on the tools' shared helper (examples/common/tool_cli.hpp).
 #pragma once
 
 #include <cctype>
@@ -7,7 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "tool_cli.hpp"
+
 namespace sparq_compress {
+
+/// A bad command line or option combination (exit code 2).
+struct ArgError {
+  std::string msg;
+};
 
 struct Args {
   std::string model, tokenizer, calib, eval, json, recipe = "compare";
@@ -30,132 +38,89 @@ struct Args {
   bool eval_only = false;          ///< --eval-only: score --model as it is (llama2.c, GGUF or SPRQ), no compression
 };
 
-inline void usage(std::FILE* out, const char* data_dir) {
-  std::fprintf(out,
-      "usage: sparq-compress [options]\n"
-      "  Compresses a Llama model with a recipe (layer-wise, error propagation), evaluates perplexity\n"
-      "  with fake quantization and through the packed integer / sparse kernels, and prints one row per\n"
-      "  method: sparsity, bits, stored weight bytes, MACs, perplexity, times.\n"
-      "options:\n"
-      "  --model PATH       llama2.c, GGUF or (with --eval-only) SPRQ model (default: <data>/models/stories260K.bin)\n"
-      "  --tokenizer PATH   llama2.c tokenizer (default: tok<vocab>.bin beside the model / GGUF vocab)\n"
-      "  --calib PATH       calibration text (default: <data>/text/tinystories_train_head.txt)\n"
-      "  --eval PATH        evaluation text (default: <data>/text/tinystories_valid_head.txt)\n"
-      "  --nsamples N       calibration windows (default 32)\n"
-      "  --seqlen N         tokens per calibration window (default 256)\n"
-      "  --seed S           random calibration window starts (default: first consecutive windows)\n"
-      "  --max-tokens N     evaluation tokens, 0 = all (default 60000)\n"
-      "  --recipe R         'compare' (default: the paper's table), 'compare-lorc' (W4 g128, SAR+W8 and JSQ,\n"
-      "                     each without and with LoRC rank 8), a named recipe (+ '+lorc' appends LoRC r8 int8),\n"
-      "                     or a recipe string such as 'edit,sar:0.5,smooth:0.5,w8a8' or 'w4g128,lorc:8,a0'\n"
-      "                     (grammar: include/sparq/joint/recipe.hpp, docs/jsq.md)\n"
-      "  --sparsity S       sparsity of the compare rows and named recipes, in [0, 1) (default 0.5)\n"
-      "  --wbits B          weight bits of the quantizing compare rows and named recipes: 4 or 8 (default 8)\n"
-      "  --abits B          activation bits: 8, 16 or 32 (= float) (default 8)\n"
-      "  --group G          weight group size (0 = per output channel, default 0)\n"
-      "  --sa-steps N       simulated-annealing steps of each searched JSQ row (default 12)\n"
-      "  --sa-seed S        SA seed (default 0)\n"
-      "  --sa-tokens N      held-out calibration tokens scoring each SA step (default 4096)\n"
-      "  --edit-choices L   comma-separated editing strengths searched (default 0,4e-5,5e-5,6e-5,7e-5)\n"
-      "  --search           search the editing vector (SA) for a recipe string starting with 'edit'\n"
-      "                     (the named jsq, jsq-nosar, jsq-2:4, jsq-4:8 search by default)\n"
-      "  --no-real          skip the real-kernel evaluation (fake quantization only)\n"
-      "  --progress         print 'ROW: block i/n, elapsed, ETA' on stderr after each compressed block\n"
-      "                     (default: on for models of 8 or more blocks; --no-progress: off)\n"
-      "  --out PATH         write the compressed model (single recipe only; may be given twice): PATH ending\n"
-      "                     in .gguf -> a GGUF llama.cpp runs (docs/formats.md#gguf-export), else sparq's SPRQ file;\n"
-      "                     each is read back and its perplexity printed\n"
-      "  --no-entropy       write the SPRQ file's sections raw (default: rANS-coded where that is smaller)\n"
-      "  --gguf-float T     GGUF type of float (unquantized) linears: f32, f16, bf16 (default f32)\n"
-      "  --gguf-fallback T  GGUF type of quantized linears whose rows no block type takes: f32, f16, bf16 (default f16)\n"
-      "  --gguf-requant T   GGUF type of quantized linears on no block grid: q8_0, q5_1, q5_0, q4_1, q4_0 (default q8_0)\n"
-      "  --gguf-embedding T GGUF type of the token embedding / classifier: f32, f16, bf16, q8_0, q4_0 (default f32)\n"
-      "  --json PATH        also write the rows and the protocol as JSON\n"
-      "  --eval-only        no compression: score --model as it is (llama2.c, GGUF or a SPRQ file written by --out;\n"
-      "                     SPRQ runs its packed kernels), with the evaluation protocol above\n"
-      "  --target T         kernel target: auto (default: the best this CPU runs; or $SPARQ_TARGET), sse2,\n"
-      "                     avx2, avx512, avx512vnni, neon (compression results do not depend on it)\n"
-      "  --help             this text\n"
-      "  (data dir <data>: $SPARQ_DATA_DIR, else %s)\n",
-      data_dir);
-}
+/// The options of sparq-compress, declared once: parsing, range checks, messages and --help come
+/// from this table (examples/common/tool_cli.hpp). wbits / abits are parsed as long long and
+/// copied into Args after parsing.
+struct CliSpec {
+  sparq_tools::Cli cli{"sparq-compress",
+                       "Compresses a Llama model with a recipe (layer-wise, error propagation), evaluates perplexity\n"
+                       "with fake quantization and through the packed integer / sparse kernels, and prints one row per\n"
+                       "method: sparsity, bits, stored weight bytes, MACs, perplexity, times."};
+  long long wbits = 8, abits = 8;
+  bool no_real = false, no_entropy = false;
 
-struct ArgError {
-  std::string msg;
+  explicit CliSpec(Args& a) {
+    cli.text("--model", "PATH", &a.model, "llama2.c, GGUF or (with --eval-only) SPRQ model (default: <data>/models/stories260K.bin)")
+        .text("--tokenizer", "PATH", &a.tokenizer, "llama2.c tokenizer (default: tok<vocab>.bin beside the model / GGUF vocab)")
+        .text("--calib", "PATH", &a.calib, "calibration text (default: <data>/text/tinystories_train_head.txt)")
+        .text("--eval", "PATH", &a.eval, "evaluation text (default: <data>/text/tinystories_valid_head.txt)")
+        .integer("--nsamples", &a.nsamples, 1, 1LL << 30, "calibration windows (default 32)")
+        .integer("--seqlen", &a.seqlen, 2, 1LL << 30, "tokens per calibration window (default 256)")
+        .integer("--seed", &a.calib_seed, 0, 1LL << 62, "random calibration window starts (default: first consecutive windows)")
+        .integer("--max-tokens", &a.max_tokens, 0, 1LL << 40, "evaluation tokens, 0 = all (default 60000)")
+        .text("--recipe", "R", &a.recipe,
+              "'compare' (default: the paper's table), 'compare-lorc' (W4 g128, SAR+W8 and JSQ,\n"
+              "each without and with LoRC rank 8), a named recipe (+ '+lorc' appends LoRC r8 int8),\n"
+              "or a recipe string such as 'edit,sar:0.5,smooth:0.5,w8a8' or 'w4g128,lorc:8,a0'\n"
+              "(grammar: include/sparq/joint/recipe.hpp, docs/jsq.md)")
+        .number("--sparsity", &a.sparsity, 0.0, 1.0, "sparsity of the compare rows and named recipes, in [0, 1) (default 0.5)",
+                /*hi_open=*/true)
+        .integer_of("--wbits", &wbits, {4, 8}, "weight bits of the quantizing compare rows and named recipes (default 8)")
+        .integer_of("--abits", &abits, {8, 16, 32}, "activation bits, 32 = float (default 8)")
+        .integer("--group", &a.group, 0, 1LL << 30, "weight group size (0 = per output channel, default 0)")
+        .integer("--sa-steps", &a.sa_steps, 0, 1LL << 30, "simulated-annealing steps of each searched JSQ row (default 12)")
+        .integer("--sa-seed", &a.sa_seed, 0, 1LL << 62, "SA seed (default 0)")
+        .integer("--sa-tokens", &a.sa_tokens, 2, 1LL << 40, "held-out calibration tokens scoring each SA step (default 4096)")
+        .text("--edit-choices", "L", &a.edit_choices, "comma-separated editing strengths searched (default 0,4e-5,5e-5,6e-5,7e-5)")
+        .flag("--search", &a.search,
+              "search the editing vector (SA) for a recipe string starting with 'edit'\n"
+              "(the named jsq, jsq-nosar, jsq-2:4, jsq-4:8 search by default)")
+        .flag("--no-real", &no_real, "skip the real-kernel evaluation (fake quantization only)")
+        .action("--progress", [&a] { a.progress = 1; },
+                "print 'ROW: block i/n, elapsed, ETA' on stderr after each compressed block\n"
+                "(default: on for models of 8 or more blocks)")
+        .action("--no-progress", [&a] { a.progress = 0; }, "no progress lines")
+        .texts("--out", "PATH", &a.outs,
+               "write the compressed model (single recipe only; may be given twice): PATH ending\n"
+               "in .gguf -> a GGUF llama.cpp runs (docs/formats.md#gguf-export), else sparq's SPRQ file;\n"
+               "each is read back and its perplexity printed")
+        .flag("--no-entropy", &no_entropy, "write the SPRQ file's sections raw (default: rANS-coded where that is smaller)")
+        .choice("--gguf-float", &a.gguf_float, {"f32", "f16", "bf16"}, "GGUF type of float (unquantized) linears (default f32)")
+        .choice("--gguf-fallback", &a.gguf_fallback, {"f32", "f16", "bf16"},
+                "GGUF type of quantized linears whose rows no block type takes (default f16)")
+        .choice("--gguf-requant", &a.gguf_requant, {"q8_0", "q5_1", "q5_0", "q4_1", "q4_0"},
+                "GGUF type of quantized linears on no block grid (default q8_0)")
+        .choice("--gguf-embedding", &a.gguf_embedding, {"f32", "f16", "bf16", "q8_0", "q4_0"},
+                "GGUF type of the token embedding / classifier (default f32)")
+        .text("--json", "PATH", &a.json, "also write the rows and the protocol as JSON")
+        .flag("--eval-only", &a.eval_only,
+              "no compression: score --model as it is (llama2.c, GGUF or a SPRQ file written by --out;\n"
+              "SPRQ runs its packed kernels), with the evaluation protocol above")
+        .text("--target", "T", &a.target,
+              "kernel target: auto (default: the best this CPU runs; or $SPARQ_TARGET), sse2,\n"
+              "avx2, avx512, avx512vnni, neon (compression results do not depend on it)");
+  }
 };
 
-namespace detail {
-inline long long parse_int(const std::string& k, const char* v, long long lo) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v, &end, 10);
-  if (end == v || *end != '\0' || x < lo)
-    throw ArgError{k + " expects an integer >= " + std::to_string(lo) + ", got '" + v + "'"};
-  return x;
-}
-}  // namespace detail
-
-/// Parses argv. Returns false after --help (printed). Throws ArgError on a bad option.
+/// Parses argv. Returns false after --help (printed). Throws ArgError on a bad option or combination.
 inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) {
   a.model = data + "/models/stories260K.bin";
   a.calib = data + "/text/tinystories_train_head.txt";
   a.eval = data + "/text/tinystories_valid_head.txt";
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      usage(stdout, data.c_str());
+  CliSpec spec(a);
+  spec.cli.note("(data dir <data>: $SPARQ_DATA_DIR, else " + data + ")");
+  try {
+    if (!spec.cli.parse(argc, argv)) {
+      std::fputs(spec.cli.usage().c_str(), stdout);
       return false;
     }
-    if (k == "--progress" || k == "--no-progress") {
-      a.progress = k == "--progress" ? 1 : 0;
-      continue;
-    }
-    if (k == "--no-real" || k == "--search" || k == "--eval-only" || k == "--no-entropy") {
-      (k == "--search" ? a.search : k == "--eval-only" ? a.eval_only : k == "--no-entropy" ? a.entropy : a.real) =
-          k == "--search" || k == "--eval-only";
-      continue;
-    }
-    if (k.rfind("--", 0) != 0) throw ArgError{"unexpected argument '" + k + "' (options start with --)"};
-    if (i + 1 >= argc) throw ArgError{"option " + k + " needs a value (or is unknown)"};
-    const char* v = argv[++i];
-    if (k == "--nsamples") a.nsamples = detail::parse_int(k, v, 1);
-    else if (k == "--seqlen") a.seqlen = detail::parse_int(k, v, 2);
-    else if (k == "--max-tokens") a.max_tokens = detail::parse_int(k, v, 0);
-    else if (k == "--seed") a.calib_seed = detail::parse_int(k, v, 0);
-    else if (k == "--group") a.group = detail::parse_int(k, v, 0);
-    else if (k == "--sa-steps") a.sa_steps = detail::parse_int(k, v, 0);
-    else if (k == "--sa-seed") a.sa_seed = detail::parse_int(k, v, 0);
-    else if (k == "--sa-tokens") a.sa_tokens = detail::parse_int(k, v, 2);
-    else if (k == "--wbits" || k == "--abits") {
-      const long long b = detail::parse_int(k, v, 1);
-      const bool ok = k == "--wbits" ? (b == 4 || b == 8) : (b == 8 || b == 16 || b == 32);
-      if (!ok) throw ArgError{k + " expects " + (k == "--wbits" ? std::string("4 or 8") : "8, 16 or 32 (32 = float)") +
-                              ", got '" + v + "'"};
-      (k == "--wbits" ? a.wbits : a.abits) = static_cast<int>(b);
-    } else if (k == "--sparsity") {
-      char* end = nullptr;
-      a.sparsity = std::strtod(v, &end);
-      if (end == v || *end != '\0' || !(a.sparsity >= 0.0 && a.sparsity < 1.0))
-        throw ArgError{std::string("--sparsity expects a number in [0, 1), got '") + v + "'"};
-    } else if (k == "--model") a.model = v;
-    else if (k == "--tokenizer") a.tokenizer = v;
-    else if (k == "--calib") a.calib = v;
-    else if (k == "--eval") a.eval = v;
-    else if (k == "--json") a.json = v;
-    else if (k == "--out") a.outs.push_back(v);
-    else if (k == "--gguf-float" || k == "--gguf-fallback" || k == "--gguf-requant" || k == "--gguf-embedding") {
-      const std::string t = v;
-      const bool is_float = t == "f32" || t == "f16" || t == "bf16";
-      const bool is_block = t == "q8_0" || t == "q5_1" || t == "q5_0" || t == "q4_1" || t == "q4_0";
-      const bool ok = k == "--gguf-requant" ? is_block : k == "--gguf-embedding" ? (is_float || t == "q8_0" || t == "q4_0") : is_float;
-      if (!ok) throw ArgError{k + ": '" + t + "' is not one of the types listed in --help"};
-      (k == "--gguf-float" ? a.gguf_float : k == "--gguf-fallback" ? a.gguf_fallback
-                           : k == "--gguf-requant" ? a.gguf_requant : a.gguf_embedding) = t;
-    }
-    else if (k == "--recipe") a.recipe = v;
-    else if (k == "--edit-choices") a.edit_choices = v;
-    else if (k == "--target") a.target = v;
-    else throw ArgError{"unknown option '" + k + "' (see --help)"};
+  } catch (const sparq_tools::CliError& e) {
+    throw ArgError{e.msg + " (see sparq-compress --help)"};
   }
+  a.wbits = static_cast<int>(spec.wbits);
+  a.abits = static_cast<int>(spec.abits);
+  a.real = !spec.no_real;
+  a.entropy = !spec.no_entropy;
   if (a.target.empty()) {
     if (const char* env = std::getenv("SPARQ_TARGET")) a.target = env;
   }
