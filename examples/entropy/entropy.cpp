@@ -1,6 +1,6 @@
 // sparq-entropy: bits per weight of entropy-coded (rANS) int8 / int4 codes and 2:4 indices vs fixed width.
 //
-//   sparq-entropy [--model PATH] [--synthetic-rows R] [--synthetic-cols C] [--no-synthetic]
+//   sparq-entropy [--model PATH] [--synthetic-rows R] [--synthetic-cols C] [--no-synthetic] [--help]
 //
 // For every decoder linear of the model (llama2.c or GGUF, default ../shared/data stories260K.bin)
 // and for one synthetic LLaMA-7B-shaped layer (R x C Gaussian weights, default 4096 x 4096):
@@ -34,6 +34,7 @@
 #include "sparq/prune/nm_compressed.hpp"
 #include "sparq/prune/pruner.hpp"
 #include "sparq/quant/quantizer.hpp"
+#include "tool_cli.hpp"
 
 using namespace sparq;
 
@@ -136,26 +137,9 @@ std::pair<double, double> best_seconds(int reps, const auto& f) {
   return {wall, cpu};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  try {
-    std::string model = std::string(SPARQ_DATA_DIR) + "/models/stories260K.bin";
-    std::size_t rows = 4096, cols = 4096;
-    bool synthetic = true;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        SPARQ_CHECK(i + 1 < argc, "sparq-entropy: ", a, " needs a value");
-        return argv[++i];
-      };
-      if (a == "--model") model = next();
-      else if (a == "--synthetic-rows") rows = std::stoul(next());
-      else if (a == "--synthetic-cols") cols = std::stoul(next());
-      else if (a == "--no-synthetic") synthetic = false;
-      else sparq::detail::fail("sparq-entropy: unknown option '", a, "' (see the comment at the top of entropy.cpp)");
-    }
-    SPARQ_CHECK(rows > 0 && cols > 0 && cols % 4 == 0, "sparq-entropy: synthetic shape ", rows, "x", cols,
+int run(const std::string& model, std::size_t rows, std::size_t cols, bool synthetic) {
+  {
+    SPARQ_CHECK(rows > 0 && cols > 0 && cols % 4 == 0, "synthetic shape ", rows, "x", cols,
                 ", expected positive with cols a multiple of 4");
 
     std::printf("bits per weight (codes / indices only; scales and kept values not counted)\n");
@@ -210,7 +194,7 @@ int main(int argc, char** argv) {
           const auto info = io::rans_stream_info(enc.data(), enc.size());
           const auto [t, tc] =
               best_seconds(5, [&] { io::rans_decode_into(enc.data(), enc.size(), out.data(), out.size()); });
-          SPARQ_CHECK(out == s, "sparq-entropy: round trip failed for ", kinds[k]);
+          SPARQ_CHECK(out == s, "round trip failed for ", kinds[k]);
           const double b = double(s.size()), c = b * codes_per_byte[k];
           std::printf("%-8s rans%-2u %7u %10.2f %12.2f %10.2f %12.2f %14.2f\n", kinds[k], bits, info.n_states,
                       b / t / 1e9, c / t / 1e9, b / tc / 1e9, c / tc / 1e9, b / tm / 1e9);
@@ -218,8 +202,24 @@ int main(int argc, char** argv) {
       }
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sparq-entropy: %s\n", e.what());
-    return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model = sparq_tools::data_dir(SPARQ_DATA_DIR) + "/models/stories260K.bin";
+  long long rows = 4096, cols = 4096;
+  bool no_synthetic = false;
+  sparq_tools::Cli cli("sparq-entropy",
+                       "Bits per weight of rANS-coded int8 / int4 codes and 2:4 indices against fixed width, per\n"
+                       "decoder linear of a model and for one synthetic LLaMA-7B-shaped layer, and decode throughput.");
+  cli.text("--model", "PATH", &model, "llama2.c or GGUF model (default: <data>/models/stories260K.bin)")
+      .integer("--synthetic-rows", &rows, 1, 1LL << 20, "rows of the synthetic layer (default 4096)")
+      .integer("--synthetic-cols", &cols, 4, 1LL << 20, "columns of the synthetic layer, a multiple of 4 (default 4096)")
+      .flag("--no-synthetic", &no_synthetic, "skip the synthetic layer and the throughput table")
+      .note("(data dir <data>: $SPARQ_DATA_DIR, else " SPARQ_DATA_DIR ")");
+  return sparq_tools::run(cli, argc, argv, [&] {
+    return run(model, static_cast<std::size_t>(rows), static_cast<std::size_t>(cols), !no_synthetic);
+  });
 }

@@ -35,6 +35,7 @@
 #include <sparq/model/tokenizer.hpp>
 
 #include "lowrank_harness.hpp"
+#include "tool_cli.hpp"
 
 using namespace sparq::model;
 using namespace sparq::lowrank;
@@ -42,32 +43,17 @@ using lowrank_harness::Recipe;
 
 namespace {
 
-struct Args {
+struct Args {  // as parsed (examples/common/tool_cli.hpp)
   std::string model, tokenizer, calib, eval;
-  std::size_t nsamples = 32, seqlen = 256, max_tokens = 60000, rank = 8;
-  bool layers = true, ppl = true;
+  long long nsamples = 32, seqlen = 256, max_tokens = 60000, rank = 8;
+  bool no_layers = false, no_ppl = false;
 };
 
-void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: sparq-lowrank [options]\n"
-               "  --model PATH      llama2.c model (default <data>/models/stories260K.bin)\n"
-               "  --tokenizer PATH  llama2.c tokenizer (default <data>/models/tok512.bin)\n"
-               "  --calib PATH      calibration text (default <data>/text/tinystories_train_head.txt)\n"
-               "  --eval PATH       evaluation text (default <data>/text/tinystories_valid_head.txt)\n"
-               "  --nsamples N      calibration windows (default 32; held-out: the next N windows)\n"
-               "  --seqlen N        tokens per window (default 256)\n"
-               "  --max-tokens N    evaluation tokens (default 60000)\n"
-               "  --rank R          rank of tables 1 and 2 (default 8)\n"
-               "  --no-layers       skip tables 1-2;  --no-ppl  skip table 3\n");
-}
-
-std::size_t to_size(const char* s, const char* what) {
-  char* end = nullptr;
-  const long long v = std::strtoll(s, &end, 10);
-  SPARQ_CHECK(end && *end == 0 && v > 0, "sparq-lowrank: ", what, " = '", s, "', expected a positive integer");
-  return static_cast<std::size_t>(v);
-}
+struct Options {  // as run
+  std::string model, tokenizer, calib, eval;
+  std::size_t nsamples, seqlen, max_tokens, rank;
+  bool layers, ppl;
+};
 
 double ppl_of(const Llama& m, const std::vector<int>& eval, std::size_t max_tokens) {
   PerplexityOptions po;
@@ -75,35 +61,8 @@ double ppl_of(const Llama& m, const std::vector<int>& eval, std::size_t max_toke
   return perplexity(m, eval, po).perplexity;
 }
 
-}  // namespace
 
-int main(int argc, char** argv) try {
-  Args a;
-  const char* env = std::getenv("SPARQ_DATA_DIR");
-  const std::string data = env && *env ? env : SPARQ_DATA_DIR;
-  a.model = data + "/models/stories260K.bin";
-  a.tokenizer = data + "/models/tok512.bin";
-  a.calib = data + "/text/tinystories_train_head.txt";
-  a.eval = data + "/text/tinystories_valid_head.txt";
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto val = [&]() -> const char* {
-      SPARQ_CHECK(i + 1 < argc, "sparq-lowrank: ", k, " needs a value");
-      return argv[++i];
-    };
-    if (k == "--help" || k == "-h") { usage(stdout); return 0; }
-    else if (k == "--model") a.model = val();
-    else if (k == "--tokenizer") a.tokenizer = val();
-    else if (k == "--calib") a.calib = val();
-    else if (k == "--eval") a.eval = val();
-    else if (k == "--nsamples") a.nsamples = to_size(val(), "--nsamples");
-    else if (k == "--seqlen") a.seqlen = to_size(val(), "--seqlen");
-    else if (k == "--max-tokens") a.max_tokens = to_size(val(), "--max-tokens");
-    else if (k == "--rank") a.rank = to_size(val(), "--rank");
-    else if (k == "--no-layers") a.layers = false;
-    else if (k == "--no-ppl") a.ppl = false;
-    else { usage(stderr); sparq::detail::fail("sparq-lowrank: unknown option '", k, "'"); }
-  }
+int run(const Options& a) {
   const LlamaWeights dense = sparq::io::read_llama2c(a.model);
   const auto& cfg = dense.config;
   const auto tok = Tokenizer::read_llama2c(a.tokenizer, cfg.vocab_size);
@@ -294,7 +253,34 @@ int main(int argc, char** argv) try {
     }
   }
   return 0;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "sparq-lowrank: %s\n", e.what());
-  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  const std::string data = sparq_tools::data_dir(SPARQ_DATA_DIR);
+  a.model = data + "/models/stories260K.bin";
+  a.tokenizer = data + "/models/tok512.bin";
+  a.calib = data + "/text/tinystories_train_head.txt";
+  a.eval = data + "/text/tinystories_valid_head.txt";
+  sparq_tools::Cli cli("sparq-lowrank",
+                       "Low-rank factorization of stories260K's linears: layer-output error of plain, diagonal and\n"
+                       "whitened SVD (tables 1-2) and perplexity of the low-rank recipes (table 3).");
+  cli.text("--model", "PATH", &a.model, "llama2.c model (default <data>/models/stories260K.bin)")
+      .text("--tokenizer", "PATH", &a.tokenizer, "llama2.c tokenizer (default <data>/models/tok512.bin)")
+      .text("--calib", "PATH", &a.calib, "calibration text (default <data>/text/tinystories_train_head.txt)")
+      .text("--eval", "PATH", &a.eval, "evaluation text (default <data>/text/tinystories_valid_head.txt)")
+      .integer("--nsamples", &a.nsamples, 1, 1LL << 20, "calibration windows (default 32; held-out: the next N windows)")
+      .integer("--seqlen", &a.seqlen, 2, 1LL << 20, "tokens per window (default 256)")
+      .integer("--max-tokens", &a.max_tokens, 1, 1LL << 40, "evaluation tokens (default 60000)")
+      .integer("--rank", &a.rank, 1, 1LL << 20, "rank of tables 1 and 2 (default 8)")
+      .flag("--no-layers", &a.no_layers, "skip tables 1-2")
+      .flag("--no-ppl", &a.no_ppl, "skip table 3")
+      .note("(data dir <data>: $SPARQ_DATA_DIR, else " + data + ")");
+  return sparq_tools::run(cli, argc, argv, [&] {
+    const auto z = [](long long v) { return static_cast<std::size_t>(v); };
+    return run({a.model, a.tokenizer, a.calib, a.eval, z(a.nsamples), z(a.seqlen), z(a.max_tokens), z(a.rank),
+                !a.no_layers, !a.no_ppl});
+  });
 }

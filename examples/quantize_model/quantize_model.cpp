@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -12,6 +11,8 @@
 
 #include <sparq/sparq.hpp>
 #include <sparq/quant/quantize.hpp>
+
+#include "tool_cli.hpp"
 
 namespace {
 
@@ -39,30 +40,7 @@ sparq::QuantConfig make(SchemeKind s, int bits, GranularityKind g, std::size_t g
   return c;
 }
 
-void usage() {
-  std::printf(
-      "usage: sparq-quantize-model [--model PATH]\n"
-      "  Quantizes every decoder linear layer of a llama2.c checkpoint (default: the shared\n"
-      "  stories260K.bin) at several settings and prints bits/weight (packed codes + scales +\n"
-      "  zero points), max |error|, RMS error and RMS error relative to the weights' RMS.\n");
-}
-
-}  // namespace
-
-int main(int argc, char** argv) try {
-  std::string model = std::string(SPARQ_DATA_DIR) + "/models/stories260K.bin";
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
-      model = argv[++i];
-    } else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      usage();
-      return 0;
-    } else {
-      std::fprintf(stderr, "unknown argument '%s'\n", argv[i]);
-      usage();
-      return 2;
-    }
-  }
+int run(const std::string& model) {
   const auto w = sparq::io::read_llama2c(model);
 
   std::vector<Setting> settings;
@@ -128,7 +106,17 @@ int main(int argc, char** argv) try {
                 std::sqrt(sq / static_cast<double>(n)), std::sqrt(sq / ref));
   }
   return 0;
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "sparq-quantize-model: %s\n", e.what());
-  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model = sparq_tools::data_dir(SPARQ_DATA_DIR) + "/models/stories260K.bin";
+  sparq_tools::Cli cli("sparq-quantize-model",
+                       "Quantizes every decoder linear layer of a llama2.c checkpoint at several settings and prints\n"
+                       "bits/weight (packed codes + scales + zero points), max |error|, RMS error and RMS error\n"
+                       "relative to the weights' RMS.");
+  cli.text("--model", "PATH", &model, "llama2.c checkpoint (default: <data>/models/stories260K.bin)")
+      .note("(data dir <data>: $SPARQ_DATA_DIR, else " SPARQ_DATA_DIR ")");
+  return sparq_tools::run(cli, argc, argv, [&] { return run(model); });
 }
