@@ -200,8 +200,9 @@ struct PackResult {
 // Packs every decoder linear with pack_linear, choosing the format per linear from what the recipe did:
 //   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (the N:M the prune stage applied to that linear);
 //   quantized  -> w8 (per channel) / w4 (group G; per channel = the smallest G in {32, 64, 128} >= cin);
-//                 w8 with unstructured zeros -> bitmask_w8 (mask + non-zero codes, BitmaskQ8Linear) when that
-//                 stores fewer bytes (PackOptions::bitmask_if_smaller; the same outputs bit for bit);
+//                 w8 / w4 with unstructured zeros -> bitmask_w8 / bitmask_w4 (mask + non-zero codes,
+//                 BitmaskQ8Linear / BitmaskQ4Linear) when that stores fewer bytes
+//                 (PackOptions::bitmask_if_smaller; the same outputs bit for bit);
 //   float, unstructured sparse -> bitmask_f32 (mask + non-zeros) when that is smaller than dense f32;
 //   float otherwise (dense, or a LoRC-corrected float linear) -> left as the dense f32 op.
 // An InputQuantLinear(8) wrapper becomes the kernels' real int8 activation path; other widths stay wrapped.
@@ -281,7 +282,7 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
           SPARQ_CHECK(li.wbits == 8 || li.wbits == 4, where, ": ", li.wbits, "-bit weights have no packed op");
           o.format = li.wbits == 8 ? PackFormat::w8 : PackFormat::w4;
           o.group_size = g ? g : 32;
-          o.bitmask_if_smaller = li.wbits == 8;
+          o.bitmask_if_smaller = true;  // w8 and w4
         }
         int bits = 0;
         if (const auto* iq = dynamic_cast<const InputQuantLinear*>(cur)) bits = iq->bits();
@@ -289,10 +290,13 @@ PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInf
         std::unique_ptr<LinearOp> op =
             pack_linear(std::as_const(model.block_weights(b).linear(l)).view(), o, act, where);
         if (dynamic_cast<const BitmaskQ8Linear*>(op.get()) != nullptr) o.format = PackFormat::bitmask_w8;  // for the count
+        if (dynamic_cast<const BitmaskQ4Linear*>(op.get()) != nullptr) o.format = PackFormat::bitmask_w4;
         if (bits != 0 && bits != 8) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
         if (comp) op = std::make_unique<CompensatedLinear>(std::move(op), comp->compensation());
         ++count[std::string(pack_format_name(o.format)) + (nm ? " " + std::to_string(o.nm_n) + ":" + std::to_string(o.nm_m) : "") +
-                (o.format == PackFormat::w4 || o.format == PackFormat::nm_w4 ? " g" + std::to_string(o.group_size) : "") +
+                (o.format == PackFormat::w4 || o.format == PackFormat::bitmask_w4 || o.format == PackFormat::nm_w4
+                     ? " g" + std::to_string(o.group_size)
+                     : "") +
                 (act == ActivationMode::a8 ? " A8" : " A32") + lorc];
         ops.emplace_back(std::make_pair(b, l), std::move(op));
       }

@@ -40,6 +40,7 @@
 #include "sparq/prune/sparse_gpt.hpp"
 
 // model/: Llama runtime, tokenizer, perplexity, layer-by-layer calibration
+#include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/calibration.hpp"
 #include "sparq/model/generate.hpp"
 #include "sparq/model/input_quant_linear.hpp"

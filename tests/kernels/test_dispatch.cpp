@@ -182,6 +182,46 @@ TEST_CASE("every runnable table computes the scalar references (tails included)"
             bound += std::fabs(s4[k * (cols / 32) + j / 32] * (double(u[k * cols + j]) - 8.0)) * 4.0 / 127.0 / 2.0;
           REQUIRE(std::fabs(y[k] - ref_q4[k]) <= bound + 1e-4);
         }
+
+        // bitmask int4 (about 40 % of the codes kept, the others the zero code; symmetric and
+        // asymmetric): the table's result is the dense int4 kernel's on those codes, bit for bit
+        // (W4A32 and W4A8)
+        const std::size_t mb = cols / 8, ng = cols / 32;
+        for (bool asym : {false, true}) {
+          std::vector<std::uint8_t> zeros(asym ? rows * ng : 0);
+          for (std::size_t i = 0; i < zeros.size(); ++i) zeros[i] = static_cast<std::uint8_t>((i * 5) % 16);
+          const std::uint8_t* zp = asym ? zeros.data() : nullptr;
+          std::vector<std::uint8_t> mask(rows * mb, 0), kept, dq(rows * cols / 2, 0);
+          std::vector<std::size_t> off{0};
+          for (std::size_t k = 0; k < rows; ++k) {
+            std::size_t n = 0;
+            for (std::size_t j = 0; j < cols; ++j) {
+              const unsigned z = asym ? zeros[k * ng + j / 32] : 8u;
+              unsigned v = z;
+              if (u[k * cols + j] != z && (j * 7 + k * 3) % 5 < 2) {
+                v = u[k * cols + j];
+                mask[k * mb + j / 8] = static_cast<std::uint8_t>(mask[k * mb + j / 8] | (1u << (j % 8)));
+                if (n % 2 == 0) kept.push_back(static_cast<std::uint8_t>(v));
+                else kept.back() = static_cast<std::uint8_t>(kept.back() | (v << 4));
+                ++n;
+              }
+              dq[k * cols / 2 + j / 2] = static_cast<std::uint8_t>(dq[k * cols / 2 + j / 2] | (v << (4 * (j % 2))));
+            }
+            off.push_back(kept.size());
+          }
+          std::vector<float> yd(rows, -3.0f);
+          sk::gemv_q4_f32(dq.data(), s4.data(), zp, rows, cols, 32, x.data(), yd.data(), work.data());
+          sk::gemv_bitmask_q4_f32(mask.data(), kept.data(), off.data(), s4.data(), zp, rows, cols, 32, x.data(), y.data(),
+                                  work.data());
+          REQUIRE(std::memcmp(y.data(), yd.data(), rows * sizeof(float)) == 0);
+          std::vector<unsigned char> work2(sk::block_q8_workspace_bytes(cols));
+          const sk::BlockQ8 act = sk::BlockQ8::carve(work2.data(), cols);
+          sk::quantize_block_q8(x.data(), cols, act);
+          sk::gemv_q4_a8(dq.data(), s4.data(), zp, rows, cols, 32, act, yd.data());
+          sk::registered_table(t)->gemv_bitmask_q4_a8(mask.data(), kept.data(), off.data(), s4.data(), zp, rows, cols, 32,
+                                                      act, y2.data(), 2);
+          REQUIRE(std::memcmp(y2.data(), yd.data(), rows * sizeof(float)) == 0);
+        }
       }
 
       // element-wise quantization is exact: identical codes on every target

@@ -1,11 +1,11 @@
 // Packed Llama files: a model whose linears are packed ops (Q8Linear / Q4Linear / NMLinear / BitmaskLinear /
-// BitmaskQ8Linear),
+// BitmaskQ8Linear / BitmaskQ4Linear),
 // low-rank ops (LowRankLinear) or packed ops with a LoRC correction (CompensatedLinear) written to and read
 // from sparq's SPRQ container (io/container.hpp), read back into a runnable model::Llama.
 //
 // Contents (tokenizer-independent; a tokenizer is not stored; the full table is in docs/formats.md):
 //   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, 2 when the model holds a
-//             low-rank op, 3 when it holds a bitmask int8 op (version 1 files are byte-identical to
+//             low-rank op, 3 when it holds a bitmask int8 or int4 op (version 1 files are byte-identical to
 //             those of earlier sparq; readers take 1, 2 and 3),
 //             "config.<field>" (int64: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
 //             shared_classifier; float64: rms_eps, rope_theta), "attention_input_bits" (int64),
@@ -22,6 +22,9 @@
 //               "packed_bitmask" sections mask, values (f32), row_offsets (u64)
 //               "packed_bitmask_q8" (version 3) sections mask, codes (int8), scales (f32); the row offsets
 //                           follow from the mask popcounts and are not stored
+//               "packed_bitmask_q4" (version 3) sections mask (rows·cols_p/8), codes (kept nibbles, each
+//                           row from a byte boundary), scales (f32), zeros (asymmetric only); "T.group";
+//                           the row offsets follow from the mask popcounts and are not stored
 //               "lowrank"   (version 2) a LowRankLinear y = A(Bx): factor sections below
 //             with the arrays exactly as the ops hold them (padded, see q4_linear.hpp / nm_linear.hpp).
 //   version 2, CompensatedLinear y = inner(x) + A(Bx): T holds the inner op in any format above,
@@ -59,6 +62,7 @@
 #include "sparq/lowrank/low_rank_compensation.hpp"
 #include "sparq/lowrank/stored_factor.hpp"
 #include "sparq/model/bitmask_linear.hpp"
+#include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
@@ -385,6 +389,15 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
         t.add_section("scales", bq->scales());
         ct.metadata[name + ".act"] = std::int64_t{bq->activations() == ActivationMode::a8 ? 8 : 32};
         bitmask_q = true;
+      } else if (const auto* b4 = dynamic_cast<const BitmaskQ4Linear*>(op)) {
+        t.format = "packed_bitmask_q4";
+        t.add_section("mask", b4->mask());
+        t.add_section("codes", b4->codes());
+        t.add_section("scales", b4->scales());
+        if (b4->asymmetric()) t.add_section("zeros", b4->zeros());
+        ct.metadata[name + ".act"] = std::int64_t{b4->activations() == ActivationMode::a8 ? 8 : 32};
+        ct.metadata[name + ".group"] = static_cast<std::int64_t>(b4->group_size());
+        bitmask_q = true;
       } else if (const auto* lr = dynamic_cast<const LowRankLinear*>(op)) {
         t = packed_detail::lowrank_tensor(ct, name, *lr);
         low_rank = true;
@@ -397,7 +410,7 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
       lowrank_tensors.clear();
     }
   }
-  // Version 1 unless a low-rank op needs version 2 or a bitmask int8 op version 3 (so older readers
+  // Version 1 unless a low-rank op needs version 2 or a bitmask int8 / int4 op version 3 (so older readers
   // keep reading what they can, and refuse what they cannot by its version).
   if (low_rank) ct.metadata["sparq.packed_version"] = std::int64_t{2};
   if (bitmask_q) ct.metadata["sparq.packed_version"] = std::int64_t{3};
@@ -420,6 +433,11 @@ struct PackedReadOptions {
   /// does further compression); false frees them once the ops are installed
   /// (model::release_float_weights), so the model holds only the packed bytes of its linears.
   bool keep_float_weights = true;
+  /// Run the int8 / int4 bitmask linears (packed_bitmask_q8 / _q4) as the dense Q8Linear / Q4Linear
+  /// of the same codes: the same outputs bit for bit from the dense kernels, which are 2–4x faster
+  /// than the bitmask ones (docs/kernels.md), in dense memory. false keeps them compact in memory
+  /// too. The file is compact either way.
+  bool dense_bitmask_codes = true;
 };
 
 /// Stores `t` in the container (tensor "tokenizer", format "llama2c_tokenizer", one section "bytes"
@@ -585,9 +603,25 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
             for (const auto& sec : t->sections)
               SPARQ_CHECK(sec.name == "mask" || sec.name == "codes" || sec.name == "scales", "unexpected section '",
                           sec.name, "' in format packed_bitmask_q8");
-            pk = std::make_unique<BitmaskQ8Linear>(rows, cols, t->section_as<std::uint8_t>("mask"),
-                                                   t->section_as<std::int8_t>("codes"), t->section_as<float>("scales"),
-                                                   act, threads);
+            BitmaskQ8Linear bq(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<std::int8_t>("codes"),
+                               t->section_as<float>("scales"), act, threads);
+            if (ro.dense_bitmask_codes) pk = std::make_unique<Q8Linear>(bq.to_q8());
+            else pk = std::make_unique<BitmaskQ8Linear>(std::move(bq));
+          } else if (t->format == "packed_bitmask_q4") {
+            SPARQ_CHECK(ver >= 3, "format 'packed_bitmask_q4' needs packed model version 3, the file says ", ver);
+            for (const auto& sec : t->sections)
+              SPARQ_CHECK(sec.name == "mask" || sec.name == "codes" || sec.name == "scales" || sec.name == "zeros",
+                          "unexpected section '", sec.name, "' in format packed_bitmask_q4");
+            const std::size_t g = meta_size(ct, name + ".group", what, 32, 128);
+            std::vector<std::uint8_t> z;
+            if (t->find_section("zeros") != nullptr) {
+              z = t->section_as<std::uint8_t>("zeros");
+              SPARQ_CHECK(!z.empty(), "empty section 'zeros' in format packed_bitmask_q4 (symmetric ops store none)");
+            }
+            BitmaskQ4Linear bq(rows, cols, g, t->section_as<std::uint8_t>("mask"), t->section_as<std::uint8_t>("codes"),
+                               t->section_as<float>("scales"), std::move(z), act, threads);
+            if (ro.dense_bitmask_codes) pk = std::make_unique<Q4Linear>(bq.to_q4());
+            else pk = std::make_unique<BitmaskQ4Linear>(std::move(bq));
           } else {
             sparq::detail::fail("unknown linear format '", t->format, "'");
           }

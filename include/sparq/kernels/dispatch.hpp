@@ -174,6 +174,12 @@ struct KernelTable {
                              std::size_t, const std::int8_t*, float, float*, int) noexcept = nullptr;
   void (*gemv_bitmask_q8_f32)(const std::uint8_t*, const std::int8_t*, const std::size_t*, const float*, std::size_t,
                               std::size_t, const float*, float*, int) noexcept = nullptr;
+  void (*gemv_bitmask_q4_a8)(const std::uint8_t*, const std::uint8_t*, const std::size_t*, const float*,
+                             const std::uint8_t*, std::size_t, std::size_t, std::size_t, const BlockQ8&, float*,
+                             int) noexcept = nullptr;
+  void (*gemv_bitmask_q4_f32)(const std::uint8_t*, const std::uint8_t*, const std::size_t*, const float*,
+                              const std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*, float*, void*,
+                              int) noexcept = nullptr;
   // quantize / dequantize / pack (quantize.hpp, dequantize.hpp, pack.hpp)
   bool (*all_finite)(const float*, std::size_t) noexcept = nullptr;
   bool (*group_absmax)(const float*, std::size_t, std::size_t, float*) noexcept = nullptr;

@@ -71,6 +71,8 @@ SPARQ_TARGET_BEGIN
   t.gemv_bitmask_f32 = &gemv_bitmask_f32<A>;
   t.gemv_bitmask_q8_a8 = &gemv_bitmask_q8_a8<A, V>;
   t.gemv_bitmask_q8_f32 = &gemv_bitmask_q8_f32<A>;
+  t.gemv_bitmask_q4_a8 = &gemv_bitmask_q4_a8<A, V>;
+  t.gemv_bitmask_q4_f32 = &gemv_bitmask_q4_f32<A>;
   t.all_finite = &all_finite<A>;
   t.group_absmax = &group_absmax<A>;
   t.group_minmax = &group_minmax<A>;

@@ -25,6 +25,41 @@
 // (checked once per row; near the end it copies exactly the codes of the step), AVX-512 uses masked
 // byte loads of exactly the codes of each 16 columns; mask bytes past a row and activations past
 // cols are never loaded.
+//
+// Bitmask-sparse int4 GEMV (unstructured sparsity, int4 codes, per-group scales): W4A8 and W4A32.
+//
+// Layout (docs/formats.md, "Bitmask sparse int4"): cols a multiple of the group G ∈ {32, 64, 128};
+// per row cols/8 mask bytes, bit c%8 of byte c/8 set when column c is kept; the kept codes
+// u ∈ [0, 15] of a row packed as nibbles in column order (kept code i of the row in the LOW nibble
+// of byte i/2 when i is even, the HIGH nibble when odd), each row starting at a byte boundary: row k
+// has ⌈n_k/2⌉ bytes (n_k = popcount of its mask row; odd n_k: the last high nibble is padding, 0)
+// at codes[row_offsets[k] .. row_offsets[k+1]), byte offsets, rows + 1 entries. Per row and group a
+// float scale s[k][g] and, asymmetric, a uint8 zero z[k][g] (zeros == nullptr: symmetric, z = 8),
+// both rows × cols/G as in gemv_q4.hpp. W[k][c] = s·(u − z) for a kept column, 0 otherwise: the
+// weights of the dense int4 matrix (gemv_q4.hpp) whose codes are u = z at the cleared bits.
+//  - gemv_bitmask_q4_a8:  BlockQ8 activations, the arithmetic of gemv_q4_a8 on those dense codes
+//  - gemv_bitmask_q4_f32: quantize_block_q8 of x into the caller's workspace, then the A8 kernel
+//    (as gemv_q4_f32 does)
+// Both equal the dense kernels on the dense codes bit for bit, on every target: each row is
+// expanded, one block of the dense kernel at a time (256 inputs on AVX2, 512 on AVX-512, 32 on the
+// scalar path), into the dense packed nibbles of that block in a stack buffer, which then meets the
+// activations through a copy of the dense kernel's block (same integer sums, same float expression,
+// same per-lane accumulation and final reduction; the dense kernel's partial last block, zero-padded
+// codes / scales / zeros, likewise). The expansion (AVX2, also used by the AVX-512 path):
+//  - the block's kept nibbles are unpacked to bytes in a stack buffer (16 code bytes → 32 bytes per
+//    step: zero-extend to 16 bits, low nibble to the low byte, high nibble to the high byte);
+//  - per 32 columns one 256-bit pshufb with the int8 kernels' controls (BitmaskShuffleLut) places
+//    them under the set bits; the codes are XORed with the group's zero code z before and after the
+//    shuffle, so a cleared lane (shuffle result 0) becomes z and a kept lane its own code;
+//  - maddubs with (1, 16) byte pairs and packus turn two such 32-byte vectors back into 32 dense
+//    code bytes (u[2i] + 16·u[2i+1]).
+// (Gathering the nibbles straight from the code bytes, a window per 16 columns with a pshufb of its
+// low and of its high nibbles blended per lane, measured about 1.4x slower on an AMD EPYC: more
+// scalar work per control than the unpack pass saves.)
+// SSE2 / NEON / generic: the same per block of 32 in scalar code (q4_row_generic's arithmetic).
+// No read past any array: the code bytes of a block are loaded 16 at a time only where the codes
+// array holds that many from the load's start (otherwise exactly the block's bytes are copied into
+// a zeroed buffer first); the mask is read 4 bytes per 32 columns of the row, nothing past it.
 #pragma once
 
 #include <bit>
@@ -352,6 +387,351 @@ inline void gemv_bitmask_q8_a8_reference(const std::uint8_t* mask, const std::in
   }
 }
 
+// ---- bitmask int4 (layout and method in the header comment) ----
+
+namespace detail {
+
+#if defined(__AVX2__)
+/// Unpacks the nibble codes [p, p + n) of a row (its bytes from rb; vend = end of the codes array)
+/// to one byte each at out[p % 2 .. p % 2 + n) (n ≤ 512; out holds 576 bytes, the others are left
+/// unspecified). Reads only bytes of the codes array (16 at a time where that many remain, else
+/// exactly the needed ones through a zeroed copy).
+inline void bitmask_q4_unpack(const std::uint8_t* rb, const std::uint8_t* vend, std::size_t p, std::size_t n,
+                              std::uint8_t* out) noexcept {
+  if (n == 0) return;
+  const std::uint8_t* src = rb + p / 2;
+  const std::size_t nb = ((p & 1u) + n + 1) / 2;  // bytes holding nibbles p .. p + n − 1
+  const std::size_t nl = (nb + 15) / 16 * 16;     // bytes the 16-byte loads cover
+  alignas(16) std::uint8_t tmp[272];
+  if (static_cast<std::size_t>(vend - src) < nl) {
+    std::memset(tmp, 0, nl);
+    std::memcpy(tmp, src, nb);
+    src = tmp;
+  }
+  const __m256i lo = _mm256_set1_epi16(0x000f), hi = _mm256_set1_epi16(0x0f00);
+  for (std::size_t i = 0; i < nl; i += 16) {
+    const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i),
+                        _mm256_or_si256(_mm256_and_si256(w, lo), _mm256_and_si256(_mm256_slli_epi16(w, 4), hi)));
+  }
+}
+
+/// 32 code bytes of 32 columns: the next popcount(m) codes of u (one per byte) under the set bits
+/// of m, the zero code (every byte of zv) under the cleared ones. Reads 16 bytes at u and at
+/// u + popcount(m & 0xffff).
+[[nodiscard]] inline __m256i bitmask_q4_expand32(std::uint32_t m, const std::uint8_t* u, __m256i zv) noexcept {
+  const int n0 = std::popcount(m & 0xffffu);
+  const __m256i d = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + n0)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(u)));
+  const __m256i ctrl = _mm256_set_m128i(bitmask_ctrl16(m >> 16), bitmask_ctrl16(m & 0xffffu));
+  return _mm256_xor_si256(_mm256_shuffle_epi8(_mm256_xor_si256(d, zv), ctrl), zv);
+}
+
+/// The dense packed codes (gemv_q4.hpp layout) of columns [c0, c0 + 32·n32) of a bitmask row
+/// (n32 ≤ 16, c0 % 32 == 0) into out[0 .. 16·n32), zero bytes up to the next multiple of 32.
+/// p: nibble position of the row's next kept code, advanced past this block's. zp: the row's zeros
+/// (Asym) or unused (symmetric, z = 8).
+template <bool Asym>
+inline void bitmask_q4_expand_block(const std::uint8_t* mrow, std::size_t c0, std::size_t n32, const std::uint8_t* rb,
+                                    const std::uint8_t* vend, std::size_t& p, [[maybe_unused]] const std::uint8_t* zp,
+                                    [[maybe_unused]] std::size_t group, std::uint8_t* out) noexcept {
+  std::uint32_t m[16];
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < n32; ++j) {
+    std::memcpy(&m[j], mrow + c0 / 8 + 4 * j, 4);
+    n += static_cast<std::size_t>(std::popcount(m[j]));
+  }
+  alignas(32) std::uint8_t ub[576];
+  if (n == 0) std::memset(ub, 0, 32);  // nothing to shuffle in: every lane takes the zero code
+  bitmask_q4_unpack(rb, vend, p, n, ub);
+  const std::uint8_t* u = ub + (p & 1u);
+  p += n;
+  const __m256i pair = _mm256_set1_epi16(0x1001);  // maddubs: u[2i] + 16·u[2i+1]
+  auto zv = [&](std::size_t j) {
+    if constexpr (Asym) return _mm256_set1_epi8(static_cast<char>(zp[(c0 + 32 * j) / group]));
+    else return _mm256_set1_epi8(8);
+  };
+  for (std::size_t j = 0; j < n32; j += 2) {
+    const __m256i pa = _mm256_maddubs_epi16(bitmask_q4_expand32(m[j], u, zv(j)), pair);
+    u += std::popcount(m[j]);
+    __m256i pb = _mm256_setzero_si256();
+    if (j + 1 < n32) {
+      pb = _mm256_maddubs_epi16(bitmask_q4_expand32(m[j + 1], u, zv(j + 1)), pair);
+      u += std::popcount(m[j + 1]);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16 * j),
+                        _mm256_permute4x64_epi64(_mm256_packus_epi16(pa, pb), 0xd8));
+  }
+}
+#endif
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+/// One bitmask row, AVX-512: q4_rows_avx512<Asym, Vnni, 1> (float scales) with each block of 512
+/// inputs' codes expanded into a buffer first; the same operations on the same values.
+template <bool Asym, bool Vnni>
+[[nodiscard]] inline float bitmask_q4_row_avx512(const std::uint8_t* mrow, const std::uint8_t* rb,
+                                                 const std::uint8_t* vend, const float* sw, const std::uint8_t* zp,
+                                                 std::size_t cols, std::size_t group, const BlockQ8& act) noexcept {
+  const std::size_t r = group / 32;
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i expand = r == 1   ? _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                         : r == 2 ? _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)
+                                  : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const auto gmask = static_cast<__mmask16>((1u << (16 / r)) - 1);
+  __m512 accf = _mm512_setzero_ps();
+
+  // cb: the 256 dense code bytes of this block; swb / zb: its scales / zeros.
+  auto block = [&](const std::uint8_t* cb, const float* swb, [[maybe_unused]] const std::uint8_t* zb, std::size_t base) {
+    __m512i acc[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m512i xe = _mm512_load_si512(act.q + base + 128 * k);
+      const __m512i xo = _mm512_load_si512(act.q + base + 128 * k + 64);
+      const __m512i w = _mm512_loadu_si512(cb + 64 * k);
+      const __m512i lo = _mm512_and_si512(w, nib);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+      if constexpr (Vnni) {
+#if defined(__AVX512VNNI__)
+        acc[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe), hi, xo);
+#endif
+      } else {
+        acc[k] = _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo)),
+                                   _mm512_set1_epi16(1));
+      }
+    }
+    const std::size_t sb = base / 32;
+    const __m512i qsum = _mm512_loadu_si512(act.sum + sb);
+    const __m512i q8 = _mm512_slli_epi32(qsum, 3);
+    const __m512 ascale = _mm512_loadu_ps(act.scale + sb);
+    const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[0], acc[1]), _mm512_unpackhi_epi32(acc[0], acc[1]));
+    const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(acc[2], acc[3]), _mm512_unpackhi_epi32(acc[2], acc[3]));
+    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+    __m512i d = _mm512_permutexvar_epi32(perm, u);  // natural block order
+    if constexpr (Asym) {
+      __m512i z;
+      if (r == 1) {
+        z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(zb)));
+      } else {
+        z = _mm512_permutexvar_epi32(expand, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gmask, zb)));
+      }
+      d = _mm512_sub_epi32(d, _mm512_mullo_epi32(z, qsum));
+    } else {
+      d = _mm512_sub_epi32(d, q8);
+    }
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(d), ascale);
+    const __m512 s = r == 1 ? _mm512_loadu_ps(swb) : _mm512_permutexvar_ps(expand, _mm512_maskz_loadu_ps(gmask, swb));
+    accf = _mm512_fmadd_ps(f, s, accf);
+  };
+
+  std::size_t p = 0;
+  const std::size_t nfull = cols / 512;
+  const std::size_t gpb = 16 / r;  // groups per 512-input block
+  for (std::size_t b = 0; b < nfull; ++b) {
+    alignas(64) std::uint8_t cbuf[256];
+    bitmask_q4_expand_block<Asym>(mrow, b * 512, 16, rb, vend, p, zp, group, cbuf);
+    block(cbuf, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 512);
+  }
+  const std::size_t rem = cols - nfull * 512;
+  if (rem != 0) {  // the dense kernel's zero-padded partial block
+    alignas(64) std::uint8_t cbuf[256] = {};
+    float sbuf[16] = {};
+    std::uint8_t zbuf[16] = {};
+    const std::size_t ng = rem / (32 * r);
+    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
+    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
+    bitmask_q4_expand_block<Asym>(mrow, nfull * 512, rem / 32, rb, vend, p, zp, group, cbuf);
+    block(cbuf, sbuf, zbuf, nfull * 512);
+  }
+  return _mm512_reduce_add_ps(accf);
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+/// One bitmask row, AVX2: q4_rows_avx2<Asym, 1> (float scales) with each block of 256 inputs'
+/// codes expanded into a buffer first; the same operations on the same values.
+template <bool Asym>
+[[nodiscard]] inline float bitmask_q4_row_avx2(const std::uint8_t* mrow, const std::uint8_t* rb, const std::uint8_t* vend,
+                                               const float* sw, const std::uint8_t* zp, std::size_t cols,
+                                               std::size_t group, const BlockQ8& act) noexcept {
+  const std::size_t r = group / 32;
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i expand = r == 1   ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                         : r == 2 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                                  : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const std::size_t gpb = 8 / r;  // groups per 256-input block
+  const __m256i gmask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gpb)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 accf = _mm256_setzero_ps();
+
+  // cb: the 128 dense code bytes of this block; swb / zb: its scales / zeros.
+  auto block = [&](const std::uint8_t* cb, const float* swb, [[maybe_unused]] const std::uint8_t* zb, std::size_t base) {
+    const std::size_t sb = base / 32;
+    const __m256i qsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.sum + sb));
+    const __m256 ascale = _mm256_loadu_ps(act.scale + sb);
+    __m256i acc[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + 32 * k));
+      const __m256i lo = _mm256_and_si256(w, nib);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+      const std::int8_t* xp = act.q + base + 128 * (k / 2) + 32 * (k % 2);
+      const __m256i xe = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp));
+      const __m256i xo = _mm256_load_si256(reinterpret_cast<const __m256i*>(xp + 64));
+      acc[k] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo)), ones16);
+    }
+    const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
+    const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+    __m256i d = _mm256_permutevar8x32_epi32(u, perm);  // natural block order
+    if constexpr (Asym) {
+      std::uint64_t zz = 0;
+      std::memcpy(&zz, zb, gpb);
+      const __m256i z =
+          _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(zz))), expand);
+      d = _mm256_sub_epi32(d, _mm256_mullo_epi32(z, qsum));
+    } else {
+      d = _mm256_sub_epi32(d, _mm256_slli_epi32(qsum, 3));
+    }
+    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(d), ascale);
+    const __m256 s = r == 1 ? _mm256_loadu_ps(swb) : _mm256_permutevar8x32_ps(_mm256_maskload_ps(swb, gmask), expand);
+    accf = _mm256_fmadd_ps(f, s, accf);
+  };
+
+  std::size_t p = 0;
+  const std::size_t nfull = cols / 256;
+  for (std::size_t b = 0; b < nfull; ++b) {
+    alignas(32) std::uint8_t cbuf[128];
+    bitmask_q4_expand_block<Asym>(mrow, b * 256, 8, rb, vend, p, zp, group, cbuf);
+    block(cbuf, sw + b * gpb, Asym ? zp + b * gpb : nullptr, b * 256);
+  }
+  const std::size_t rem = cols - nfull * 256;
+  if (rem != 0) {  // the dense kernel's zero-padded partial block
+    alignas(32) std::uint8_t cbuf[128] = {};
+    float sbuf[8] = {};
+    std::uint8_t zbuf[8] = {};
+    const std::size_t ng = rem / (32 * r);
+    std::memcpy(sbuf, sw + nfull * gpb, ng * sizeof(float));
+    if constexpr (Asym) std::memcpy(zbuf, zp + nfull * gpb, ng);
+    bitmask_q4_expand_block<Asym>(mrow, nfull * 256, rem / 32, rb, vend, p, zp, group, cbuf);
+    block(cbuf, sbuf, zbuf, nfull * 256);
+  }
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(accf), _mm256_extractf128_ps(accf, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+#endif
+
+/// One bitmask row, portable (SSE2 / NEON / generic): per block of 32 the dense code bytes are
+/// rebuilt, then q4_row_generic's arithmetic.
+template <bool Asym>
+[[nodiscard]] inline float bitmask_q4_row_generic(const std::uint8_t* mrow, const std::uint8_t* rb, const float* sw,
+                                                  const std::uint8_t* zp, std::size_t cols, std::size_t group,
+                                                  const BlockQ8& act) noexcept {
+  const std::size_t r = group / 32;
+  float acc = 0.0f;
+  std::size_t p = 0;  // nibble position of the row's next kept code
+  for (std::size_t b = 0; b < cols / 32; ++b) {
+    const std::size_t g = b / r;
+    const std::int32_t z = Asym ? zp[g] : 8;
+    auto code = [&](std::size_t c) -> unsigned {
+      if (!((mrow[c / 8] >> (c % 8)) & 1u)) return static_cast<unsigned>(z);
+      const unsigned u = (rb[p / 2] >> (4 * (p & 1u))) & 15u;
+      ++p;
+      return u;
+    };
+    std::uint8_t cb[16];
+    for (std::size_t i = 0; i < 16; ++i) {
+      const unsigned lo = code(b * 32 + 2 * i);
+      cb[i] = static_cast<std::uint8_t>(lo | (code(b * 32 + 2 * i + 1) << 4));
+    }
+    std::int32_t d = 0;
+    const std::int8_t* xe = act.q + block_q8_position(b * 32);  // 16 even inputs, contiguous
+    const std::int8_t* xo = xe + 64;                              // the 16 odd ones
+    for (std::size_t i = 0; i < 16; ++i) {
+      const std::uint8_t c = cb[i];
+      d += static_cast<std::int32_t>(c & 0x0f) * xe[i] + static_cast<std::int32_t>(c >> 4) * xo[i];
+    }
+    d -= z * act.sum[b];
+    const float sg = sw[g];
+    acc += sg * (static_cast<float>(d) * act.scale[b]);
+  }
+  return acc;
+}
+
+template <class Arch, bool Asym, bool Vnni>
+[[nodiscard]] inline float bitmask_q4_row(const std::uint8_t* mrow, const std::uint8_t* rb,
+                                          [[maybe_unused]] const std::uint8_t* vend, const float* sw,
+                                          const std::uint8_t* zp, std::size_t cols, std::size_t group,
+                                          const BlockQ8& act) noexcept {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  if constexpr (is_avx512bw_v<Arch>)
+    return bitmask_q4_row_avx512<Asym, Vnni && has_vnni>(mrow, rb, vend, sw, zp, cols, group, act);
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (is_avx2_v<Arch> && !is_avx512bw_v<Arch>)
+    return bitmask_q4_row_avx2<Asym>(mrow, rb, vend, sw, zp, cols, group, act);
+#endif
+  return bitmask_q4_row_generic<Asym>(mrow, rb, sw, zp, cols, group, act);
+}
+
+}  // namespace detail
+
+/// W4A8: y[k] = Σ_b s[k][g(b)]·a[b]·Σ_{j in b}(u[k][j] − z[k][g(b)])·qx[j] over the dense codes
+/// (u = z at the cleared bits); the layout in the header comment (mask cols/8 bytes per row, kept
+/// codes as nibbles, row_offsets in bytes, rows + 1 entries). group ∈ {32, 64, 128}, cols % group
+/// == 0, `act` built for the same cols. Equal bit for bit to gemv_q4_a8 on the dense codes.
+template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
+void gemv_bitmask_q4_a8(const std::uint8_t* mask, const std::uint8_t* codes, const std::size_t* row_offsets,
+                        const float* scales, const std::uint8_t* zeros, std::size_t rows, std::size_t cols,
+                        std::size_t group, const BlockQ8& act, float* y, int threads = 1) noexcept {
+  const std::size_t mb = cols / 8, ng = cols / group;
+  const std::uint8_t* const vend = codes + row_offsets[rows];
+  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t k = r0; k < r1; ++k) {
+      const std::uint8_t* rb = codes + row_offsets[k];
+      y[k] = zeros != nullptr
+                 ? detail::bitmask_q4_row<Arch, true, Vnni>(mask + k * mb, rb, vend, scales + k * ng, zeros + k * ng,
+                                                            cols, group, act)
+                 : detail::bitmask_q4_row<Arch, false, Vnni>(mask + k * mb, rb, vend, scales + k * ng, nullptr, cols,
+                                                             group, act);
+    }
+  });
+}
+
+/// Float activations: quantizes x per block of 32 into `work` (block_q8_workspace_bytes(cols) bytes)
+/// and runs gemv_bitmask_q4_a8, as gemv_q4_f32 does: equal bit for bit to gemv_q4_f32 on the dense codes.
+template <class Arch = simd::dynamic>
+void gemv_bitmask_q4_f32(const std::uint8_t* mask, const std::uint8_t* codes, const std::size_t* row_offsets,
+                         const float* scales, const std::uint8_t* zeros, std::size_t rows, std::size_t cols,
+                         std::size_t group, const float* x, float* y, void* work, int threads = 1) noexcept {
+  const BlockQ8 act = BlockQ8::carve(work, cols);
+  quantize_block_q8(x, cols, act);
+  gemv_bitmask_q4_a8<Arch>(mask, codes, row_offsets, scales, zeros, rows, cols, group, act, y, threads);
+}
+
+/// Scalar reference: y[k] = Σ_{c kept} s[k][g]·(u − z[k][g])·x[c] with the weights dequantized
+/// exactly (double accumulation; no activation quantization).
+inline void gemv_bitmask_q4_reference(const std::uint8_t* mask, const std::uint8_t* codes,
+                                      const std::size_t* row_offsets, const float* scales, const std::uint8_t* zeros,
+                                      std::size_t rows, std::size_t cols, std::size_t group, const float* x,
+                                      float* y) noexcept {
+  const std::size_t mb = cols / 8, ng = cols / group;
+  for (std::size_t k = 0; k < rows; ++k) {
+    std::size_t i = 0;
+    double s = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) {
+      if (!((mask[k * mb + c / 8] >> (c % 8)) & 1u)) continue;
+      const int u = (codes[row_offsets[k] + i / 2] >> (4 * (i % 2))) & 15;
+      ++i;
+      const int z = zeros != nullptr ? zeros[k * ng + c / group] : 8;
+      s += static_cast<double>(scales[k * ng + c / group]) * (u - z) * x[c];
+    }
+    y[k] = static_cast<float>(s);
+  }
+}
+
 // ---- run-time dispatch ----
 // Arch = simd::dynamic: the entry points above run the active target's table (kernels/dispatch.hpp).
 template <>
@@ -367,6 +747,22 @@ inline void gemv_bitmask_q8_f32<simd::dynamic>(
     std::size_t rows, std::size_t cols, const float* x, float* y, int threads) noexcept {
   SPARQ_DISPATCH_CALL(gemv_bitmask_q8_f32, (gemv_bitmask_q8_f32<xsimd::default_arch>), mask, codes, row_offsets, scale,
                       rows, cols, x, y, threads);
+}
+template <>
+inline void gemv_bitmask_q4_a8<simd::dynamic, detail::has_vnni>(
+    const std::uint8_t* mask, const std::uint8_t* codes, const std::size_t* row_offsets, const float* scales,
+    const std::uint8_t* zeros, std::size_t rows, std::size_t cols, std::size_t group, const BlockQ8& act, float* y,
+    int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_bitmask_q4_a8, (gemv_bitmask_q4_a8<xsimd::default_arch, detail::has_vnni>), mask, codes,
+                      row_offsets, scales, zeros, rows, cols, group, act, y, threads);
+}
+template <>
+inline void gemv_bitmask_q4_f32<simd::dynamic>(
+    const std::uint8_t* mask, const std::uint8_t* codes, const std::size_t* row_offsets, const float* scales,
+    const std::uint8_t* zeros, std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y,
+    void* work, int threads) noexcept {
+  SPARQ_DISPATCH_CALL(gemv_bitmask_q4_f32, (gemv_bitmask_q4_f32<xsimd::default_arch>), mask, codes, row_offsets, scales,
+                      zeros, rows, cols, group, x, y, work, threads);
 }
 // ---- end run-time dispatch ----
 

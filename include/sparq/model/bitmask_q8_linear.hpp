@@ -27,6 +27,7 @@
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/kernels/gemv_bitmask_q.hpp"
 #include "sparq/model/packed_linear.hpp"
+#include "sparq/model/q8_linear.hpp"
 #include "sparq/quant/quantized_tensor.hpp"
 
 namespace sparq::model {
@@ -113,6 +114,19 @@ class BitmaskQ8Linear final : public PackedLinear {
   [[nodiscard]] const std::vector<float>& scales() const noexcept { return s_; }
   /// Row k's codes are codes()[row_offsets()[k] .. row_offsets()[k+1]) (derived from the mask).
   [[nodiscard]] const std::vector<std::size_t>& row_offsets() const noexcept { return off_; }
+
+  /// The equivalent dense Q8Linear (codes 0 at the cleared bits): the same outputs bit for bit from
+  /// the dense kernels, which run faster than the bitmask ones (docs/kernels.md) in more memory.
+  [[nodiscard]] Q8Linear to_q8() const {
+    std::vector<std::int8_t> dense(rows_ * cols_, 0);
+    const std::size_t mb = (cols_ + 7) / 8;
+    for (std::size_t k = 0; k < rows_; ++k) {
+      std::size_t i = off_[k];
+      for (std::size_t c = 0; c < cols_; ++c)
+        if ((mask_[k * mb + c / 8] >> (c % 8)) & 1u) dense[k * cols_ + c] = q_[i++];
+    }
+    return Q8Linear(rows_, cols_, std::move(dense), s_, act_, threads_);
+  }
 
   /// scale[k]·q at the kept columns, 0 elsewhere (exactly Q8Linear's dequantize of the dense codes).
   [[nodiscard]] Matrix<float> dequantize() const override {

@@ -11,6 +11,9 @@
 //   bitmask_w8 (and w8 with PackOptions::bitmask_if_smaller) verifies the int8 grid as w8 does and
 //   stores the non-zero codes under a bitmask (BitmaskQ8Linear: the same outputs as Q8Linear, bit
 //   for bit, in fewer bytes once more than about 1/8 of the weights are zero).
+//   bitmask_w4 (and w4 with PackOptions::bitmask_if_smaller) verifies the int4 grid as w4 does and
+//   stores the codes other than the zero code under a bitmask (BitmaskQ4Linear: the same outputs
+//   as Q4Linear, bit for bit, in fewer bytes once more than about 1/4 of the weights are zero).
 //   2. N:M formats: the matrix (zero-padded to a multiple of M columns) is compressed with
 //      NMCompressed<N, M> — a group with more than N non-zeros is an error naming block/linear/row/
 //      group. The quantized formats then work on the [rows × kept] matrix of kept values.
@@ -47,6 +50,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/model/bitmask_linear.hpp"
+#include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
@@ -71,6 +75,7 @@ enum class PackFormat : std::uint8_t {
   nm_w4,  ///< N:M sparse, kept values int4 per group of G kept values
   bitmask_f32,  ///< unstructured sparse, non-zeros f32 + bitmask (no grid check: any float matrix)
   bitmask_w8,   ///< unstructured sparse int8 per channel: non-zero codes + bitmask (BitmaskQ8Linear)
+  bitmask_w4,   ///< unstructured sparse int4 per group G (sym/asym): non-zero codes + bitmask (BitmaskQ4Linear)
 };
 
 [[nodiscard]] constexpr const char* pack_format_name(PackFormat f) noexcept {
@@ -82,6 +87,7 @@ enum class PackFormat : std::uint8_t {
     case PackFormat::nm_w4: return "nm_w4";
     case PackFormat::bitmask_f32: return "bitmask_f32";
     case PackFormat::bitmask_w8: return "bitmask_w8";
+    case PackFormat::bitmask_w4: return "bitmask_w4";
   }
   return "?";
 }
@@ -102,8 +108,9 @@ struct PackOptions {
   ActivationSource activations = ActivationSource::from_model;
   int threads = 1;              ///< kernel threads per op (1: callers such as perplexity parallelize windows)
   double tolerance = 4.0;       ///< verification, in FLT_EPSILON·max(|w|, scale)
-  /// w8: install BitmaskQ8Linear (bitmask + non-zero codes) instead of Q8Linear when its
-  /// weight_bytes() is smaller (unstructured sparsity above ~1/8); outputs are bit-identical.
+  /// w8 / w4: install BitmaskQ8Linear / BitmaskQ4Linear (bitmask + non-zero codes) instead of
+  /// Q8Linear / Q4Linear when its weight_bytes() is smaller (unstructured sparsity above ~1/8 for
+  /// int8, ~1/4 for int4); outputs are bit-identical.
   bool bitmask_if_smaller = false;
   /// Free the float block matrices of the packed linears afterwards (release_float_weights): the
   /// model then holds only the packed bytes for them, but reset_linear on those linears throws.
@@ -111,8 +118,9 @@ struct PackOptions {
 
   void validate() const {
     const bool g_ok = group_size == 32 || group_size == 64 || group_size == 128;
-    SPARQ_CHECK(format != PackFormat::w4 || g_ok || group_size == 0, "PackOptions: group_size = ", group_size,
-                " for w4, expected 32, 64, 128 or 0 (per channel)");
+    SPARQ_CHECK((format != PackFormat::w4 && format != PackFormat::bitmask_w4) || g_ok || group_size == 0,
+                "PackOptions: group_size = ", group_size, " for ", pack_format_name(format),
+                ", expected 32, 64, 128 or 0 (per channel)");
     SPARQ_CHECK(format != PackFormat::nm_w4 || g_ok, "PackOptions: group_size = ", group_size,
                 " for nm_w4, expected 32, 64 or 128 kept values");
     const bool nm = format == PackFormat::nm_f32 || format == PackFormat::nm_w8 || format == PackFormat::nm_w4;
@@ -283,8 +291,23 @@ template <std::size_t N, std::size_t M>
       return std::make_unique<Q8Linear>(Q8Linear::from_quantized(t, act, opt.threads));
     }
     case PackFormat::w4:
-      return std::make_unique<Q4Linear>(
-          Q4Linear::from_quantized(detail::quantize_on_grid(w, detail::w4_config(opt), opt.tolerance, where), act, opt.threads));
+    case PackFormat::bitmask_w4: {
+      Q4Linear q = Q4Linear::from_quantized(detail::quantize_on_grid(w, detail::w4_config(opt), opt.tolerance, where), act,
+                                            opt.threads);
+      bool bitmask = opt.format == PackFormat::bitmask_w4;
+      if (!bitmask && opt.bitmask_if_smaller) {
+        std::size_t code_bytes = 0;  // Σ_rows ⌈kept/2⌉
+        for (std::size_t k = 0; k < q.out_features(); ++k) {
+          std::size_t n = 0;
+          for (std::size_t j = 0; j < q.padded_cols(); ++j) n += q.code(k, j) != q.zero(k, j / q.group_size()) ? 1 : 0;
+          code_bytes += (n + 1) / 2;
+        }
+        bitmask = BitmaskQ4Linear::bytes_for(q.out_features(), q.in_features(), q.group_size(), code_bytes,
+                                             q.asymmetric()) < q.weight_bytes();
+      }
+      if (bitmask) return std::make_unique<BitmaskQ4Linear>(BitmaskQ4Linear::from_q4(q, act, opt.threads));
+      return std::make_unique<Q4Linear>(std::move(q));
+    }
     case PackFormat::nm_f32:
     case PackFormat::nm_w8:
     case PackFormat::nm_w4:

@@ -8,6 +8,8 @@
 //   NMLinear  (nm_linear.hpp)  2:4 / 4:8 sparse, kept values f32, int8 (per row) or int4 (per group)
 //   BitmaskLinear / BitmaskQ8Linear (bitmask_linear.hpp, bitmask_q8_linear.hpp)  unstructured sparse,
 //             bitmask + kept values f32 / int8 codes with a scale per row
+//   BitmaskQ4Linear (bitmask_q4_linear.hpp)  unstructured sparse, bitmask + kept int4 codes (nibbles)
+//             with per-group scales (G = 32/64/128, sym/asym): Q4Linear's outputs bit for bit
 //
 // Activations (ActivationMode):
 //   a32  the float input goes to the kernel as it is (the int4 kernels quantize it internally per
