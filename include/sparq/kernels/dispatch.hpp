@@ -37,6 +37,10 @@
 #include "sparq/core/error.hpp"
 #include "sparq/simd/arch.hpp"
 
+#if SPARQ_X86 && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 namespace sparq::kernels {
 
 /// SIMD targets a kernel table can be compiled for, least capable first.
@@ -66,6 +70,18 @@ inline constexpr std::size_t target_count = 6;
   return false;
 }
 
+#if SPARQ_X86 && defined(__GNUC__)
+namespace detail {
+/// F16C (CPUID leaf 1, ECX bit 29), read directly: clang before 16 rejects
+/// __builtin_cpu_supports("f16c") at compile time. The AVX state check it would need is already
+/// made by the "avx2" query it is always combined with.
+[[nodiscard]] inline bool cpu_has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+}
+}  // namespace detail
+#endif
+
 /// True when the running CPU (and OS: libgcc checks XCR0 for AVX state) can execute code compiled
 /// for target t.
 [[nodiscard]] inline bool cpu_supports_target(Target t) noexcept {
@@ -75,7 +91,7 @@ inline constexpr std::size_t target_count = 6;
     case Target::scalar:
     case Target::sse2: return true;
     case Target::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && detail::cpu_has_f16c();
     case Target::avx512:
       return cpu_supports_target(Target::avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
