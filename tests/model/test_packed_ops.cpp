@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -126,6 +127,25 @@ TEST_CASE("quantize_token_int8 is bit-identical to fake_quantize_token(8)", "[mo
       REQUIRE(static_cast<float>(q[j]) * d == ref[j]);
     }
   }
+}
+
+TEST_CASE("quantize_token_int8 gives defined codes for infinite and NaN inputs", "[model][packed]") {
+  // Found by the container fuzzer: a huge weight overflows an activation to inf; inf / inf was cast to
+  // int8 (undefined). Now: Δ = inf, the infinite entries 0 (NaN quotient), the finite ones 0 (x / inf),
+  // NaN entries 0 — defined, and checked under UBSan by the sanitizer pass.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x{1.0f, inf, -2.0f, -inf, nan, 3.0f};
+  std::vector<std::int8_t> q(x.size(), 55);
+  const float d = quantize_token_int8(x.data(), x.size(), q.data());
+  REQUIRE(std::isinf(d));
+  for (const auto c : q) REQUIRE(c == 0);
+  std::vector<float> y{nan, 2.0f, -1.0f};  // NaN alone: ignored by the absmax, its code 0
+  std::vector<std::int8_t> qy(y.size(), 55);
+  const float dy = quantize_token_int8(y.data(), y.size(), qy.data());
+  REQUIRE(dy == 2.0f / 127.0f);
+  REQUIRE(qy[0] == 0);
+  REQUIRE(qy[1] == 127);
+  REQUIRE(qy[2] == -64);
 }
 
 TEST_CASE("Q8Linear matches the dense op of its dequantized weights (A32 and A8)", "[model][packed]") {

@@ -52,7 +52,12 @@ inline float quantize_token_int8(const float* x, std::size_t n, std::int8_t* q) 
   float amax = 0.0f;
   for (std::size_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float delta = std::max(amax, 1e-5f) / qmax;
-  for (std::size_t j = 0; j < n; ++j) q[j] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[j] / delta), -qmax, qmax));
+  // A NaN quotient (an infinite input: inf / inf) becomes code 0 instead of an undefined cast; the
+  // result is meaningless then, as the float path's is, but defined.
+  for (std::size_t j = 0; j < n; ++j) {
+    const float r = std::nearbyint(x[j] / delta);
+    q[j] = r >= qmax ? std::int8_t{127} : r <= -qmax ? std::int8_t{-127} : r == r ? static_cast<std::int8_t>(r) : std::int8_t{0};
+  }
   return delta;
 }
 
