@@ -4,6 +4,9 @@ set -euo pipefail
 pkgs=(cmake g++ make python3 libxtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev)
 # the emulated test legs (scripts/test-emulated.sh): qemu-user, and the aarch64 cross compiler
 if [ "${1:-}" = "--emulation" ]; then pkgs+=(qemu-user g++-aarch64-linux-gnu); fi
+# the fuzz smoke pass of scripts/test.sh (tests/fuzz, docs/fuzzing.md): clang, and its sanitizer and
+# libFuzzer runtimes (libclang-rt-dev, only recommended by clang), unless SPARQ_SKIP_FUZZ=1
+if [ "${SPARQ_SKIP_FUZZ:-0}" != "1" ]; then pkgs+=(clang libclang-rt-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

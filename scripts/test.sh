@@ -3,9 +3,11 @@
 # with CTest, then builds the test programs that handle untrusted bytes and raw memory again in
 # Debug with AddressSanitizer + UBSan and runs them (the list and why: sanitizer_programs below).
 # Between the two, the emulated legs (scripts/test-emulated.sh): x86-64 without AVX2 under
-# qemu-x86_64, and an aarch64 cross-build under qemu-aarch64.
+# qemu-x86_64, and an aarch64 cross-build under qemu-aarch64. Last, a fuzz smoke pass: every
+# libFuzzer target of tests/fuzz (clang, ASan + UBSan) for SPARQ_FUZZ_SECONDS (default 15) seconds
+# from its seed corpus, failing on any crash (docs/fuzzing.md).
 # Environment: SPARQ_JOBS (default 2), SPARQ_SKIP_SANITIZERS=1 to skip the sanitizer pass,
-# SPARQ_SKIP_EMULATION=1 to skip the emulated legs.
+# SPARQ_SKIP_EMULATION=1 to skip the emulated legs, SPARQ_SKIP_FUZZ=1 to skip the fuzz smoke pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh $([ "${SPARQ_SKIP_EMULATION:-0}" = "1" ] || echo --emulation)
@@ -39,7 +41,7 @@ if [ "${SPARQ_SKIP_SANITIZERS:-0}" != "1" ]; then
   # size arithmetic, misaligned or uninitialised loads):
   #   test_io, test_entropy   readers of hostile files: GGUF, safetensors, SPRQ container, llama2c,
   #                           HF checkpoints, ggml blocks; the rANS entropy coder (the readers that
-  #                           tests/fuzz fuzzes with clang, outside this command)
+  #                           tests/fuzz fuzzes with clang: briefly in the fuzz pass below)
   #   test_kernels*, test_kernels_dispatch, test_quant_kernels*, test_prune_kernels*
   #                           the SIMD kernels: tails, strides, packed layouts, dispatch tables
   #   test_core, test_quant   MatrixView, fp16/bf16, files, statistics; quantizers and packed codes
@@ -60,4 +62,12 @@ if [ "${SPARQ_SKIP_SANITIZERS:-0}" != "1" ]; then
   cmake --build build/asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs"
+fi
+
+if [ "${SPARQ_SKIP_FUZZ:-0}" != "1" ]; then
+  # Builds only the fuzz targets (tests/fuzz configured on its own, -O1) and runs each briefly on the
+  # seeds fuzz_make_seeds writes; a crash, sanitizer report, leak or timeout fails the command.
+  secs="${SPARQ_FUZZ_SECONDS:-15}"
+  echo "== Fuzz smoke: every libFuzzer target for ${secs}s (clang, ASan + UBSan; docs/fuzzing.md) =="
+  SPARQ_FUZZ_BUILD="$PWD/build/fuzz-smoke" SPARQ_JOBS="$jobs" bash tests/fuzz/run_fuzzers.sh "$secs"
 fi

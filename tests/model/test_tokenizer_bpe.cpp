@@ -411,6 +411,36 @@ TEST_CASE("BPE: tokenizer.json loading (merges as strings or pairs) and its erro
   require_error([] { (void)sparq::io::parse_tokenizer_json("{\"model\": [", "tj"); }, {"tj", "not valid JSON"});
 }
 
+TEST_CASE("BPE: a tokenizer.json nested too deeply is an error, not a stack overflow", "[model][tokenizer][bpe][io]") {
+  // Found with tests/fuzz/fuzz_tokenizer_json (a crafted input run through it): valid JSON nested
+  // 50000 deep in added_tokens[0] reached nlohmann::json::dump (recursive) in the error message and
+  // overflowed the stack.
+  const std::string head = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [)";
+  const std::size_t n = 50000;
+  const std::string deep = head + std::string(n, '[') + std::string(n, ']') + "]}";
+  require_error([&] { (void)sparq::io::parse_tokenizer_json(deep, "tj"); }, {"tj", "nests deeper than 64"});
+  // 64 levels are accepted by the depth check (the file then fails on its contents); brackets in
+  // strings do not count.
+  const std::string ok = head + std::string(61, '[') + std::string(61, ']') + R"(, "[[[[{{{{"]})";
+  require_error([&] { (void)sparq::io::parse_tokenizer_json(ok, "tj"); }, {"tj", "added_tokens[0]"});
+}
+
+TEST_CASE("BPE: a tokenizer.json naming one huge token id is an error, not a huge allocation", "[model][tokenizer][bpe][io]") {
+  // Found by tests/fuzz/fuzz_tokenizer_json: the id 999999990 (below the 2^30 id limit) in a small
+  // file made the reader allocate a billion token strings (32 GB).
+  const std::string text = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 999999990}, "merges": []},
+                               "pre_tokenizer": {"type": "ByteLevel"}})";
+  require_error([&] { (void)sparq::io::parse_tokenizer_json(text, "tj"); }, {"tj", "token id 999999990", "unused ids"});
+  // Gaps up to twice the token count + 1024, or up to the model's vocab_size, are accepted.
+  const std::string gap = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1027}, "merges": []},
+                              "pre_tokenizer": {"type": "ByteLevel"}})";
+  CHECK(sparq::io::parse_tokenizer_json(gap, "tj").tokens.size() == 1028);
+  const std::string padded = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 4999}, "merges": []},
+                                 "pre_tokenizer": {"type": "ByteLevel"}})";
+  CHECK(sparq::io::parse_tokenizer_json(padded, "tj", 5000).tokens.size() == 5000);
+  require_error([&] { (void)sparq::io::parse_tokenizer_json(padded, "tj"); }, {"unused ids"});
+}
+
 TEST_CASE("BPE: GGUF gpt2 vocabularies read, write and load", "[model][tokenizer][bpe][io]") {
   const Tokenizer tok{BpeTokenizer(gpt2_vocab())};
   const sparq::io::GgufVocab gv = sparq::io::gguf_vocab_from_tokenizer(tok);

@@ -88,6 +88,18 @@ inline void hf_json_depth(std::string_view s, std::size_t max_depth, const std::
   }
 }
 
+/// Parses the text of a JSON object file (`w` names it in errors): depth-capped, no duplicate key
+/// at any level. hf_read_json's in-memory part (the fuzz target tests/fuzz/fuzz_hf_json.cpp calls it).
+inline nlohmann::json hf_parse_json(std::string_view text, const std::string& w) {
+  hf_json_depth(text, 16, w);
+  std::string dup;
+  nlohmann::json j = detail::parse_json_unique_keys(text, dup);
+  SPARQ_CHECK(!j.is_discarded(), w, " is not valid JSON");
+  SPARQ_CHECK(dup.empty(), w, " has the key '", dup, "' twice");
+  SPARQ_CHECK(j.is_object(), w, " is not a JSON object");
+  return j;
+}
+
 /// Reads and parses a JSON object file: size-capped, depth-capped, no duplicate key at any level.
 inline nlohmann::json hf_read_json(const std::filesystem::path& path, const std::string& what) {
   std::error_code ec;
@@ -96,15 +108,7 @@ inline nlohmann::json hf_read_json(const std::filesystem::path& path, const std:
   SPARQ_CHECK(!ec && size <= hf_max_json_bytes, what, ": '", path.filename().string(), "' has ", size,
               " bytes, more than the limit of ", hf_max_json_bytes);
   const auto bytes = sparq::detail::read_file(path.string());
-  const std::string_view text(bytes.data(), bytes.size());
-  const std::string w = what + ": " + path.filename().string();
-  hf_json_depth(text, 16, w);
-  std::string dup;
-  nlohmann::json j = detail::parse_json_unique_keys(text, dup);
-  SPARQ_CHECK(!j.is_discarded(), w, " is not valid JSON");
-  SPARQ_CHECK(dup.empty(), w, " has the key '", dup, "' twice");
-  SPARQ_CHECK(j.is_object(), w, " is not a JSON object");
-  return j;
+  return hf_parse_json(std::string_view(bytes.data(), bytes.size()), what + ": " + path.filename().string());
 }
 
 /// Present and not null.
@@ -328,6 +332,22 @@ inline void hf_check_shard_name(const std::string& s, const std::string& tensor,
               "\", expected a plain file name in the model directory ending in .safetensors");
 }
 
+/// The weight_map of a parsed model.safetensors.index.json (tensor -> shard file name), every shard
+/// name checked by hf_check_shard_name.
+inline std::map<std::string, std::string> hf_parse_weight_map(const nlohmann::json& idx, const std::string& what) {
+  SPARQ_CHECK(idx.contains("weight_map") && idx["weight_map"].is_object() && !idx["weight_map"].empty(), what,
+              ": model.safetensors.index.json has no weight_map object (tensor -> shard file)");
+  std::map<std::string, std::string> weight_map;
+  for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
+    SPARQ_CHECK(it.value().is_string(), what, ": model.safetensors.index.json maps '", it.key(), "' to ",
+                it.value().dump(), ", expected a file name");
+    const std::string s = it.value().get<std::string>();
+    hf_check_shard_name(s, it.key(), what);
+    weight_map[it.key()] = s;
+  }
+  return weight_map;
+}
+
 inline bool hf_is_ignored_buffer(const std::string& name) {
   constexpr std::string_view pre = "model.layers.", suf = ".self_attn.rotary_emb.inv_freq";
   return name.size() > pre.size() + suf.size() && name.compare(0, pre.size(), pre) == 0 &&
@@ -385,18 +405,9 @@ inline double hf_float_for_json(float x) {
   if (single) {
     shards.push_back("model.safetensors");
   } else {
-    const auto idx = detail::hf_read_json(root / "model.safetensors.index.json", what);
-    SPARQ_CHECK(idx.contains("weight_map") && idx["weight_map"].is_object() && !idx["weight_map"].empty(), what,
-                ": model.safetensors.index.json has no weight_map object (tensor -> shard file)");
+    weight_map = detail::hf_parse_weight_map(detail::hf_read_json(root / "model.safetensors.index.json", what), what);
     std::set<std::string> names;
-    for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
-      SPARQ_CHECK(it.value().is_string(), what, ": model.safetensors.index.json maps '", it.key(), "' to ",
-                  it.value().dump(), ", expected a file name");
-      const std::string s = it.value().get<std::string>();
-      detail::hf_check_shard_name(s, it.key(), what);
-      weight_map[it.key()] = s;
-      names.insert(s);
-    }
+    for (const auto& kv : weight_map) names.insert(kv.second);
     for (const auto& s : names) {
       SPARQ_CHECK(fs::is_regular_file(root / s, ec), what, ": model.safetensors.index.json names the shard '", s,
                   "', which does not exist in the directory");

@@ -51,6 +51,31 @@ inline bool tokjson_regex_kind(std::string_view rx, model::PreTokenizer& out) {
   return true;
 }
 
+/// Greatest nesting of '{' / '[' (outside strings) accepted in a tokenizer.json. Real files nest
+/// about 8 deep; the cap keeps the recursive parts of nlohmann::json (dump, used in the error
+/// messages) from overflowing the stack on hostile input.
+inline constexpr std::size_t tokjson_max_depth = 64;
+
+/// Fails when `s` nests '{' / '[' deeper than tokjson_max_depth (unbalanced text is left to the parser).
+inline void tokjson_check_depth(std::string_view s, const std::string& what) {
+  std::size_t depth = 0;
+  bool in_str = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (in_str) {
+      if (ch == '\\') ++i;
+      else if (ch == '"') in_str = false;
+    } else if (ch == '"') {
+      in_str = true;
+    } else if (ch == '{' || ch == '[') {
+      SPARQ_CHECK(++depth <= tokjson_max_depth, what, ": JSON nests deeper than ", tokjson_max_depth,
+                  " levels at byte ", i);
+    } else if ((ch == '}' || ch == ']') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
 inline std::string tokjson_type(const nlohmann::json& j) {
   const auto it = j.find("type");
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string("(no type)");
@@ -151,10 +176,13 @@ inline void tokjson_post(const nlohmann::json& p, const std::string& field, mode
 /// Parses tokenizer.json text into a BpeVocab (see the file comment). `vocab_size` > 0 pads the
 /// vocabulary with unused ids up to the model's embedding rows (and fails if an id is beyond it).
 /// `bos_id` / `eos_id` (>= 0, e.g. from config.json) name the BOS / EOS tokens when the
-/// post-processor does not; they are then not added by default.
+/// post-processor does not; they are then not added by default. Hostile-input limits: the JSON may
+/// nest at most 64 levels, ids must be below 2^30 and nearly dense (the highest below twice the token
+/// count + 1024, or below `vocab_size` when given).
 [[nodiscard]] inline model::BpeVocab parse_tokenizer_json(std::string_view text, const std::string& what,
                                                           std::size_t vocab_size = 0, std::int64_t bos_id = -1,
                                                           std::int64_t eos_id = -1) {
+  detail::tokjson_check_depth(text, what);
   std::string dup;
   const nlohmann::json j = detail::parse_json_unique_keys(text, dup);
   SPARQ_CHECK(!j.is_discarded(), what, ": not valid JSON");
@@ -212,6 +240,9 @@ inline void tokjson_post(const nlohmann::json& p, const std::string& field, mode
   const std::uint64_t n_ids = by_id.rbegin()->first + 1;
   SPARQ_CHECK(vocab_size == 0 || n_ids <= vocab_size, what, ": token id ", n_ids - 1,
               " is beyond the model's vocabulary of ", vocab_size, " tokens");
+  // Ids are (nearly) dense: a few bytes naming one huge id must not allocate that many tokens.
+  SPARQ_CHECK(n_ids <= std::max<std::uint64_t>(vocab_size, 2 * by_id.size() + 1024), what, ": token id ", n_ids - 1,
+              " leaves more unused ids than the ", by_id.size(), " tokens (+ 1024) the file has");
   v.tokens.resize(std::max<std::size_t>(static_cast<std::size_t>(n_ids), vocab_size));
   for (auto& [id, s] : by_id) v.tokens[static_cast<std::size_t>(id)] = std::move(s);
 
