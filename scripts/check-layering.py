@@ -17,6 +17,9 @@ Rules (LAYERS below is the only place the order is written down):
      the bottom up as backquoted folders (`core/`) separated by arrows (→ or ->), siblings separated
      by commas, the umbrella as `sparq.hpp`.
   4. Every entry of EXCEPTIONS still matches an include (stale exceptions are reported too).
+  5. No header under include/sparq/ uses dynamic_cast (outside comments): a LinearOp format describes
+     itself to packing, files and exporters through its virtual methods and the format registry
+     (docs/model.md#adding-a-weight-format), so no layer asks an op for its type (issue 17, item 5).
 Fails with exit 1 and one "file:line: problem" line per finding; exit 2 on bad usage.
 Standard library only.
 """
@@ -66,6 +69,7 @@ LAYERS_MARKER = "<!-- layers: checked by scripts/check-layering.py -->"
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*["<](sparq/[^">]+)[">]')
 UMBRELLA = "sparq.hpp"
+DYNAMIC_CAST_RE = re.compile(r"\bdynamic_cast\s*<")
 
 
 def rank_of() -> dict[str, int]:
@@ -116,6 +120,9 @@ def check_includes(root: str, findings: list[str]) -> tuple[int, int]:
             nfiles += 1
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for lineno, line in enumerate(fh, 1):
+                    if DYNAMIC_CAST_RE.search(line.split("//", 1)[0]):
+                        findings.append(f"include/{rel}:{lineno}: dynamic_cast: ask the op through a virtual "
+                                        "method of LinearOp instead (docs/model.md#adding-a-weight-format)")
                     m = INCLUDE_RE.match(line)
                     if not m:
                         continue
@@ -189,7 +196,7 @@ def check_tree(root: str) -> int:
         return 1
     extra = f", {len(EXCEPTIONS)} documented exception(s)" if EXCEPTIONS else ", no exceptions"
     print(f"check-layering: OK ({root}: {nincludes} sparq includes in {nfiles} files follow "
-          f"{order_text()}{extra}; README.md states the same order)")
+          f"{order_text()}{extra}; no dynamic_cast; README.md states the same order)")
     return 0
 
 
@@ -234,6 +241,10 @@ def self_test() -> int:
     def plant_folder(root: str) -> None:
         write(root, "include/sparq/extra/x.hpp", "#pragma once\n")
 
+    def plant_cast(root: str) -> None:
+        write(root, "include/sparq/io/cast.hpp", "#pragma once\n// dynamic_cast<const X*> in a comment is fine\n"
+              "inline bool f(const A* a) { return dynamic_cast<const B*>(a) != nullptr; }\n")
+
     def plant_readme(root: str) -> None:
         path = os.path.join(root, "README.md")
         with open(path, encoding="utf-8") as fh:
@@ -250,6 +261,7 @@ def self_test() -> int:
          r"^include/sparq/io/all\.hpp:2: #include \"sparq/sparq\.hpp\": io/ \(layer \d+\) may not include sparq\.hpp"),
         ("a folder with no layer", plant_folder, r"^include/sparq/extra/: folder not in the layer order"),
         ("README.md with joint/ and io/ swapped", plant_readme, r"^README\.md:6: states the layers as"),
+        ("a dynamic_cast in io/", plant_cast, r"^include/sparq/io/cast\.hpp:3: dynamic_cast: ask the op"),
     ]
     with tempfile.TemporaryDirectory(prefix="sparq-layering-") as tmp:
         good = os.path.join(tmp, "good")

@@ -289,13 +289,6 @@ struct SymType {
   return true;
 }
 
-inline void add_lowrank(Matrix<float>& w, const model::LowRankLinear& lr) {
-  const Matrix<float> ab = packed_detail::lowrank_dense(lr);
-  SPARQ_CHECK(ab.rows() == w.rows() && ab.cols() == w.cols(), "gguf export: low-rank correction ", ab.rows(), "x",
-              ab.cols(), " for a ", w.rows(), "x", w.cols(), " linear");
-  for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] += ab.data()[i];
-}
-
 }  // namespace gguf_export_detail
 
 /// One matrix encoded for GGUF: its type, how it was chosen, and the tensor bytes.
@@ -344,28 +337,13 @@ struct GgufTensorEncoding {
   LlamaWeights w = m.weights();
   for (std::size_t b = 0; b < m.config().n_layers; ++b) {
     for (Linear l : all_linears) {
-      const LinearOp* op = &m.linear(b, l);
-      if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) op = &iq->inner();
+      const LinearOp& op = m.linear(b, l);
       Matrix<float>& dst = w.blocks[b].linear(l);
       std::string src = "weights";
-      if (const auto* lr = dynamic_cast<const LowRankLinear*>(op)) {
-        dst = packed_detail::lowrank_dense(*lr);
-        src = "low-rank A*B r" + std::to_string(lr->rank());
-      } else {
-        const LinearOp* base = op;
-        if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) base = &comp->inner();
-        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(base)) base = &iq->inner();
-        const auto* packed = dynamic_cast<const PackedLinear*>(base);
-        if (packed != nullptr && dst.size() == 0) dst = packed->dequantize();  // float weights released: the op's own
-        SPARQ_CHECK(dst.rows() == op->out_features() && dst.cols() == op->in_features(), "gguf export: block ", b,
-                    " ", linear_name(l), ": the float weights were released (", dst.rows(), "x", dst.cols(),
-                    " for a ", op->out_features(), "x", op->in_features(),
-                    " op); export before model::release_float_weights");
-        if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) {
-          gguf_export_detail::add_lowrank(dst, comp->correction());
-          src = "weights + LoRC r" + std::to_string(comp->correction().rank());
-        }
-      }
+      op.export_weights(dst, src);  // the model's float copy, the op's own decoding, + a correction
+      SPARQ_CHECK(dst.rows() == op.out_features() && dst.cols() == op.in_features(), "gguf export: block ", b, " ",
+                  linear_name(l), ": the float weights were released (", dst.rows(), "x", dst.cols(), " for a ",
+                  op.out_features(), "x", op.in_features(), " op); export before model::release_float_weights");
       if (sources) sources->push_back(std::move(src));
     }
   }
@@ -375,15 +353,7 @@ struct GgufTensorEncoding {
 /// The activation quantization of one linear: the bits of its InputQuantLinear wrapper (also inside a
 /// LoRC CompensatedLinear), or 8 for a packed op running int8 activations (ActivationMode::a8);
 /// 0 for float inputs.
-[[nodiscard]] inline int linear_activation_bits(const model::LinearOp& op) noexcept {
-  using namespace model;
-  const LinearOp* p = &op;
-  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(p)) return iq->bits();
-  if (const auto* comp = dynamic_cast<const CompensatedLinear*>(p)) p = &comp->inner();
-  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(p)) return iq->bits();
-  if (const auto* pk = dynamic_cast<const PackedLinear*>(p); pk && pk->activations() == ActivationMode::a8) return 8;
-  return 0;
-}
+[[nodiscard]] inline int linear_activation_bits(const model::LinearOp& op) noexcept { return op.activation_bits(); }
 
 /// linear_activation_bits of every decoder linear, block-major in all_linears order.
 [[nodiscard]] inline std::vector<int> model_linear_activation_bits(const model::Llama& m) {

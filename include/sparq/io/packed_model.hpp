@@ -66,6 +66,7 @@
 #include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
 #include "sparq/model/input_quant_linear.hpp"
+#include "sparq/model/linear_formats.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/lowrank_linear.hpp"
 #include "sparq/model/nm_linear.hpp"
@@ -272,14 +273,121 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
 }
 
 /// The dense equivalent decode(A)·decode(B) of a low-rank op (rows x cols).
-[[nodiscard]] inline Matrix<float> lowrank_dense(const model::LowRankLinear& lr) {
-  Matrix<float> w(lr.out_features(), lr.in_features(), 0.0f);
-  lowrank::Compensation c;
-  c.a = lr.a();
-  c.b = lr.b();
-  c.add_to(w.view());
-  return w;
-}
+[[nodiscard]] inline Matrix<float> lowrank_dense(const model::LowRankLinear& lr) { return lr.dense_weights(); }
+
+/// LinearOp::save's writer for one decoder linear: the op's tensor `name` (or the low-rank one),
+/// its metadata "<name>.<key>", "<name>.input_bits" (always; 0 without a wrapper) and, for a
+/// CompensatedLinear, tensor "<name>.lorc" with "<name>.lorc_rank" and "<name>.inner_input_bits".
+/// The file holds at most [InputQuantLinear] [CompensatedLinear [InputQuantLinear]] around the op.
+class ContainerOpWriter final : public model::OpWriter {
+ public:
+  ContainerOpWriter(Container& ct, std::string name, std::string where, std::string describe, std::size_t rows,
+                    std::size_t cols)
+      : ct_(ct), name_(std::move(name)), where_(std::move(where)), describe_(std::move(describe)),
+        t_{name_, "", {rows, cols}, {}} {
+    ct_.metadata[name_ + ".input_bits"] = std::int64_t{0};
+  }
+
+  void input_bits(int bits) override {
+    if (stage_ == Stage::start) {
+      ct_.metadata[name_ + ".input_bits"] = static_cast<std::int64_t>(bits);
+      stage_ = Stage::outer_bits;
+    } else if (stage_ == Stage::correction) {
+      ct_.metadata[name_ + ".inner_input_bits"] = static_cast<std::int64_t>(bits);
+      stage_ = Stage::inner_bits;
+    } else {
+      too_deep();
+    }
+  }
+  void correction(const model::LowRankLinear& c) override {
+    if (stage_ != Stage::start && stage_ != Stage::outer_bits) too_deep();
+    lorc_.push_back(lowrank_tensor(ct_, name_ + ".lorc", c));
+    ct_.metadata[name_ + ".lorc_rank"] = static_cast<std::int64_t>(c.rank());
+    ct_.metadata[name_ + ".inner_input_bits"] = std::int64_t{0};
+    stage_ = Stage::correction;
+    version_ = std::max(version_, 2);
+  }
+  void low_rank(const model::LowRankLinear& lr) override {
+    base();
+    t_ = lowrank_tensor(ct_, name_, lr);
+    version_ = std::max(version_, 2);
+  }
+  void format(const std::string& name, int min_version) override {
+    base();
+    t_.format = name;
+    version_ = std::max(version_, min_version);
+  }
+  void section_bytes(const std::string& name, const void* data, std::size_t bytes) override {
+    SPARQ_CHECK(stage_ == Stage::op, where_, ": a section before the op's format");
+    t_.add_section(name, static_cast<const std::uint8_t*>(data), bytes);
+  }
+  void meta(const std::string& key, std::int64_t value) override {
+    SPARQ_CHECK(stage_ == Stage::op, where_, ": metadata before the op's format");
+    ct_.metadata[name_ + "." + key] = value;
+  }
+
+  /// Adds the op's tensor, then its LoRC correction's, to the container; returns the packed-model
+  /// version the op needs.
+  int finish() {
+    SPARQ_CHECK(stage_ == Stage::op, where_, ": '", describe_, "' wrote no format");
+    ct_.add(std::move(t_));
+    for (auto& t : lorc_) ct_.add(std::move(t));
+    return version_;
+  }
+
+ private:
+  enum class Stage { start, outer_bits, correction, inner_bits, op };
+  void base() {
+    if (stage_ == Stage::op) sparq::detail::fail(where_, ": '", describe_, "' wrote two formats");
+    stage_ = Stage::op;
+  }
+  [[noreturn]] void too_deep() const {
+    sparq::detail::fail(where_, ": '", describe_, "' nests wrappers deeper than the file format holds");
+  }
+
+  Container& ct_;
+  std::string name_, where_, describe_;
+  ContainerTensor t_;
+  std::vector<ContainerTensor> lorc_;
+  Stage stage_ = Stage::start;
+  int version_ = 1;
+};
+
+/// A format loader's view of tensor `t` of a parsed container.
+class ContainerOpReader final : public model::OpReader {
+ public:
+  ContainerOpReader(const Container& ct, const ContainerTensor& t, std::string what, std::size_t rows, std::size_t cols,
+                    int version, int threads, bool prefer_dense)
+      : ct_(ct), t_(t), what_(std::move(what)), rows_(rows), cols_(cols), version_(version), threads_(threads),
+        prefer_dense_(prefer_dense) {}
+
+  [[nodiscard]] std::size_t rows() const noexcept override { return rows_; }
+  [[nodiscard]] std::size_t cols() const noexcept override { return cols_; }
+  [[nodiscard]] int file_version() const noexcept override { return version_; }
+  [[nodiscard]] int threads() const noexcept override { return threads_; }
+  [[nodiscard]] bool prefer_dense() const noexcept override { return prefer_dense_; }
+  [[nodiscard]] std::int64_t meta(const std::string& key, std::int64_t lo, std::int64_t hi) const override {
+    return static_cast<std::int64_t>(meta_size(ct_, t_.name + "." + key, what_, lo, hi));
+  }
+  [[nodiscard]] const std::string& tensor_name() const noexcept override { return t_.name; }
+  [[nodiscard]] const std::vector<std::uint8_t>* find_section(std::string_view name) const override {
+    const ContainerSection* s = t_.find_section(name);
+    return s == nullptr ? nullptr : &s->bytes;
+  }
+  [[nodiscard]] std::vector<std::string> section_names() const override {
+    std::vector<std::string> n;
+    for (const auto& s : t_.sections) n.push_back(s.name);
+    return n;
+  }
+
+ private:
+  const Container& ct_;
+  const ContainerTensor& t_;
+  std::string what_;
+  std::size_t rows_, cols_;
+  int version_, threads_;
+  bool prefer_dense_;
+};
 
 }  // namespace packed_detail
 
@@ -308,112 +416,29 @@ inline ContainerTensor lowrank_tensor(Container& ct, const std::string& name, co
   ct.add_f32("token_embedding", {c.vocab_size, c.dim}, w.token_embedding.data());
   ct.add_f32("rms_final", {c.dim}, w.rms_final.data());
   if (!c.shared_classifier) ct.add_f32("classifier", {c.vocab_size, c.dim}, w.classifier.data());
-  bool low_rank = false, bitmask_q = false;
-  std::vector<ContainerTensor> lowrank_tensors;
+  int version = 1;
   for (std::size_t b = 0; b < c.n_layers; ++b) {
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_ffn"), {c.dim}, w.blocks[b].rms_ffn.data());
     for (Linear l : all_linears) {
       const std::string name = packed_detail::linear_tensor_name(b, l);
       const std::string where = sparq::detail::concat("write_packed_model: block ", b, " ", linear_name(l));
-      const LinearOp* op = &m.linear(b, l);
-      std::int64_t bits = 0;
-      if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) {
-        bits = iq->bits();
-        op = &iq->inner();
+      const LinearOp& op = m.linear(b, l);
+      packed_detail::ContainerOpWriter writer(ct, name, where, op.describe(), op.out_features(), op.in_features());
+      try {
+        op.save(writer);
+      } catch (const error& e) {
+        const std::string msg = e.what();
+        if (msg.rfind(where, 0) == 0) throw;
+        sparq::detail::fail(where, ": ", msg);
       }
-      ct.metadata[name + ".input_bits"] = bits;
-      if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) {
-        lowrank_tensors.push_back(packed_detail::lowrank_tensor(ct, name + ".lorc", comp->correction()));
-        ct.metadata[name + ".lorc_rank"] = static_cast<std::int64_t>(comp->correction().rank());
-        op = &comp->inner();
-        std::int64_t inner_bits = 0;
-        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) {
-          inner_bits = iq->bits();
-          op = &iq->inner();
-        }
-        ct.metadata[name + ".inner_input_bits"] = inner_bits;
-        SPARQ_CHECK(dynamic_cast<const CompensatedLinear*>(op) == nullptr && dynamic_cast<const InputQuantLinear*>(op) == nullptr,
-                    where, ": '", m.linear(b, l).describe(), "' nests wrappers deeper than the file format holds");
-      }
-      ContainerTensor t{name, "", {op->out_features(), op->in_features()}, {}};
-      if (const auto* d = dynamic_cast<const DenseLinear*>(op)) {
-        t.format = "f32";
-        const auto v = d->weight();
-        std::vector<float> data(v.rows() * v.cols());
-        for (std::size_t r = 0; r < v.rows(); ++r) std::copy(v.row(r), v.row(r) + v.cols(), data.data() + r * v.cols());
-        t.add_section("data", data);
-      } else if (const auto* q8 = dynamic_cast<const Q8Linear*>(op)) {
-        t.format = "packed_q8";
-        t.add_section("codes", q8->codes());
-        t.add_section("scales", q8->scales());
-        ct.metadata[name + ".act"] = std::int64_t{q8->activations() == ActivationMode::a8 ? 8 : 32};
-      } else if (const auto* q4 = dynamic_cast<const Q4Linear*>(op)) {
-        t.format = "packed_q4";
-        t.add_section("codes", q4->codes());
-        t.add_section("scales", q4->scales());
-        if (q4->asymmetric()) t.add_section("zeros", q4->zeros());
-        ct.metadata[name + ".act"] = std::int64_t{q4->activations() == ActivationMode::a8 ? 8 : 32};
-        ct.metadata[name + ".group"] = static_cast<std::int64_t>(q4->group_size());
-      } else if (const auto* nm = dynamic_cast<const NMLinear*>(op)) {
-        t.format = "packed_nm";
-        const auto& v = nm->values();
-        switch (v.kind) {
-          case NMValueKind::f32: t.add_section("values", v.f32); break;
-          case NMValueKind::int8:
-            t.add_section("codes", v.q8);
-            t.add_section("scales", v.scales);
-            break;
-          case NMValueKind::int4:
-            t.add_section("codes", v.q4);
-            t.add_section("scales", v.scales);
-            if (!v.zeros.empty()) t.add_section("zeros", v.zeros);
-            break;
-        }
-        t.add_section("indices", nm->indices());
-        ct.metadata[name + ".act"] = std::int64_t{nm->activations() == ActivationMode::a8 ? 8 : 32};
-        ct.metadata[name + ".n"] = static_cast<std::int64_t>(nm->n());
-        ct.metadata[name + ".m"] = static_cast<std::int64_t>(nm->m());
-        ct.metadata[name + ".values"] = static_cast<std::int64_t>(v.kind);
-        ct.metadata[name + ".group"] = static_cast<std::int64_t>(v.group);
-      } else if (const auto* bm = dynamic_cast<const BitmaskLinear*>(op)) {
-        t.format = "packed_bitmask";
-        t.add_section("mask", bm->mask());
-        t.add_section("values", bm->values());
-        t.add_section("row_offsets", bm->row_offsets());
-        ct.metadata[name + ".act"] = std::int64_t{bm->activations() == ActivationMode::a8 ? 8 : 32};
-      } else if (const auto* bq = dynamic_cast<const BitmaskQ8Linear*>(op)) {
-        t.format = "packed_bitmask_q8";
-        t.add_section("mask", bq->mask());
-        t.add_section("codes", bq->codes());
-        t.add_section("scales", bq->scales());
-        ct.metadata[name + ".act"] = std::int64_t{bq->activations() == ActivationMode::a8 ? 8 : 32};
-        bitmask_q = true;
-      } else if (const auto* b4 = dynamic_cast<const BitmaskQ4Linear*>(op)) {
-        t.format = "packed_bitmask_q4";
-        t.add_section("mask", b4->mask());
-        t.add_section("codes", b4->codes());
-        t.add_section("scales", b4->scales());
-        if (b4->asymmetric()) t.add_section("zeros", b4->zeros());
-        ct.metadata[name + ".act"] = std::int64_t{b4->activations() == ActivationMode::a8 ? 8 : 32};
-        ct.metadata[name + ".group"] = static_cast<std::int64_t>(b4->group_size());
-        bitmask_q = true;
-      } else if (const auto* lr = dynamic_cast<const LowRankLinear*>(op)) {
-        t = packed_detail::lowrank_tensor(ct, name, *lr);
-        low_rank = true;
-      } else {
-        sparq::detail::fail(where, " is '", op->describe(), "', which has no packed file format");
-      }
-      ct.add(std::move(t));
-      for (auto& lt : lowrank_tensors) ct.add(std::move(lt));
-      low_rank = low_rank || !lowrank_tensors.empty();
-      lowrank_tensors.clear();
+      version = std::max(version, writer.finish());
     }
   }
-  // Version 1 unless a low-rank op needs version 2 or a bitmask int8 / int4 op version 3 (so older readers
-  // keep reading what they can, and refuse what they cannot by its version).
-  if (low_rank) ct.metadata["sparq.packed_version"] = std::int64_t{2};
-  if (bitmask_q) ct.metadata["sparq.packed_version"] = std::int64_t{3};
+  // The oldest version that holds every op: 1 unless a low-rank op or LoRC correction needs version 2
+  // or a bitmask int8 / int4 op version 3 (so older readers keep reading what they can, and refuse
+  // what they cannot by its version).
+  ct.metadata["sparq.packed_version"] = static_cast<std::int64_t>(version);
   return ct;
 }
 
@@ -567,66 +592,19 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
         } else if (t->format == "lowrank") {
           SPARQ_CHECK(ver >= 2, "format 'lowrank' needs packed model version 2, the file says ", ver);
           auto lr = std::make_unique<LowRankLinear>(packed_detail::get_lowrank(ct, name, rows, cols, what));
-          blk.linear(l) = packed_detail::lowrank_dense(*lr);
+          blk.linear(l) = lr->dense_weights();
           op = std::move(lr);
         } else {
-          const auto act = meta_size(ct, name + ".act", what, 8, 32) == 8 ? ActivationMode::a8 : ActivationMode::a32;
-          std::unique_ptr<PackedLinear> pk;
-          if (t->format == "packed_q8") {
-            pk = std::make_unique<Q8Linear>(rows, cols, t->section_as<std::int8_t>("codes"), t->section_as<float>("scales"), act,
-                                            threads);
-          } else if (t->format == "packed_q4") {
-            const std::size_t g = meta_size(ct, name + ".group", what, 32, 128);
-            std::vector<std::uint8_t> z;
-            if (t->find_section("zeros") != nullptr) z = t->section_as<std::uint8_t>("zeros");
-            pk = std::make_unique<Q4Linear>(rows, cols, g, t->section_as<std::uint8_t>("codes"), t->section_as<float>("scales"),
-                                            std::move(z), act, threads);
-          } else if (t->format == "packed_nm") {
-            const std::size_t n = meta_size(ct, name + ".n", what, 1, 8), m = meta_size(ct, name + ".m", what, 4, 8);
-            NMValues v;
-            v.kind = static_cast<NMValueKind>(meta_size(ct, name + ".values", what, 0, 2));
-            v.group = meta_size(ct, name + ".group", what, 0, 128);
-            if (v.kind == NMValueKind::f32) {
-              v.f32 = t->section_as<float>("values");
-            } else {
-              if (v.kind == NMValueKind::int8) v.q8 = t->section_as<std::int8_t>("codes");
-              else v.q4 = t->section_as<std::uint8_t>("codes");
-              v.scales = t->section_as<float>("scales");
-              if (t->find_section("zeros") != nullptr) v.zeros = t->section_as<std::uint8_t>("zeros");
-            }
-            pk = std::make_unique<NMLinear>(rows, cols, n, m, std::move(v), t->section_as<std::uint8_t>("indices"), act, threads);
-          } else if (t->format == "packed_bitmask") {
-            pk = std::make_unique<BitmaskLinear>(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<float>("values"),
-                                                 t->section_as<std::uint64_t>("row_offsets"), act, threads);
-          } else if (t->format == "packed_bitmask_q8") {
-            SPARQ_CHECK(ver >= 3, "format 'packed_bitmask_q8' needs packed model version 3, the file says ", ver);
-            for (const auto& sec : t->sections)
-              SPARQ_CHECK(sec.name == "mask" || sec.name == "codes" || sec.name == "scales", "unexpected section '",
-                          sec.name, "' in format packed_bitmask_q8");
-            BitmaskQ8Linear bq(rows, cols, t->section_as<std::uint8_t>("mask"), t->section_as<std::int8_t>("codes"),
-                               t->section_as<float>("scales"), act, threads);
-            if (ro.dense_bitmask_codes) pk = std::make_unique<Q8Linear>(bq.to_q8());
-            else pk = std::make_unique<BitmaskQ8Linear>(std::move(bq));
-          } else if (t->format == "packed_bitmask_q4") {
-            SPARQ_CHECK(ver >= 3, "format 'packed_bitmask_q4' needs packed model version 3, the file says ", ver);
-            for (const auto& sec : t->sections)
-              SPARQ_CHECK(sec.name == "mask" || sec.name == "codes" || sec.name == "scales" || sec.name == "zeros",
-                          "unexpected section '", sec.name, "' in format packed_bitmask_q4");
-            const std::size_t g = meta_size(ct, name + ".group", what, 32, 128);
-            std::vector<std::uint8_t> z;
-            if (t->find_section("zeros") != nullptr) {
-              z = t->section_as<std::uint8_t>("zeros");
-              SPARQ_CHECK(!z.empty(), "empty section 'zeros' in format packed_bitmask_q4 (symmetric ops store none)");
-            }
-            BitmaskQ4Linear bq(rows, cols, g, t->section_as<std::uint8_t>("mask"), t->section_as<std::uint8_t>("codes"),
-                               t->section_as<float>("scales"), std::move(z), act, threads);
-            if (ro.dense_bitmask_codes) pk = std::make_unique<Q4Linear>(bq.to_q4());
-            else pk = std::make_unique<BitmaskQ4Linear>(std::move(bq));
-          } else {
-            sparq::detail::fail("unknown linear format '", t->format, "'");
-          }
-          blk.linear(l) = pk->dequantize();
-          op = std::move(pk);
+          // every other format: its registered loader (model/linear_formats.hpp)
+          const LinearLoader load = find_linear_format(t->format);
+          if (load == nullptr) sparq::detail::fail("unknown linear format '", t->format, "'");
+          const packed_detail::ContainerOpReader reader(ct, *t, what, rows, cols, static_cast<int>(ver), threads,
+                                                        ro.dense_bitmask_codes);
+          op = load(reader);
+          SPARQ_CHECK(op != nullptr && op->out_features() == rows && op->in_features() == cols, "the loader of format '",
+                      t->format, "' returned ", op ? op->describe() : std::string("no op"), ", expected ", rows, "x",
+                      cols);
+          blk.linear(l) = op->dense_weights();
         }
         // LoRC correction (version 2): metadata T.lorc_rank and tensor T.lorc appear together.
         const bool has_rank = ct.metadata.count(name + ".lorc_rank") != 0;

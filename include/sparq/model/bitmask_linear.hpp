@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -110,6 +111,20 @@ class BitmaskLinear final : public PackedLinear {
       xin = xp;
     }
     kernels::gemv_bitmask_f32(mask_.data(), v_.data(), off_.data(), rows_, cols_, xin, y, threads_);
+  }
+
+  /// Format "packed_bitmask": sections mask, values (f32) and row_offsets; metadata act.
+  void save(OpWriter& w) const override {
+    w.format("packed_bitmask", 1);
+    w.section("mask", mask());
+    w.section("values", values());
+    w.section("row_offsets", row_offsets());
+    save_activations(w);
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    const ActivationMode act = load_activations(r);
+    return std::make_unique<BitmaskLinear>(r.rows(), r.cols(), r.section<std::uint8_t>("mask"), r.section<float>("values"),
+                                           r.section<std::uint64_t>("row_offsets"), act, r.threads());
   }
 
  private:

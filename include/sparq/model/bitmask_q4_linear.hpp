@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -218,6 +219,34 @@ class BitmaskQ4Linear final : public PackedLinear {
     kernels::block_q8_from_per_token(qx, dx, cols_p_, act);
     kernels::gemv_bitmask_q4_a8(mask_.data(), codes_.data(), off_.data(), s_.data(), zp(), rows_, cols_p_, g_, act, y,
                                 threads_);
+  }
+
+  /// Format "packed_bitmask_q4" (packed model version 3): sections mask, codes (the kept nibbles),
+  /// scales and, asymmetric only, zeros; metadata act and group. Loads as the dense Q4Linear of the
+  /// same codes when the reader prefers dense ops (the same outputs, bit for bit).
+  void save(OpWriter& w) const override {
+    w.format("packed_bitmask_q4", 3);
+    w.section("mask", mask());
+    w.section("codes", codes());
+    w.section("scales", scales());
+    if (asymmetric()) w.section("zeros", zeros());
+    save_activations(w);
+    w.meta("group", static_cast<std::int64_t>(group_size()));
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    r.require_version(3, "packed_bitmask_q4");
+    r.only_sections({"mask", "codes", "scales", "zeros"}, "packed_bitmask_q4");
+    const ActivationMode act = load_activations(r);
+    const auto g = static_cast<std::size_t>(r.meta("group", 32, 128));
+    std::vector<std::uint8_t> z;
+    if (r.has_section("zeros")) {
+      z = r.section<std::uint8_t>("zeros");
+      SPARQ_CHECK(!z.empty(), "empty section 'zeros' in format packed_bitmask_q4 (symmetric ops store none)");
+    }
+    BitmaskQ4Linear bq(r.rows(), r.cols(), g, r.section<std::uint8_t>("mask"), r.section<std::uint8_t>("codes"),
+                       r.section<float>("scales"), std::move(z), act, r.threads());
+    if (r.prefer_dense()) return std::make_unique<Q4Linear>(bq.to_q4());
+    return std::make_unique<BitmaskQ4Linear>(std::move(bq));
   }
 
  private:

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -148,6 +149,26 @@ class BitmaskQ8Linear final : public PackedLinear {
     auto* qx = reinterpret_cast<std::int8_t*>(packed_scratch(cols_));
     const float dx = quantize_token_int8(x, cols_, qx);
     kernels::gemv_bitmask_q8_a8(mask_.data(), q_.data(), off_.data(), s_.data(), rows_, cols_, qx, dx, y, threads_);
+  }
+
+  /// Format "packed_bitmask_q8" (packed model version 3): sections mask, codes (the kept int8
+  /// codes) and scales; metadata act. Loads as the dense Q8Linear of the same codes when the
+  /// reader prefers dense ops (the same outputs, bit for bit).
+  void save(OpWriter& w) const override {
+    w.format("packed_bitmask_q8", 3);
+    w.section("mask", mask());
+    w.section("codes", codes());
+    w.section("scales", scales());
+    save_activations(w);
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    r.require_version(3, "packed_bitmask_q8");
+    r.only_sections({"mask", "codes", "scales"}, "packed_bitmask_q8");
+    const ActivationMode act = load_activations(r);
+    BitmaskQ8Linear bq(r.rows(), r.cols(), r.section<std::uint8_t>("mask"), r.section<std::int8_t>("codes"),
+                       r.section<float>("scales"), act, r.threads());
+    if (r.prefer_dense()) return std::make_unique<Q8Linear>(bq.to_q8());
+    return std::make_unique<BitmaskQ8Linear>(std::move(bq));
   }
 
  private:

@@ -4,9 +4,12 @@
 // another dense float matrix, so `DenseLinear(fake_quantized_matrix)` simulates any weight format.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
@@ -48,6 +51,29 @@ class DenseLinear final : public LinearOp {
     kernels::dense_gemm(X.data(), X.stride(), X.rows(), w_.data(), w_.stride(), w_.rows(), w_.cols(),
                        Y.data(), Y.stride());
   }
+
+  /// A dense float op is what pack_model packs (into the format its PackOptions ask for).
+  [[nodiscard]] std::unique_ptr<LinearOp> pack(const OpPacker& p, int input_bits, bool) const override {
+    return p.pack_dense(*this, input_bits);
+  }
+  /// Format "f32", one section "data" ([out x in] floats, row-major).
+  void save(OpWriter& wr) const override {
+    wr.format("f32", 1);
+    std::vector<float> data(w_.rows() * w_.cols());
+    for (std::size_t r = 0; r < w_.rows(); ++r) std::copy(w_.row(r), w_.row(r) + w_.cols(), data.data() + r * w_.cols());
+    wr.section("data", data);
+  }
+  [[nodiscard]] Matrix<float> dense_weights() const override {
+    Matrix<float> w(w_.rows(), w_.cols());
+    for (std::size_t r = 0; r < w_.rows(); ++r) std::copy(w_.row(r), w_.row(r) + w_.cols(), w.data() + r * w_.cols());
+    return w;
+  }
+  /// The model's float copy when it is there (a view reads exactly it), else this op's weight.
+  void export_weights(Matrix<float>& w, std::string&) const override {
+    if (w.size() == 0) w = dense_weights();
+  }
+  [[nodiscard]] bool reads_float_view() const noexcept override { return !owns(); }
+  [[nodiscard]] std::size_t owned_weight_bytes() const noexcept override { return owns() ? weight_bytes() : 0; }
 
  private:
   explicit DenseLinear(MatrixView<const float> w) : w_(w) {}

@@ -68,6 +68,25 @@ class InputQuantLinear final : public LinearOp {
     inner_->gemm(MatrixView<const float>(xq.data, X.rows(), n), Y);
   }
 
+  /// The inner op packed with this wrapper's width (which it takes over or keeps), wrapped again
+  /// in `input_bits` of an InputQuantLinear around this one, if any; nullptr when the inner op is
+  /// kept as it is.
+  [[nodiscard]] std::unique_ptr<LinearOp> pack(const OpPacker& p, int input_bits, bool inside_correction) const override {
+    std::unique_ptr<LinearOp> in = inner_->pack(p, bits_, inside_correction);
+    if (in == nullptr) return nullptr;
+    if (input_bits != 0) in = std::make_unique<InputQuantLinear>(std::move(in), input_bits);
+    return in;
+  }
+  void save(OpWriter& w) const override {
+    w.input_bits(bits_);
+    inner_->save(w);
+  }
+  [[nodiscard]] Matrix<float> dense_weights() const override { return inner_->dense_weights(); }
+  void export_weights(Matrix<float>& w, std::string& source) const override { inner_->export_weights(w, source); }
+  [[nodiscard]] int activation_bits() const noexcept override { return bits_; }
+  [[nodiscard]] bool reads_float_view() const noexcept override { return inner_->reads_float_view(); }
+  [[nodiscard]] std::size_t owned_weight_bytes() const noexcept override { return inner_->owned_weight_bytes(); }
+
  private:
   /// A per-thread buffer of at least n floats, one per nesting level (an inner op may itself be an
   /// InputQuantLinear, directly or under a decorator), grown on demand and kept: no allocation per

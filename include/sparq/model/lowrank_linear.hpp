@@ -23,6 +23,7 @@
 #include "sparq/lowrank/low_rank_compensation.hpp"
 #include "sparq/lowrank/low_rank_factors.hpp"
 #include "sparq/lowrank/stored_factor.hpp"
+#include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/linear_op.hpp"
 
 namespace sparq::model {
@@ -75,6 +76,24 @@ class LowRankLinear final : public LinearOp {
     for (std::size_t i = 0; i < out_features(); ++i) y[i] += tmp[i];
   }
 
+  /// Already in its storage format: pack_model keeps it.
+  [[nodiscard]] std::unique_ptr<LinearOp> pack(const OpPacker&, int, bool) const override { return nullptr; }
+  void save(OpWriter& w) const override { w.low_rank(*this); }
+  /// decode(A)·decode(B).
+  [[nodiscard]] Matrix<float> dense_weights() const override {
+    Matrix<float> w(out_features(), in_features(), 0.0f);
+    lowrank::Compensation c;
+    c.a = a_;
+    c.b = b_;
+    c.add_to(w.view());
+    return w;
+  }
+  /// The product of the factors (the model's float copy is not this op's weight).
+  void export_weights(Matrix<float>& w, std::string& source) const override {
+    w = dense_weights();
+    source = "low-rank A*B r" + std::to_string(rank());
+  }
+
  private:
   lowrank::StoredFactor a_, b_;
 };
@@ -120,7 +139,46 @@ class CompensatedLinear final : public LinearOp {
     for (std::size_t r = 0; r < X.rows(); ++r) corr_.gemv_add(X.row(r), Y.row(r), t.data(), tmp.data());
   }
 
+  /// The inner op packed (the correction kept as it is, `input_bits` as a wrapper around both), or
+  /// nullptr when the inner op is already in its storage format. A CompensatedLinear inside
+  /// another is refused.
+  [[nodiscard]] std::unique_ptr<LinearOp> pack(const OpPacker& p, int input_bits, bool inside_correction) const override {
+    if (inside_correction) return LinearOp::pack(p, input_bits, inside_correction);
+    std::unique_ptr<LinearOp> in = inner_->pack(p, 0, true);
+    if (in == nullptr) return nullptr;
+    std::unique_ptr<LinearOp> out = std::make_unique<CompensatedLinear>(std::move(in), compensation());
+    if (input_bits != 0) out = std::make_unique<InputQuantLinear>(std::move(out), input_bits);
+    return out;
+  }
+  void save(OpWriter& w) const override {
+    w.correction(corr_);
+    inner_->save(w);
+  }
+  /// The inner op's weight plus decode(A)·decode(B), added in float.
+  [[nodiscard]] Matrix<float> dense_weights() const override {
+    Matrix<float> w = inner_->dense_weights();
+    add_correction(w);
+    return w;
+  }
+  void export_weights(Matrix<float>& w, std::string& source) const override {
+    inner_->export_weights(w, source);
+    add_correction(w);
+    source = "weights + LoRC r" + std::to_string(corr_.rank());
+  }
+  [[nodiscard]] int activation_bits() const noexcept override { return inner_->activation_bits(); }
+  [[nodiscard]] bool reads_float_view() const noexcept override { return inner_->reads_float_view(); }
+  [[nodiscard]] std::size_t owned_weight_bytes() const noexcept override {
+    return inner_->owned_weight_bytes() + corr_.weight_bytes();
+  }
+
  private:
+  void add_correction(Matrix<float>& w) const {
+    const Matrix<float> ab = corr_.dense_weights();
+    SPARQ_CHECK(ab.rows() == w.rows() && ab.cols() == w.cols(), "CompensatedLinear: correction ", ab.rows(), "x",
+                ab.cols(), " for a ", w.rows(), "x", w.cols(), " weight");
+    for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] += ab.data()[i];
+  }
+
   std::unique_ptr<LinearOp> inner_;
   LowRankLinear corr_;
 };

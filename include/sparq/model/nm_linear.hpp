@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -284,6 +285,49 @@ class NMLinear final : public PackedLinear {
                             idx_.data(), rows_, cols_p_, n_, m_, xin, y, threads_);
         break;
     }
+  }
+
+  /// Format "packed_nm": the kept values (section values for f32; codes, scales and, asymmetric
+  /// int4 only, zeros for int8 / int4) and indices; metadata act, n, m, values (NMValueKind) and
+  /// group.
+  void save(OpWriter& w) const override {
+    w.format("packed_nm", 1);
+    const auto& v = values();
+    switch (v.kind) {
+      case NMValueKind::f32: w.section("values", v.f32); break;
+      case NMValueKind::int8:
+        w.section("codes", v.q8);
+        w.section("scales", v.scales);
+        break;
+      case NMValueKind::int4:
+        w.section("codes", v.q4);
+        w.section("scales", v.scales);
+        if (!v.zeros.empty()) w.section("zeros", v.zeros);
+        break;
+    }
+    w.section("indices", indices());
+    save_activations(w);
+    w.meta("n", static_cast<std::int64_t>(n()));
+    w.meta("m", static_cast<std::int64_t>(m()));
+    w.meta("values", static_cast<std::int64_t>(v.kind));
+    w.meta("group", static_cast<std::int64_t>(v.group));
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    const ActivationMode act = load_activations(r);
+    const auto n = static_cast<std::size_t>(r.meta("n", 1, 8)), m = static_cast<std::size_t>(r.meta("m", 4, 8));
+    NMValues v;
+    v.kind = static_cast<NMValueKind>(r.meta("values", 0, 2));
+    v.group = static_cast<std::size_t>(r.meta("group", 0, 128));
+    if (v.kind == NMValueKind::f32) {
+      v.f32 = r.section<float>("values");
+    } else {
+      if (v.kind == NMValueKind::int8) v.q8 = r.section<std::int8_t>("codes");
+      else v.q4 = r.section<std::uint8_t>("codes");
+      v.scales = r.section<float>("scales");
+      if (r.has_section("zeros")) v.zeros = r.section<std::uint8_t>("zeros");
+    }
+    return std::make_unique<NMLinear>(r.rows(), r.cols(), n, m, std::move(v), r.section<std::uint8_t>("indices"), act,
+                                      r.threads());
   }
 
  private:

@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparq/core/error.hpp"
@@ -320,23 +321,12 @@ template <std::size_t N, std::size_t M>
 }
 
 /// True when `op` (or an op it wraps) is a non-owning DenseLinear view, i.e. it reads float
-/// weights it does not hold (a Llama's own block matrices).
-[[nodiscard]] inline bool reads_float_view(const LinearOp& op) noexcept {
-  if (const auto* d = dynamic_cast<const DenseLinear*>(&op)) return !d->owns();
-  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(&op)) return reads_float_view(iq->inner());
-  if (const auto* c = dynamic_cast<const CompensatedLinear*>(&op)) return reads_float_view(c->inner());
-  return false;
-}
+/// weights it does not hold (a Llama's own block matrices). LinearOp::reads_float_view.
+[[nodiscard]] inline bool reads_float_view(const LinearOp& op) noexcept { return op.reads_float_view(); }
 
 /// Bytes of weight arrays `op` holds itself (a DenseLinear view holds none; wrappers count what
-/// they wrap; CompensatedLinear adds its factors).
-[[nodiscard]] inline std::size_t owned_weight_bytes(const LinearOp& op) noexcept {
-  if (const auto* d = dynamic_cast<const DenseLinear*>(&op)) return d->owns() ? d->weight_bytes() : 0;
-  if (const auto* iq = dynamic_cast<const InputQuantLinear*>(&op)) return owned_weight_bytes(iq->inner());
-  if (const auto* c = dynamic_cast<const CompensatedLinear*>(&op))
-    return owned_weight_bytes(c->inner()) + c->correction().weight_bytes();
-  return op.weight_bytes();
-}
+/// they wrap; CompensatedLinear adds its factors). LinearOp::owned_weight_bytes.
+[[nodiscard]] inline std::size_t owned_weight_bytes(const LinearOp& op) noexcept { return op.owned_weight_bytes(); }
 
 /// Weight bytes a model holds in memory: every float array of its LlamaWeights (embedding,
 /// classifier when not shared, norms, the block matrices still present) plus the arrays its
@@ -392,6 +382,20 @@ namespace detail {
   return packed;
 }
 
+/// pack_model's OpPacker: the dense linears of one (block, linear) under the caller's options.
+class Packer final : public OpPacker {
+ public:
+  Packer(const PackOptions& opt, std::string where) : opt_(opt), where_(std::move(where)) {}
+  [[nodiscard]] std::unique_ptr<LinearOp> pack_dense(const DenseLinear& d, int input_bits) const override {
+    return pack_dense_op(d, input_bits, opt_, where_);
+  }
+  [[nodiscard]] const std::string& where() const noexcept override { return where_; }
+
+ private:
+  const PackOptions& opt_;
+  std::string where_;
+};
+
 }  // namespace detail
 
 /// Replaces every decoder linear of `model` by its packed op (see the header comment).
@@ -405,7 +409,9 @@ namespace detail {
 ///                         correction's input) stay as they are;
 ///   LowRankLinear, or a CompensatedLinear whose inner op is already packed / low-rank
 ///                      -> left as it is (its factors are already in their storage format).
-/// Anything else (an already packed op, ...) throws. The model's float block weights are left as
+/// Anything else (an already packed op, ...) throws. Each op decides this itself through
+/// LinearOp::pack (model/linear_op.hpp): a format of its own packs, keeps or refuses itself
+/// without pack_model knowing its type. The model's float block weights are left as
 /// they are (the fake-quantized reference; reset_linear brings a dense view back) unless
 /// opt.release_float_weights, which calls release_float_weights(model) after every linear is
 /// packed. Throws sparq::error naming block/linear on the first failure; linears packed before
@@ -416,37 +422,9 @@ inline PackReport pack_model(Llama& model, const PackOptions& opt) {
   for (std::size_t b = 0; b < model.config().n_layers; ++b) {
     for (Linear l : all_linears) {
       const std::string where = sparq::detail::concat("pack_model: block ", b, " ", linear_name(l));
-      const LinearOp* op = &model.linear(b, l);
-      int bits = 0;
-      if (const auto* iq = dynamic_cast<const InputQuantLinear*>(op)) {
-        bits = iq->bits();
-        op = &iq->inner();
-      }
-      std::unique_ptr<LinearOp> packed;
-      const LinearOp* installed = nullptr;  // left as it is
-      if (const auto* comp = dynamic_cast<const CompensatedLinear*>(op)) {
-        const LinearOp* in = &comp->inner();
-        int in_bits = 0;
-        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(in)) {
-          in_bits = iq->bits();
-          in = &iq->inner();
-        }
-        if (const auto* dense = dynamic_cast<const DenseLinear*>(in)) {
-          packed = std::make_unique<CompensatedLinear>(detail::pack_dense_op(*dense, in_bits, opt, where),
-                                                       comp->compensation());
-          if (bits != 0) packed = std::make_unique<InputQuantLinear>(std::move(packed), bits);
-        } else if (dynamic_cast<const PackedLinear*>(in) != nullptr || dynamic_cast<const LowRankLinear*>(in) != nullptr) {
-          installed = &model.linear(b, l);
-        } else {
-          sparq::detail::fail(where, ": expected a dense float op inside the CompensatedLinear, found '", in->describe(), "'");
-        }
-      } else if (dynamic_cast<const LowRankLinear*>(op) != nullptr) {
-        installed = &model.linear(b, l);
-      } else {
-        const auto* dense = dynamic_cast<const DenseLinear*>(op);
-        if (dense == nullptr) sparq::detail::fail(where, ": expected a dense float op, found '", op->describe(), "'");
-        packed = detail::pack_dense_op(*dense, bits, opt, where);
-      }
+      const detail::Packer packer(opt, where);
+      std::unique_ptr<LinearOp> packed = model.linear(b, l).pack(packer, 0, false);
+      const LinearOp* installed = &model.linear(b, l);  // nullptr from pack: left as it is
       if (packed) installed = packed.get();
       PackedEntry e{b, l, installed->describe(), installed->weight_bytes()};
       if (packed) model.set_linear(b, l, std::move(packed));

@@ -2,7 +2,8 @@
 // the SIMD kernels of sparq/kernels, plus what they share (activation mode, per-token int8 quantizer,
 // per-thread scratch memory).
 //
-// The concrete formats live in their own headers (sparq/model/packed_ops.hpp includes them all):
+// The concrete formats live in their own headers (sparq/model/linear_formats.hpp includes them all
+// and registers their SPRQ file formats):
 //   Q8Linear  (q8_linear.hpp)  int8 per-channel weights, f32 or int8 per-token activations
 //   Q4Linear  (q4_linear.hpp)  int4 per-group weights (G = 32/64/128, sym/asym), f32 or int8 acts
 //   NMLinear  (nm_linear.hpp)  2:4 / 4:8 sparse, kept values f32, int8 (per row) or int4 (per group)
@@ -31,6 +32,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sparq/core/matrix_view.hpp"
@@ -85,6 +87,27 @@ class PackedLinear : public LinearOp {
   [[nodiscard]] virtual ActivationMode activations() const noexcept = 0;
   /// Kernel threads per call (1 = the calling thread; see kernels/gemv_common.hpp).
   [[nodiscard]] virtual int threads() const noexcept = 0;
+
+  /// Already in its storage format: kept inside a CompensatedLinear, refused elsewhere (packing
+  /// twice).
+  [[nodiscard]] std::unique_ptr<LinearOp> pack(const OpPacker& p, int input_bits, bool inside_correction) const override {
+    if (inside_correction) return nullptr;
+    return LinearOp::pack(p, input_bits, inside_correction);
+  }
+  [[nodiscard]] Matrix<float> dense_weights() const override { return dequantize(); }
+  /// The model's float copy when it is there (the fake-quantized weights the codes were packed
+  /// from), else the decoded codes.
+  void export_weights(Matrix<float>& w, std::string&) const override {
+    if (w.size() == 0) w = dequantize();
+  }
+  [[nodiscard]] int activation_bits() const noexcept override { return activations() == ActivationMode::a8 ? 8 : 0; }
+
+ protected:
+  /// The metadata "act" every packed format stores: 8 for int8 activations, 32 for float.
+  void save_activations(OpWriter& w) const { w.meta("act", activations() == ActivationMode::a8 ? 8 : 32); }
+  [[nodiscard]] static ActivationMode load_activations(const OpReader& r) {
+    return r.meta("act", 8, 32) == 8 ? ActivationMode::a8 : ActivationMode::a32;
+  }
 };
 
 }  // namespace sparq::model

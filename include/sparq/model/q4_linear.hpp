@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -207,6 +208,25 @@ class Q4Linear final : public PackedLinear {
       std::fill(xp + t * cols_p_ + cols_, xp + (t + 1) * cols_p_, 0.0f);
     }
     kernels::gemm_q4_f32(codes_.data(), s_.data(), zp(), rows_, cols_p_, g_, xp, n, Y.data(), buf + xb, threads_);
+  }
+
+  /// Format "packed_q4": sections codes (nibbles), scales and, asymmetric only, zeros; metadata
+  /// act and group.
+  void save(OpWriter& w) const override {
+    w.format("packed_q4", 1);
+    w.section("codes", codes());
+    w.section("scales", scales());
+    if (asymmetric()) w.section("zeros", zeros());
+    save_activations(w);
+    w.meta("group", static_cast<std::int64_t>(group_size()));
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    const ActivationMode act = load_activations(r);
+    const auto g = static_cast<std::size_t>(r.meta("group", 32, 128));
+    std::vector<std::uint8_t> z;
+    if (r.has_section("zeros")) z = r.section<std::uint8_t>("zeros");
+    return std::make_unique<Q4Linear>(r.rows(), r.cols(), g, r.section<std::uint8_t>("codes"), r.section<float>("scales"),
+                                      std::move(z), act, r.threads());
   }
 
  private:

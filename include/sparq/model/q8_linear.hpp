@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -104,6 +105,19 @@ class Q8Linear final : public PackedLinear {
     auto* dx = reinterpret_cast<float*>(buf + packed_align64(n * cols_));
     for (std::size_t t = 0; t < n; ++t) dx[t] = quantize_token_int8(X.row(t), cols_, qx + t * cols_);
     kernels::gemm_q8_a8(q_.data(), s_.data(), rows_, cols_, qx, dx, n, Y.data(), threads_);
+  }
+
+  /// Format "packed_q8": sections codes (int8, rows·cols) and scales (f32, rows); metadata act.
+  void save(OpWriter& w) const override {
+    w.format("packed_q8", 1);
+    w.section("codes", q_);
+    w.section("scales", s_);
+    save_activations(w);
+  }
+  [[nodiscard]] static std::unique_ptr<LinearOp> load(const OpReader& r) {
+    const ActivationMode act = load_activations(r);
+    return std::make_unique<Q8Linear>(r.rows(), r.cols(), r.section<std::int8_t>("codes"), r.section<float>("scales"),
+                                      act, r.threads());
   }
 
  private:
