@@ -59,6 +59,9 @@ pts = [7, 5, 9, 11, 13, 15, 6, 4, 8, 10, 12, 14, 1, 2, 3, 18, 19, 20]  # gnuplot
 def panel(xcol, key):
     parts = ['"%s" using %d:3 with points pt %d ps 1.6 lc rgb "%s" notitle' % (p, xcol, pts[i % len(pts)], c)
              for p, i, c in series]
+    # sparq's own recipe (jsq+, issue 16): its points are also labelled, since the point types run out
+    parts += ['"%s" using %d:3:("%s") with labels offset 0,-1.1 font ",8" textcolor rgb "%s" notitle'
+              % (p, xcol, methods[i], c) for p, i, c in series if methods[i].startswith("jsq+")]
     if key:
         parts += ['NaN with points pt %d ps 1.6 lc rgb "black" title "%s"' % (pts[i % len(pts)], m)
                   for i, m in enumerate(methods)]

@@ -82,6 +82,9 @@ std::vector<Method> compare_methods(const Args& a) {
       {"jsq-4:8", "Table 2: JSQ with 4:8 (search on)"},
       {"sparsegpt+smoothquant-2:4", "N:M baseline: SparseGPT's 2:4 mask and update, smooth, quant"},
       {"sparsegpt+smoothquant-4:8", "N:M baseline: SparseGPT's 4:8 mask and update, smooth, quant"},
+      {"jsq+", "jsq+: smooth, exact greedy OBS (mask + reconstruction), mask-preserving GPTQ on the RTN grid"},
+      {"jsq+-2:4", "jsq+ with 2:4 (OBS under the N:M constraint)"},
+      {"jsq+-4:8", "jsq+ with 4:8 (2:4 on w2)"},
   };
   std::vector<Method> v;
   for (const auto& [name, note] : rows) v.push_back({name, sparq::named_recipe(name, named_options(a)), note});

@@ -30,10 +30,13 @@
 #include "sparq/quant/quantizer.hpp"
 #include "sparq/quant/smooth.hpp"
 
-// prune/: Pruner<Metric, Pattern>, SparseGPT, OWL, sparse storage
+// prune/: Pruner<Metric, Pattern>, SparseGPT, ExactOBS + obq + N:M permutation (jsq+), OWL, sparse storage
 #include "sparq/prune/bitmask_sparse.hpp"
 #include "sparq/prune/csr_matrix.hpp"
+#include "sparq/prune/exact_obs.hpp"
 #include "sparq/prune/nm_compressed.hpp"
+#include "sparq/prune/nm_permutation.hpp"
+#include "sparq/prune/obq.hpp"
 #include "sparq/prune/owl.hpp"
 #include "sparq/prune/pruner.hpp"
 #include "sparq/prune/quantizer_column_adapter.hpp"

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "sparq/core/error.hpp"
@@ -83,19 +84,24 @@ class BlockStats {
   [[nodiscard]] const StatCounts& counts() const noexcept { return counts_; }
 
   [[nodiscard]] const ColumnSquareSum& column_sq(model::Linear l) const {
+    not_permuted(l, StatKind::column_sq);
     return need(group(l).sq, l, StatKind::column_sq);
   }
+  /// The raw accumulator (no smoothing or permutation applied).
   [[nodiscard]] const HessianAccumulator& hessian_accumulator(model::Linear l) const {
     return need(group(l).h, l, StatKind::hessian);
   }
   [[nodiscard]] const ColumnAbsMax& absmax_accumulator(model::Linear l) const {
+    not_permuted(l, StatKind::absmax);
     return need(group(l).absmax, l, StatKind::absmax);
   }
   [[nodiscard]] const ColumnMinMax& minmax_accumulator(model::Linear l) const {
+    not_permuted(l, StatKind::minmax);
     return need(group(l).minmax, l, StatKind::minmax);
   }
   /// The mean sequence of the group (computed once, then cached).
   [[nodiscard]] const Matrix<float>& mean_sequence(model::Linear l) const {
+    not_permuted(l, StatKind::mean_sequence);
     const Group& g = group(l);
     const MeanSequence& m = need(g.mean, l, StatKind::mean_sequence);
     if (!g.mean_cache) g.mean_cache = m.mean();
@@ -104,6 +110,7 @@ class BlockStats {
 
   /// Every calibration input row of the group (tokens x cin, smoothing applied): a copy.
   [[nodiscard]] Matrix<float> tokens(model::Linear l) const {
+    not_permuted(l, StatKind::tokens);
     const Group& g = group(l);
     if (g.token_cols == 0)
       detail::fail("BlockStats: the tokens statistic of the ", model::linear_name(l),
@@ -116,16 +123,16 @@ class BlockStats {
     return x;
   }
 
-  /// H of the group's current input (float, smoothing applied).
+  /// H of the group's current input (float, smoothing then permutation applied).
   [[nodiscard]] Matrix<float> hessian(model::Linear l) const {
     Matrix<float> h = hessian_accumulator(l).hessian();
     if (const auto* s = smoothing(l)) {
       for (std::size_t i = 0; i < h.rows(); ++i)
         for (std::size_t j = 0; j < h.cols(); ++j) h(i, j) = h(i, j) / (*s)[i] / (*s)[j];
     }
-    return h;
+    return permuted_matrix(l, std::move(h));
   }
-  /// H in double (smoothing applied).
+  /// H in double (smoothing then permutation applied).
   [[nodiscard]] Matrix<double> hessian_f64(model::Linear l) const {
     Matrix<double> h = hessian_accumulator(l).hessian_f64();
     if (const auto* s = smoothing(l)) {
@@ -133,7 +140,29 @@ class BlockStats {
         for (std::size_t j = 0; j < h.cols(); ++j)
           h(i, j) = h(i, j) / static_cast<double>((*s)[i]) / static_cast<double>((*s)[j]);
     }
-    return h;
+    return permuted_matrix(l, std::move(h));
+  }
+  /// Records that the input channels of the group of `l` were reordered (new channel k = old
+  /// channel perm[k]; cumulative), e.g. by the N:M permutation stage. Afterwards only the Hessian
+  /// accessors (hessian, hessian_f64) may be read for this group; the others throw.
+  void permuted_by(model::Linear l, const std::vector<std::size_t>& perm) {
+    Group& g = groups_[input_group_index(l)];
+    SPARQ_CHECK(g.smooth.empty(), "BlockStats::permuted_by: the ", model::linear_name(l),
+                " group was smoothed; smoothing after or before a permutation of the same group is not supported");
+    if (g.perm.empty()) {
+      g.perm = perm;
+    } else {
+      SPARQ_CHECK(g.perm.size() == perm.size(), "BlockStats::permuted_by: ", perm.size(), " entries, expected ",
+                  g.perm.size());
+      std::vector<std::size_t> c(perm.size());
+      for (std::size_t k = 0; k < perm.size(); ++k) c[k] = g.perm[perm[k]];
+      g.perm = std::move(c);
+    }
+  }
+  /// The cumulative permutation of the group of `l`, or nullptr.
+  [[nodiscard]] const std::vector<std::size_t>* permutation(model::Linear l) const noexcept {
+    const Group& g = group(l);
+    return g.perm.empty() ? nullptr : &g.perm;
   }
   /// max |x_j| of the group's current input (smoothing applied).
   [[nodiscard]] std::vector<float> absmax(model::Linear l) const {
@@ -146,6 +175,8 @@ class BlockStats {
   /// Records that the group of `l` was smoothed by `s` (its input is now x / s); cumulative.
   void smoothed_by(model::Linear l, const std::vector<float>& s) {
     Group& g = groups_[input_group_index(l)];
+    SPARQ_CHECK(g.perm.empty(), "BlockStats::smoothed_by: the ", model::linear_name(l),
+                " group was permuted; smoothing a permuted group is not supported");
     if (g.smooth.empty()) {
       g.smooth = s;
     } else {
@@ -186,11 +217,27 @@ class BlockStats {
     std::optional<MeanSequence> mean;
     mutable std::optional<Matrix<float>> mean_cache;
     std::vector<float> smooth;
+    std::vector<std::size_t> perm;  ///< input channel order (new k = old perm[k]); empty = identity
     std::vector<float> tokens;
     std::size_t token_cols = 0;
   };
 
   [[nodiscard]] const Group& group(model::Linear l) const noexcept { return groups_[input_group_index(l)]; }
+
+  void not_permuted(model::Linear l, StatKind k) const {
+    if (!group(l).perm.empty())
+      detail::fail("BlockStats: the ", stat_name(k), " statistic of the ", model::linear_name(l),
+                   " input group was read after its channels were permuted; only the Hessian follows a permutation");
+  }
+  template <class M>
+  [[nodiscard]] M permuted_matrix(model::Linear l, M h) const {
+    const std::vector<std::size_t>& p = group(l).perm;
+    if (p.empty()) return h;
+    M out(h.rows(), h.cols());
+    for (std::size_t i = 0; i < h.rows(); ++i)
+      for (std::size_t j = 0; j < h.cols(); ++j) out(i, j) = h(p[i], p[j]);
+    return out;
+  }
 
   template <class T>
   static const T& need(const std::optional<T>& v, model::Linear l, StatKind k) {

@@ -5,8 +5,9 @@
 //   stage   := edit | prune | smooth | quant | gptq | awq | lorc | lowrank | abits
 //   edit    := 'edit' [':' R] [':' ('tensor' | 'channel')]   Eq. 5 clamp, r = R ∈ [0, 0.5] (default 5e-5), per tensor (default) or per channel
 //            | 'edit' ':' 'pct' [':' H]                       the reference's percentile clip, clip_h = H (default 0.01)
-//   prune   := METRIC [':' S | ':' N ':' M] [':' PATTERN] [':lambda=' L]
-//              METRIC  ∈ magnitude | wanda | sar | sparsegpt
+//   prune   := METRIC [':' S | ':' N ':' M] [':' PATTERN] [':lambda=' L] [':spread=' σ]
+//              METRIC  ∈ magnitude | wanda | sar | sparsegpt | obs (exact greedy OBS, docs/reconstruction.md;
+//                        σ ∈ [0, 1]: row allocation spread, obs only)
 //              S       sparsity ∈ [0, 1) (default 0.5); N:M keeps N of every M inputs (1:2 2:4 4:8 1:4 2:8)
 //              PATTERN ∈ row (per output row, default) | layer (one threshold per matrix) |
 //                        outch (whole output rows) | inch (whole input columns); sparsegpt: row or N:M only
@@ -15,6 +16,10 @@
 //   quant   := 'w' B ['g' G] ['a' A] [':asym']                round-to-nearest weights: B bits (2,3,4,5,6,8), symmetric
 //                                                             per output channel, or per group of G inputs; A = activation bits
 //   gptq    := 'gptq' [':' 'w' B ['g' G] ['a' A]] [':sym']    GPTQ weights (default w4, asymmetric as GPTQ, per row)
+//   obq     := 'obq' [':' 'w' B ['g' G] ['a' A]]              GPTQ on each row's kept weights, sparq's symmetric RTN
+//                                                             grid (B ≤ 8, default w8; prune/obq.hpp)
+//   perm    := 'perm'                                         N:M permutation of the FFN hidden units, before an
+//                                                             N:M prune stage (takes its N:M; prune/nm_permutation.hpp)
 //   awq     := 'awq' [':' 'w' B ['g' G]] [':noclip']          AWQ scale (+ clip) search for a B-bit, group-G grid
 //                                                             (default w4g128); a smoothing stage, follow it by a quantizer
 //   lorc    := 'lorc' [':' R] [':' FMT] [':' WH]              LowRankCompensation (last stage): rank R (default 8),
@@ -63,7 +68,7 @@
 
 namespace sparq {
 
-enum class PruneMetricKind : std::uint8_t { magnitude, wanda, sar, sparsegpt };
+enum class PruneMetricKind : std::uint8_t { magnitude, wanda, sar, sparsegpt, obs };
 enum class PrunePatternKind : std::uint8_t { unstructured, unstructured_layer, nm, output_channels, input_channels };
 
 struct EditStageSpec {
@@ -87,6 +92,14 @@ struct GptqStageSpec {
   GptqSpec spec{};
   GptqOptions options{};
 };
+/// N:M permutation of the FFN hidden units (NMPermute); n, m, fallback come from the N:M prune stage after it.
+struct PermuteStageSpec {
+  NMPermute options{};
+};
+/// Mask-preserving GPTQ on the kept weights, sparq's symmetric RTN grid (Obq, prune/obq.hpp).
+struct ObqStageSpec {
+  ObqOptions options{};
+};
 struct AwqStageSpec {
   AwqOptions options{};
 };
@@ -99,7 +112,7 @@ struct LowRankStageSpec {
   lowrank::LowRankOptions options{};
 };
 using StageSpec = std::variant<EditStageSpec, PruneStageSpec, SmoothStageSpec, QuantStageSpec, GptqStageSpec,
-                               AwqStageSpec, LorcStageSpec, LowRankStageSpec>;
+                               AwqStageSpec, LorcStageSpec, LowRankStageSpec, ObqStageSpec, PermuteStageSpec>;
 
 /// A recipe built at run time.
 struct RecipeSpec {
@@ -121,6 +134,7 @@ struct RecipeSpec {
     for (const auto& s : stages) {
       if (const auto* q = std::get_if<QuantStageSpec>(&s)) return q->config.bits;
       if (const auto* g = std::get_if<GptqStageSpec>(&s)) return g->spec.bits;
+      if (const auto* o = std::get_if<ObqStageSpec>(&s)) return o->options.bits;
     }
     return 32;
   }
@@ -250,6 +264,10 @@ struct WeightToken {
     } else if (a == "fallback" && p.pattern == PrunePatternKind::nm) {
       if (!(p.m == 8 && p.n % 2 == 0)) bad(full, "':fallback' after 4:8 or 2:8 only (it falls back to 2:4 / 1:4)");
       p.nm_fallback = true;
+    } else if (a.substr(0, 7) == "spread=" && metric == PruneMetricKind::obs && p.pattern != PrunePatternKind::nm) {
+      const auto v = to_double(a.substr(7));
+      if (!v || !(*v >= 0.0 && *v <= 1.0)) bad(full, "spread=<fraction of cin in [0, 1]> (e.g. obs:0.5:spread=0.25)");
+      p.options.obs_spread = *v;
     } else if (a.substr(0, 7) == "lambda=") {
       const auto l = to_double(a.substr(7));
       if (!l || *l < 0.0) bad(full, "lambda=<non-negative number> (e.g. sar:0.5:lambda=2.1)");
@@ -258,9 +276,9 @@ struct WeightToken {
       bad(full, "<metric>[:<sparsity> | :N:M[:fallback]][:row|layer|outch|inch][:lambda=<L>] (e.g. wanda:0.5, sar:2:4)");
     }
   }
-  if (metric == PruneMetricKind::sparsegpt && p.pattern != PrunePatternKind::unstructured &&
-      p.pattern != PrunePatternKind::nm)
-    bad(full, "sparsegpt with the row (default) or an N:M pattern (it chooses masks inside its sweep)");
+  if ((metric == PruneMetricKind::sparsegpt || metric == PruneMetricKind::obs) &&
+      p.pattern != PrunePatternKind::unstructured && p.pattern != PrunePatternKind::nm)
+    bad(full, "sparsegpt / obs with the row (default) or an N:M pattern (they choose masks while reconstructing)");
   return p;
 }
 
@@ -276,6 +294,8 @@ struct WeightToken {
         else if constexpr (std::is_same_v<T, AwqStageSpec>) return StageTraits<AwqScale>::info;
         else if constexpr (std::is_same_v<T, LorcStageSpec>) return StageTraits<LowRankCompensation>::info;
         else if constexpr (std::is_same_v<T, LowRankStageSpec>) return StageTraits<LowRank>::info;
+        else if constexpr (std::is_same_v<T, ObqStageSpec>) return StageTraits<Obq>::info;
+        else if constexpr (std::is_same_v<T, PermuteStageSpec>) return StageTraits<NMPermute>::info;
         else return StageTraits<Gptq<GptqGrid<4>>>::info;
       },
       s);
@@ -296,8 +316,8 @@ void with_pattern(const PruneStageSpec& p, F&& f) {
       else detail::fail("recipe: N:M pattern ", p.n, ":", p.m, " is not one of 1:2, 2:4, 4:8, 1:4, 2:8");
       return;
     default:
-      if constexpr (std::is_same_v<Metric, SparseGPT>) {
-        detail::fail("recipe: sparsegpt supports the row (unstructured) and N:M patterns only");
+      if constexpr (std::is_same_v<Metric, SparseGPT> || std::is_same_v<Metric, ExactOBS>) {
+        detail::fail("recipe: ", Metric::name(), " supports the row (unstructured) and N:M patterns only");
       } else {
         if (p.pattern == PrunePatternKind::unstructured_layer) f(Pruner<Metric, UnstructuredLayer>(o));
         else if (p.pattern == PrunePatternKind::output_channels) f(Pruner<Metric, OutputChannels>(o));
@@ -313,6 +333,7 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
     case PruneMetricKind::wanda: with_pattern<Wanda>(p, f); return;
     case PruneMetricKind::sar: with_pattern<SAR>(p, f); return;
     case PruneMetricKind::sparsegpt: with_pattern<SparseGPT>(p, f); return;
+    case PruneMetricKind::obs: with_pattern<ExactOBS>(p, f); return;
   }
 }
 
@@ -375,6 +396,21 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
   return l;
 }
 
+/// Gives every 'perm' stage the N:M of the first prune stage after it (sparq::error if there is none).
+inline void bind_permutation(RecipeSpec& spec) {
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    auto* pm = std::get_if<PermuteStageSpec>(&spec.stages[i]);
+    if (pm == nullptr) continue;
+    const PruneStageSpec* p = nullptr;
+    for (std::size_t j = i + 1; j < spec.stages.size() && p == nullptr; ++j) p = std::get_if<PruneStageSpec>(&spec.stages[j]);
+    SPARQ_CHECK(p != nullptr && p->pattern == PrunePatternKind::nm, "recipe: 'perm' must come before an N:M prune "
+                "stage (e.g. perm,obs:2:4), it chooses the channel order for that pattern");
+    pm->options.n = p->n;
+    pm->options.m = p->m;
+    pm->options.fallback = p->nm_fallback;
+  }
+}
+
 /// Shortest decimal form of a double that reads back to the same value.
 [[nodiscard]] inline std::string number(double v) {
   char buf[32];
@@ -431,11 +467,12 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       }
       if (i != parts.size()) bad(tok, "edit[:<r>][:tensor|channel] or edit:pct[:<clip_h>]");
       spec.stages.emplace_back(e);
-    } else if (head == "magnitude" || head == "wanda" || head == "sar" || head == "sparsegpt") {
-      const PruneMetricKind k = head == "magnitude" ? PruneMetricKind::magnitude
-                                : head == "wanda"   ? PruneMetricKind::wanda
-                                : head == "sar"     ? PruneMetricKind::sar
-                                                    : PruneMetricKind::sparsegpt;
+    } else if (head == "magnitude" || head == "wanda" || head == "sar" || head == "sparsegpt" || head == "obs") {
+      const PruneMetricKind k = head == "magnitude"   ? PruneMetricKind::magnitude
+                                : head == "wanda"     ? PruneMetricKind::wanda
+                                : head == "sar"       ? PruneMetricKind::sar
+                                : head == "sparsegpt" ? PruneMetricKind::sparsegpt
+                                                      : PruneMetricKind::obs;
       spec.stages.emplace_back(parse_prune(k, parts, tok));
     } else if (head == "smooth") {
       SmoothStageSpec s;
@@ -465,6 +502,23 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       spec.stages.emplace_back(parse_lorc(parts, tok));
     } else if (head == "lowrank") {
       spec.stages.emplace_back(parse_lowrank(parts, tok));
+    } else if (head == "perm") {
+      if (parts.size() != 1) bad(tok, "perm (no arguments: it takes the N:M of the prune stage after it)");
+      spec.stages.emplace_back(PermuteStageSpec{});
+    } else if (head == "obq") {
+      ObqStageSpec q;
+      for (std::size_t i = 1; i < parts.size(); ++i) {
+        if (!parts[i].empty() && parts[i][0] == 'w') {
+          const WeightToken w = parse_weight_token(parts[i], tok);
+          if (w.bits > 8) bad(tok, "obq weight bits 2..8");
+          q.options.bits = w.bits;
+          q.options.group_size = w.group;
+          if (w.abits >= 0) spec.activation_bits = w.abits;
+        } else {
+          bad(tok, "obq[:w<bits>[g<group>][a<bits>]] (e.g. obq:w8, obq:w4g64a8)");
+        }
+      }
+      spec.stages.emplace_back(q);
     } else if (head == "gptq") {
       GptqStageSpec g;
       g.spec.bits = 4;
@@ -506,6 +560,7 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
   std::vector<StageInfo> infos;
   for (const auto& s : spec.stages) infos.push_back(info_of(s));
   check_stage_order(infos);
+  recipe_detail::bind_permutation(spec);
   return spec;
 }
 
@@ -522,7 +577,7 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       if (e->options.mode == EditMode::PercentileCompat) add("edit:pct:" + number(e->options.clip_h));
       else add("edit:" + number(e->options.strength) + (e->options.mode == EditMode::MinMaxChannel ? ":channel" : ""));
     } else if (const auto* p = std::get_if<PruneStageSpec>(&st)) {
-      static constexpr const char* names[] = {"magnitude", "wanda", "sar", "sparsegpt"};
+      static constexpr const char* names[] = {"magnitude", "wanda", "sar", "sparsegpt", "obs"};
       std::string t = names[static_cast<int>(p->metric)];
       if (p->pattern == PrunePatternKind::nm) {
         t += ":" + std::to_string(p->n) + ":" + std::to_string(p->m);
@@ -535,6 +590,14 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
       if (p->pattern == PrunePatternKind::input_channels) t += ":inch";
       if (p->metric == PruneMetricKind::sar && p->options.lambda != jsq_paper_lambda)
         t += ":lambda=" + number(p->options.lambda);
+      if (p->metric == PruneMetricKind::obs && p->pattern != PrunePatternKind::nm && p->options.obs_spread != 0.0)
+        t += ":spread=" + number(p->options.obs_spread);
+      add(t);
+    } else if (std::holds_alternative<PermuteStageSpec>(st)) {
+      add("perm");
+    } else if (const auto* ob = std::get_if<ObqStageSpec>(&st)) {
+      std::string t = "obq:w" + std::to_string(ob->options.bits);
+      if (ob->options.group_size) t += "g" + std::to_string(ob->options.group_size);
       add(t);
     } else if (const auto* s = std::get_if<SmoothStageSpec>(&st)) {
       add("smooth:" + number(s->options.alpha));
@@ -573,6 +636,9 @@ void with_pruner(const PruneStageSpec& p, F&& f) {
   return out.empty() ? "dense" : out;
 }
 
+/// jsq+'s row allocation spread (PruneOptions::obs_spread), fixed in the recipe (docs/reconstruction.md).
+inline constexpr double jsq_plus_obs_spread = 0.0;
+
 /// Overrides of the named recipes (the paper's comparison at one matched compression).
 struct NamedRecipeOptions {
   double sparsity = 0.5;            ///< unstructured sparsity of the pruning stage (N:M variants: 1 − N/M)
@@ -589,7 +655,7 @@ struct NamedRecipeOptions {
 /// suffix, and every one but dense a "+lorc" suffix after it, e.g. "jsq-4:8+lorc").
 [[nodiscard]] inline std::vector<std::string> named_recipe_names() {
   return {"dense", "magnitude", "wanda", "sparsegpt", "w8a8", "smoothquant", "wanda+smoothquant",
-          "sparsegpt+smoothquant", "jsq", "jsq-nosar", "jsq-noedit", "jsq-nosearch"};
+          "sparsegpt+smoothquant", "jsq", "jsq-nosar", "jsq-noedit", "jsq-nosearch", "jsq+"};
 }
 
 /// The paper's methods as recipes:
@@ -602,6 +668,8 @@ struct NamedRecipeOptions {
 ///   jsq-nosar              jsq with Wanda instead of SAR (search on)
 ///   jsq-noedit             sar, smooth, weights (no editing, hence nothing to search)
 ///   jsq-nosearch           jsq with the fixed strength r in every block
+///   jsq+                   smooth, obs (exact greedy OBS), obq (mask-preserving GPTQ, RTN grid), A bits; with
+///                          -2:4 / -4:8 a perm stage (N:M channel permutation) before obs (docs/reconstruction.md)
 /// A "-2:4" / "-4:8" suffix replaces the unstructured pattern of the pruning stage by N:M ("-4:8"
 /// with the NMFallback: 2:4 on linears whose cin is not a multiple of 8, reported per linear).
 /// A final "+lorc" suffix appends LowRankCompensation with its defaults (rank 8, int8 factors,
@@ -699,6 +767,20 @@ struct NamedRecipeOptions {
     r.stages = {prune(PruneMetricKind::sar), smooth(), weights()};
   } else if (base == "jsq-nosearch") {
     r.stages = {edit(), prune(PruneMetricKind::sar), smooth(), weights()};
+  } else if (base == "jsq+") {
+    StageSpec p = prune(PruneMetricKind::obs);
+    std::get<PruneStageSpec>(p).options.obs_spread = jsq_plus_obs_spread;
+    SPARQ_CHECK(is_supported_int_bits(o.weight_bits) && o.weight_bits <= 8, "named_recipe: weight_bits = ",
+                o.weight_bits, ", expected 2..8 for jsq+ (obq)");
+    ObqStageSpec q;
+    q.options.bits = o.weight_bits;
+    q.options.group_size = o.group_size;
+    if (n) {  // N:M: the channel permutation of the FFN hidden units for that pattern first
+      r.stages = {smooth(), StageSpec(PermuteStageSpec{}), p, StageSpec(q)};
+      recipe_detail::bind_permutation(r);
+    } else {
+      r.stages = {smooth(), p, StageSpec(q)};
+    }
   } else {
     std::string known;
     for (const auto& k : named_recipe_names()) known += " " + k;
@@ -745,6 +827,11 @@ struct NamedRecipeOptions {
             StageTraits<LowRankCompensation>::request(LowRankCompensation(x.options), p.request);
           } else if constexpr (std::is_same_v<T, LowRankStageSpec>) {
             StageTraits<LowRank>::request(LowRank(x.options), p.request);
+          } else if constexpr (std::is_same_v<T, ObqStageSpec>) {
+            x.options.validate();
+            StageTraits<Obq>::request(Obq{x.options}, p.request);
+          } else if constexpr (std::is_same_v<T, PermuteStageSpec>) {
+            StageTraits<NMPermute>::request(x.options, p.request);
           } else {
             p.request.add_all(StatKind::hessian);  // as StageTraits<Gptq<Q>>::request
           }
@@ -780,6 +867,10 @@ struct NamedRecipeOptions {
               StageTraits<LowRankCompensation>::apply(LowRankCompensation(x.options), ctx);
             } else if constexpr (std::is_same_v<T, LowRankStageSpec>) {
               StageTraits<LowRank>::apply(LowRank(x.options), ctx);
+            } else if constexpr (std::is_same_v<T, ObqStageSpec>) {
+              StageTraits<Obq>::apply(Obq{x.options}, ctx);
+            } else if constexpr (std::is_same_v<T, PermuteStageSpec>) {
+              StageTraits<NMPermute>::apply(x.options, ctx);
             }
             // EditStageSpec: works in the driver (StageDriver::on_linear_input)
           },

@@ -1,4 +1,4 @@
-// StageTraits specialisations of the built-in stages (ActivationEdit, Pruner, Smooth, Quantizer, Gptq) and their per-block work.
+// StageTraits specialisations of the built-in stages (ActivationEdit, Pruner, Smooth, Quantizer, Gptq, Obq, NMPermute) and their per-block work.
 //
 // Each stage's work on one block is a plain function in sparq::stage_ops, called by both the
 // compile-time Compressor<Stages...> (through StageTraits<S>::apply) and the run-time recipe
@@ -27,6 +27,13 @@
 //                       (QuantOptions::tail_group is switched on by the stage). After LowRank it
 //                       quantizes the factors A and B instead (same grid, rows of A and of B) and
 //                       sets W := Â·B̂.
+//   Pruner<ExactOBS, P> hessian at every group; exact greedy OBS with reconstruction (prune/exact_obs.hpp,
+//                       docs/reconstruction.md), row or N:M; after a Smooth stage on S⁻¹HS⁻¹.
+//   Obq                 hessian at every group; GPTQ on each row's kept weights on the symmetric RTN grid
+//                       (prune/obq.hpp), zeros preserved; the quantizer of jsq+.
+//   NMPermute           hessian at w2; reorders the FFN hidden units (w1/w3 rows, w2 columns) for the
+//                       N:M of the pruner after it (prune/nm_permutation.hpp) and records the order in
+//                       BlockStats (later stages read w2's Hessian permuted); not with LoRC.
 //   Gptq<Q>             hessian at every group; GPTQ on every linear (zeros of a pruned W are
 //                       preserved, MaskMode::automatic). GPTQ's groups must divide cin: a group size
 //                       G that does not (or G ≥ cin) becomes one group per row for that linear
@@ -47,15 +54,32 @@
 #include "sparq/joint/linear_factors.hpp"
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/model/layer_group.hpp"
+#include "sparq/prune/exact_obs.hpp"
+#include "sparq/prune/nm_permutation.hpp"
 #include "sparq/prune/pruner.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"
+#include "sparq/prune/obq.hpp"
 #include "sparq/quant/quantize.hpp"
 #include "sparq/quant/quantizer.hpp"
 #include "sparq/quant/smooth.hpp"
 
 namespace sparq {
+
+/// Reorders the FFN hidden units of a block: rows of w1 and w3, columns of w2; the block computes the
+/// same function (prune/nm_permutation.hpp, docs/reconstruction.md#nm-channel-permutation).
+inline void permute_ffn_hidden(model::LlamaBlock& blk, const std::vector<std::size_t>& perm) {
+  check_permutation(perm, blk.w2.cols(), "permute_ffn_hidden");
+  SPARQ_CHECK(blk.w1.rows() == perm.size() && blk.w3.rows() == perm.size(), "permute_ffn_hidden: w1/w3 have ",
+              blk.w1.rows(), "/", blk.w3.rows(), " rows, w2 has ", blk.w2.cols(), " columns");
+  auto assign = [](Matrix<float>& dst, const Matrix<float>& src) {
+    std::copy(src.data(), src.data() + src.size(), dst.data());  // in place: views stay valid
+  };
+  assign(blk.w1, permute_rows(std::as_const(blk.w1).view(), perm));
+  assign(blk.w3, permute_rows(std::as_const(blk.w3).view(), perm));
+  assign(blk.w2, permute_columns(std::as_const(blk.w2).view(), perm));
+}
 
 namespace stage_ops {
 
@@ -72,11 +96,12 @@ void request_prune(StatRequest& r) {
     r.add_all(StatKind::column_sq);
   } else if constexpr (std::is_same_v<Metric, SAR>) {
     r.add_all(StatKind::column_sq).add_all(StatKind::mean_sequence);
-  } else if constexpr (std::is_same_v<Metric, SparseGPT>) {
+  } else if constexpr (std::is_same_v<Metric, SparseGPT> || std::is_same_v<Metric, ExactOBS>) {
     r.add_all(StatKind::hessian);
   } else {
     static_assert(std::is_same_v<Metric, Magnitude>,
-                  "Compressor: Pruner<Metric, Pattern> stages support the Magnitude, Wanda, SAR and SparseGPT metrics");
+                  "Compressor: Pruner<Metric, Pattern> stages support the Magnitude, Wanda, SAR, SparseGPT and ExactOBS "
+                  "metrics");
   }
 }
 
@@ -99,8 +124,8 @@ void prune_linear(const Pruner<Metric, Pattern>& p, BlockContext& ctx, model::Li
   const MatrixView<float> view = w.view();
   if constexpr (std::is_same_v<Metric, Magnitude>) {
     (void)p.prune(view);
-  } else if constexpr (std::is_same_v<Metric, SparseGPT>) {
-    const Matrix<float> h = ctx.stats.hessian(l);
+  } else if constexpr (std::is_same_v<Metric, SparseGPT> || std::is_same_v<Metric, ExactOBS>) {
+    const Matrix<float> h = ctx.stats.hessian(l);  // S⁻¹HS⁻¹ after a Smooth stage
     (void)p.prune(view, HessianView(h));
   } else {
     auto run = [&](const auto& st) {
@@ -212,6 +237,79 @@ inline void quantize_block_gptq(const GptqSpec& spec, const GptqOptions& opt, Bl
     rep.group_size = s.group_size;
     rep.seconds += seconds_since(t0);
   }
+}
+
+/// Mask-preserving GPTQ on the kept weights (prune/obq.hpp) of every linear; H after smoothing.
+inline void quantize_block_obq(const ObqOptions& o, BlockContext& ctx) {
+  for (model::Linear l : model::all_linears) {
+    const auto t0 = Clock::now();
+    Matrix<float>& w = ctx.weights.linear(l);
+    const Matrix<float> h = ctx.stats.hessian(l);
+    obq_quantize(w.view(), h.view(), o);
+    LinearReport& rep = ctx.report(l);
+    rep.weight_bits = o.bits;
+    rep.group_size = o.group_size == 0 ? 0 : std::min(o.group_size, w.cols());
+    rep.seconds += seconds_since(t0);
+  }
+}
+
+/// The N:M permutation of the FFN hidden units (prune/nm_permutation.hpp) for a pruner keeping n of
+/// every m (with m = 8 and `fallback`, (n/2):4 when w2's cin is not a multiple of 8). Returns the
+/// permutation applied (empty: identity, nothing changed).
+inline std::vector<std::size_t> permute_block_nm(std::size_t n, std::size_t m, bool fallback, BlockContext& ctx) {
+  const auto t0 = Clock::now();
+  SPARQ_CHECK(ctx.original == nullptr, "NMPermute: block ", ctx.block, " keeps its original weights for a later stage "
+              "(lorc); the permutation would reorder w2's inputs under it");
+  const Matrix<float>& w2 = ctx.weights.w2;
+  const std::size_t cin = w2.cols();
+  if (cin % m != 0) {
+    SPARQ_CHECK(fallback && m == 8 && n % 2 == 0 && cin % 4 == 0, "NMPermute ", n, ":", m, ": w2 of block ",
+                ctx.block, " has cin = ", cin, ", not a multiple of ", m, " (and no (N/2):4 fallback)");
+    n /= 2;
+    m = 4;
+  }
+  const Matrix<float> h = ctx.stats.hessian(model::Linear::w2);
+  PruneOptions po;
+  const auto inv = obs_detail::damped_inverse(h.view(), po.dampening, po.cholesky_retries, "NMPermute");
+  Matrix<float> sc(w2.rows(), cin);
+  for (std::size_t r = 0; r < w2.rows(); ++r)
+    for (std::size_t c = 0; c < cin; ++c)
+      sc(r, c) = static_cast<float>(static_cast<double>(w2(r, c)) * w2(r, c) / inv.hinv[c * cin + c]);
+  std::vector<std::size_t> perm = nm_permutation(std::as_const(sc).view(), n, m, /*passes=*/1);
+  bool identity = true;
+  for (std::size_t k = 0; k < perm.size() && identity; ++k) identity = perm[k] == k;
+  if (!identity) {
+    // Keep the order only if ExactOBS's N:M reconstruction loss of w2 on the calibration Hessian is
+    // lower with it than without (the proxy R can disagree with the loss), measured on every 4th row.
+    // Rows 0, 4, 8, ... only (a quarter of the cost; rows are independent, so this is the loss of those rows).
+    auto obs_loss = [&](MatrixView<const float> w, const Matrix<float>& hh) {
+      Matrix<float> c((w.rows() + 3) / 4, w.cols());
+      for (std::size_t r = 0; r < c.rows(); ++r) std::copy(w.row(4 * r), w.row(4 * r) + w.cols(), c.row(r));
+      double loss = -1.0;
+      auto run = [&](auto pr) { loss = pr.run(c.view(), HessianView(hh)).loss; };
+      if (n == 2 && m == 4) run(Pruner<ExactOBS, NM<2, 4>>(po));
+      else if (n == 4 && m == 8) run(Pruner<ExactOBS, NM<4, 8>>(po));
+      else if (n == 1 && m == 4) run(Pruner<ExactOBS, NM<1, 4>>(po));
+      else if (n == 2 && m == 8) run(Pruner<ExactOBS, NM<2, 8>>(po));
+      else if (n == 1 && m == 2) run(Pruner<ExactOBS, NM<1, 2>>(po));
+      else detail::fail("NMPermute: N:M = ", n, ":", m, " is not one of 1:2, 2:4, 4:8, 1:4, 2:8");
+      return loss;
+    };
+    Matrix<float> hp(cin, cin);
+    for (std::size_t i = 0; i < cin; ++i)
+      for (std::size_t j = 0; j < cin; ++j) hp(i, j) = h(perm[i], perm[j]);
+    const Matrix<float> wp = permute_columns(w2.view(), perm);
+    identity = !(obs_loss(wp.view(), hp) < obs_loss(w2.view(), h));
+  }
+  if (!identity) {
+    permute_ffn_hidden(ctx.weights, perm);
+    ctx.stats.permuted_by(model::Linear::w2, perm);
+  } else {
+    perm.clear();
+  }
+  const double dt = seconds_since(t0) / 3.0;
+  for (auto l : {model::Linear::w1, model::Linear::w2, model::Linear::w3}) ctx.report(l).seconds += dt;
+  return perm;
 }
 
 /// Statistics AwqScale reads: the inputs of every group it may scale (wo is used only without GQA).
@@ -326,6 +424,34 @@ struct StageTraits<Quantizer<Scheme, Gran, Bits, Calibrator>> {
   static void apply(const Quantizer<Scheme, Gran, Bits, Calibrator>& q, BlockContext& ctx) {
     stage_ops::quantize_block_rtn(q.config(), ctx);
   }
+};
+
+/// N:M input-channel permutation of the FFN hidden units (w2's inputs, folded into w1/w3's rows;
+/// prune/nm_permutation.hpp), chosen for the N:M of the pruner that follows, and kept only when
+/// ExactOBS's N:M loss of w2 on the calibration Hessian is lower with it than without. Requests the Hessian
+/// of w2's input; later stages read that group's Hessian permuted (BlockStats::permuted_by).
+struct NMPermute {
+  std::size_t n = 2, m = 4;
+  bool fallback = false;  ///< m = 8: (n/2):4 when w2's cin is not a multiple of 8
+};
+
+template <>
+struct StageTraits<NMPermute> {
+  static constexpr StageInfo info{"perm", false, true, false, false};
+  static void request(const NMPermute&, StatRequest& r) { r.add(model::Linear::w2, StatKind::hessian); }
+  static void apply(const NMPermute& p, BlockContext& ctx) { (void)stage_ops::permute_block_nm(p.n, p.m, p.fallback, ctx); }
+};
+
+/// Mask-preserving GPTQ on sparq's symmetric RTN grid (prune/obq.hpp): the quantizer of jsq+.
+struct Obq {
+  ObqOptions options{};
+};
+
+template <>
+struct StageTraits<Obq> {
+  static constexpr StageInfo info{"obq", false, false, true, false};
+  static void request(const Obq&, StatRequest& r) { r.add_all(StatKind::hessian); }
+  static void apply(const Obq& q, BlockContext& ctx) { stage_ops::quantize_block_obq(q.options, ctx); }
 };
 
 template <class Q>

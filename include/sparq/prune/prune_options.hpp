@@ -53,6 +53,13 @@ struct PruneOptions {
   /// prunes at least one weight more than floor(numel*s). Off: exactly floor(numel*s) per block.
   bool inclusive_threshold = false;
 
+  // --- ExactOBS (exact_obs.hpp) -----------------------------------------------------------------
+  /// Unstructured ExactOBS: the matrix prunes prune_count(sparsity, rows*cin) weights in total; a row
+  /// may prune up to floor(obs_spread*cin) weights more or fewer than floor(sparsity*cin), allocated
+  /// by the OBS loss (docs/reconstruction.md). 0: floor(sparsity*cin) per row, plus one in the rows of
+  /// least extra loss when the total needs it. In [0, 1].
+  double obs_spread = 0.0;
+
   /// Throws sparq::error unless 0 <= sparsity < 1 and the other fields are usable.
   void validate() const {
     SPARQ_CHECK(std::isfinite(sparsity) && sparsity >= 0.0 && sparsity < 1.0,
@@ -65,6 +72,8 @@ struct PruneOptions {
     SPARQ_CHECK(block_size > 0, "PruneOptions: block_size must be positive, got 0");
     SPARQ_CHECK(std::isfinite(dampening) && dampening >= 0.0, "PruneOptions: dampening = ",
                 dampening, ", expected a finite value >= 0");
+    SPARQ_CHECK(std::isfinite(obs_spread) && obs_spread >= 0.0 && obs_spread <= 1.0,
+                "PruneOptions: obs_spread = ", obs_spread, ", expected a value in [0, 1]");
     SPARQ_CHECK(cholesky_retries >= 0, "PruneOptions: cholesky_retries = ", cholesky_retries,
                 ", expected >= 0");
   }
