@@ -4,7 +4,7 @@
 # Debug with AddressSanitizer + UBSan and runs them (the list and why: sanitizer_programs below).
 # Between the two, the emulated legs (scripts/test-emulated.sh): x86-64 without AVX2 under
 # qemu-x86_64, and an aarch64 cross-build under qemu-aarch64. Last, a fuzz smoke pass: every
-# libFuzzer target of tests/fuzz (clang, ASan + UBSan) for SPARQ_FUZZ_SECONDS (default 15) seconds
+# libFuzzer target of tests/fuzz (clang, ASan + UBSan) for SPARQ_FUZZ_SECONDS (default 5) seconds
 # from its seed corpus, failing on any crash (docs/fuzzing.md).
 # Environment: SPARQ_JOBS (default 2), SPARQ_SKIP_SANITIZERS=1 to skip the sanitizer pass,
 # SPARQ_SKIP_EMULATION=1 to skip the emulated legs, SPARQ_SKIP_FUZZ=1 to skip the fuzz smoke pass.
@@ -67,7 +67,7 @@ fi
 if [ "${SPARQ_SKIP_FUZZ:-0}" != "1" ]; then
   # Builds only the fuzz targets (tests/fuzz configured on its own, -O1) and runs each briefly on the
   # seeds fuzz_make_seeds writes; a crash, sanitizer report, leak or timeout fails the command.
-  secs="${SPARQ_FUZZ_SECONDS:-15}"
+  secs="${SPARQ_FUZZ_SECONDS:-5}"
   echo "== Fuzz smoke: every libFuzzer target for ${secs}s (clang, ASan + UBSan; docs/fuzzing.md) =="
   SPARQ_FUZZ_BUILD="$PWD/build/fuzz-smoke" SPARQ_JOBS="$jobs" bash tests/fuzz/run_fuzzers.sh "$secs"
 fi
