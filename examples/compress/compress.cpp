@@ -410,9 +410,12 @@ void write_gguf_out(const std::string& out, const Method& me, const Compressed& 
   row.gguf_float_ppl =
       sparq::model::perplexity(sparq::io::load_model(out, StoredActivations::ignore), ctx.eval_stream, popt).perplexity;
   const bool declared = rep.activation_bits != 0 || rep.attention_bits != 0;
+  std::size_t scored = 0;
   if (declared) {
     sparq::io::apply_activation_bits(ref, rep.linear_activation_bits, rep.attention_bits);
-    row.gguf_ref_ppl = sparq::model::perplexity(ref, ctx.eval_stream, popt).perplexity;
+    const auto ref_res = sparq::model::perplexity(ref, ctx.eval_stream, popt);
+    row.gguf_ref_ppl = ref_res.perplexity;
+    scored = ref_res.scored_tokens;
     row.gguf_ppl =
         sparq::model::perplexity(sparq::io::load_model(out, StoredActivations::apply), ctx.eval_stream, popt).perplexity;
   } else {
@@ -421,13 +424,21 @@ void write_gguf_out(const std::string& out, const Method& me, const Compressed& 
   }
   row.gguf_bytes = static_cast<double>(rep.file_bytes);
   // Exact encodings change weights by the fp16 scale rounding only (docs/formats.md#gguf-export):
-  // measured <= 0.04 % in perplexity on stories260K; more than 0.5 % means the export is wrong.
+  // measured <= 0.04 % in perplexity on stories260K with float activations; more than 0.5 % means the
+  // export is wrong. With quantized activations the same 2^-11 weight changes flip the rounding of
+  // some int8 activation codes, which moves single tokens' NLL a lot on a heavily pruned model: the
+  // difference is noise that averages out over many tokens (sparsegpt+smoothquant W8A8: -1.07 % on
+  // 2,048 tokens, -0.21 % on 4,096, +0.01 % on 60,000; wanda+smoothquant +1.84 % on 2,048). So that comparison
+  // is held to 0.5 % from 16,384 scored tokens on, and only to 3 % on shorter evaluations.
   const bool lossy = std::any_of(rep.linears.begin(), rep.linears.end(),
                                  [](const auto& e) { return e.encoding == sparq::io::GgufEncoding::requantized; });
-  for (const auto& [got, want, how] : {std::tuple{row.gguf_ppl, row.gguf_ref_ppl, "with its declared activations"},
-                                       std::tuple{row.gguf_float_ppl, row.gguf_float_ref_ppl, "with float activations"}})
-    SPARQ_CHECK(lossy || std::fabs(got / want - 1.0) <= 0.005, "--out ", out, ": the GGUF read back ", how,
-                " scores perplexity ", got, ", the same weights in memory ", want, " (more than 0.5 % apart)");
+  const double declared_tol = scored >= 16384 ? 0.005 : 0.03;
+  for (const auto& [got, want, how, tol] :
+       {std::tuple{row.gguf_ppl, row.gguf_ref_ppl, "with its declared activations", declared_tol},
+        std::tuple{row.gguf_float_ppl, row.gguf_float_ref_ppl, "with float activations", 0.005}})
+    SPARQ_CHECK(lossy || std::fabs(got / want - 1.0) <= tol, "--out ", out, ": the GGUF read back ", how,
+                " scores perplexity ", got, ", the same weights in memory ", want, " (more than ", 100.0 * tol,
+                " % apart)");
   std::string types;
   for (const auto& [k, n] : rep.summary()) types += (types.empty() ? "" : ", ") + std::to_string(n) + "x " + k;
   double worst = 0;  // largest change relative to the largest weight of its linear
