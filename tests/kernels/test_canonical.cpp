@@ -21,7 +21,7 @@
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/kernels/gemm_dense.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
-#include "sparq/prune/sar_range_accumulator.hpp"
+#include "sparq/kernels/sar_range.hpp"
 #include "sparq_test.hpp"
 
 namespace {

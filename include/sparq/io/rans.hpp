@@ -27,7 +27,7 @@
 //
 // SPEED. The fast loop decodes N symbols per iteration with one LUT load, one multiply and a
 // branch-free renormalisation per symbol; N independent states hide the LUT/multiply latency.
-// With AVX-512, 16 and 32 states run 16 lanes per zmm (io/rans_kernels.hpp): 32 states decode
+// With AVX-512, 16 and 32 states run 16 lanes per zmm (kernels/rans_decode.hpp): 32 states decode
 // ~1.8 G symbols/s on this machine, 8 states (scalar) ~0.55 G. Each state costs 4 header bytes,
 // so rans_auto_states picks 32 states for streams of ≥ 64 Ki symbols and 4 below.
 #pragma once
@@ -43,8 +43,8 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/byte_cursor.hpp"
-#include "sparq/io/rans_kernels.hpp"
 #include "sparq/io/rans_table.hpp"
+#include "sparq/kernels/rans_decode.hpp"
 
 namespace sparq::io {
 

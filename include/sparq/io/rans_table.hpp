@@ -31,11 +31,12 @@
 
 #include "sparq/core/error.hpp"
 #include "sparq/io/byte_cursor.hpp"
+#include "sparq/kernels/rans_decode.hpp"
 
 namespace sparq::io {
 
-inline constexpr unsigned rans_prob_bits = 12;
-inline constexpr std::uint32_t rans_prob_scale = 1u << rans_prob_bits;
+inline constexpr unsigned rans_prob_bits = kernels::rans_prob_bits;  // the decode kernels' resolution
+inline constexpr std::uint32_t rans_prob_scale = kernels::rans_prob_scale;
 
 class RansTable {
  public:

@@ -9,7 +9,7 @@
 
 #include "sparq/core/stats.hpp"
 #include "sparq/prune/prune_options.hpp"
-#include "sparq/prune/sar_range_accumulator.hpp"
+#include "sparq/kernels/sar_range.hpp"
 #include "sparq/prune/wanda.hpp"
 
 namespace sparq {

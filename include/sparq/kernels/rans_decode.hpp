@@ -1,5 +1,6 @@
 // rANS decode kernels: the scalar N-state loop, the AVX-512 16-lane and the AVX2 8-lane loops (same
-// stream, same output).
+// stream, same output), and the probability resolution they decode at (12 bits; io/rans_table.hpp
+// normalizes frequencies to it).
 //
 // Both decode the stream of io/rans.hpp (state i mod N decodes symbol i; a state that drops
 // below L = 2^16 takes the next 16-bit word; states are visited in increasing order, so the
@@ -17,7 +18,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "sparq/io/rans_table.hpp"
 #include "sparq/simd/arch.hpp"
 
 #if SPARQ_X86 && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
@@ -33,6 +33,10 @@
 
 namespace sparq::kernels {
 
+/// Frequencies are normalized to 2^rans_prob_bits (io::RansTable); the LUT has that many entries.
+inline constexpr unsigned rans_prob_bits = 12;
+inline constexpr std::uint32_t rans_prob_scale = 1u << rans_prob_bits;
+
 SPARQ_TARGET_BEGIN
 
 inline constexpr std::uint32_t rans_kernel_lower = 1u << 16;
@@ -41,8 +45,8 @@ inline constexpr std::uint32_t rans_kernel_lower = 1u << 16;
 /// at wp is read unconditionally: the caller guarantees 2 readable bytes there.
 [[gnu::always_inline]] inline unsigned rans_step(const std::uint32_t* lut, std::uint32_t& x,
                                                  const std::uint8_t*& wp) noexcept {
-  const std::uint32_t e = lut[x & (io::rans_prob_scale - 1)];
-  std::uint32_t y = ((e >> 20) + 1) * (x >> io::rans_prob_bits) + ((e >> 8) & (io::rans_prob_scale - 1));
+  const std::uint32_t e = lut[x & (rans_prob_scale - 1)];
+  std::uint32_t y = ((e >> 20) + 1) * (x >> rans_prob_bits) + ((e >> 8) & (rans_prob_scale - 1));
   std::uint16_t w;
   std::memcpy(&w, wp, 2);
   // Branch-free renormalisation (the branch would be unpredictable): c ∈ {0, 1}.
@@ -86,8 +90,8 @@ template <unsigned B, unsigned N>
   unsigned v = 0;
   for (; i < n_sym; ++i) {
     std::uint32_t& xs = x[i % N];
-    const std::uint32_t e = lut[xs & (io::rans_prob_scale - 1)];
-    const std::uint32_t y = ((e >> 20) + 1) * (xs >> io::rans_prob_bits) + ((e >> 8) & (io::rans_prob_scale - 1));
+    const std::uint32_t e = lut[xs & (rans_prob_scale - 1)];
+    const std::uint32_t y = ((e >> 20) + 1) * (xs >> rans_prob_bits) + ((e >> 8) & (rans_prob_scale - 1));
     if (y < rans_kernel_lower) {
       if (wend - p < 2) return false;
       std::uint16_t w;
@@ -119,7 +123,7 @@ template <unsigned B, unsigned N>
   constexpr unsigned per_byte = 8 / B;
   __m512i x[V];
   for (unsigned v = 0; v < V; ++v) x[v] = _mm512_loadu_si512(state + 16 * v);
-  const __m512i mask12 = _mm512_set1_epi32(static_cast<int>(io::rans_prob_scale - 1));
+  const __m512i mask12 = _mm512_set1_epi32(static_cast<int>(rans_prob_scale - 1));
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i lower = _mm512_set1_epi32(static_cast<int>(rans_kernel_lower));
   const std::uint8_t* p = wp;
@@ -130,7 +134,7 @@ template <unsigned B, unsigned N>
       const __m512i e = _mm512_i32gather_epi32(_mm512_and_si512(x[v], mask12), lut, 4);
       const __m512i f = _mm512_add_epi32(_mm512_srli_epi32(e, 20), one);
       const __m512i bias = _mm512_and_si512(_mm512_srli_epi32(e, 8), mask12);
-      __m512i y = _mm512_add_epi32(_mm512_mullo_epi32(f, _mm512_srli_epi32(x[v], io::rans_prob_bits)), bias);
+      __m512i y = _mm512_add_epi32(_mm512_mullo_epi32(f, _mm512_srli_epi32(x[v], rans_prob_bits)), bias);
       const __mmask16 m = _mm512_cmplt_epu32_mask(y, lower);
       // 16 next words widened to 32 bits; lane k of the mask takes word popcount(m below k).
       const __m512i w = _mm512_maskz_expand_epi32(
@@ -198,7 +202,7 @@ template <unsigned B, unsigned N>
   const std::uint32_t* ranks = rans_avx2_rank_table();
   __m256i x[V];
   for (unsigned v = 0; v < V; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(state + 8 * v));
-  const __m256i mask12 = _mm256_set1_epi32(static_cast<int>(io::rans_prob_scale - 1));
+  const __m256i mask12 = _mm256_set1_epi32(static_cast<int>(rans_prob_scale - 1));
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i zero = _mm256_setzero_si256();
   const __m256i nsh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
@@ -213,7 +217,7 @@ template <unsigned B, unsigned N>
       const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(lut), _mm256_and_si256(x[v], mask12), 4);
       const __m256i f = _mm256_add_epi32(_mm256_srli_epi32(e, 20), one);
       const __m256i bias = _mm256_and_si256(_mm256_srli_epi32(e, 8), mask12);
-      __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(x[v], io::rans_prob_bits)), bias);
+      __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(x[v], rans_prob_bits)), bias);
       const __m256i below = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);  // y < L, unsigned
       const unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(below)));
       const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
