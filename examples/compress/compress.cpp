@@ -28,6 +28,7 @@
 #include <sparq/io/load.hpp>
 #include <sparq/io/packed_model.hpp>
 #include <sparq/joint/jsq_search.hpp>
+#include <sparq/joint/named_recipes.hpp>
 #include <sparq/joint/recipe.hpp>
 #include <sparq/kernels/dispatch.hpp>
 #include <sparq/model/calibration.hpp>

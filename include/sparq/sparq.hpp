@@ -42,25 +42,42 @@
 #include "sparq/prune/quantizer_column_adapter.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
 
-// model/: Llama runtime, tokenizer, perplexity, layer-by-layer calibration
+// lowrank/: SVD, activation-aware factorization, LowRank, LoRC
+#include "sparq/lowrank/low_rank.hpp"
+#include "sparq/lowrank/low_rank_compensation.hpp"
+#include "sparq/lowrank/svd.hpp"
+
+// model/: Llama runtime, its LinearOp formats and packing, tokenizers, perplexity, layer-by-layer calibration
 #include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/calibration.hpp"
 #include "sparq/model/generate.hpp"
 #include "sparq/model/input_quant_linear.hpp"
+#include "sparq/model/linear_formats.hpp"
+#include "sparq/model/lowrank_linear.hpp"
+#include "sparq/model/pack_model.hpp"
+#include "sparq/model/tokenizer_bpe.hpp"
 #include "sparq/model/layer_group.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/perplexity.hpp"
 #include "sparq/model/tokenizer.hpp"
 
-// joint/: JSQ pieces
+// joint/: compression drivers: Compressor<Stages...>, run-time and named recipes, the JSQ search, low-rank stages
 #include "sparq/joint/activation_edit.hpp"
 #include "sparq/joint/annealing.hpp"
+#include "sparq/joint/compressor.hpp"
+#include "sparq/joint/edit_vector_compressor.hpp"
+#include "sparq/joint/jsq_search.hpp"
+#include "sparq/joint/lowrank_stages.hpp"
+#include "sparq/joint/named_recipes.hpp"
+#include "sparq/joint/recipe.hpp"
 
 // io/: llama2.c, GGUF (in, and out for llama.cpp), safetensors, sparq container, model loading
 #include "sparq/io/container.hpp"
+#include "sparq/io/entropy.hpp"
 #include "sparq/io/gguf_export.hpp"
 #include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/hf_checkpoint.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/load.hpp"
+#include "sparq/io/packed_model.hpp"
 #include "sparq/io/safetensors.hpp"

@@ -7,6 +7,7 @@
 #include "joint_fixture.hpp"
 #include "sparq/core/stats.hpp"
 #include "sparq/joint/compressor.hpp"
+#include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq/model/calibration.hpp"
 

@@ -7,6 +7,7 @@
 #include "joint_fixture.hpp"
 #include "sparq/joint/edit_vector_compressor.hpp"
 #include "sparq/joint/jsq_search.hpp"
+#include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 
 using namespace sparq;

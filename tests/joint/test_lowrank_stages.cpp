@@ -11,6 +11,7 @@
 #include "sparq/core/stats.hpp"
 #include "sparq/joint/compressor.hpp"
 #include "sparq/joint/edit_vector_compressor.hpp"
+#include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq/model/calibration.hpp"
 #include "sparq/model/dense_linear.hpp"

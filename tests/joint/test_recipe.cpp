@@ -2,6 +2,7 @@
 #include <string>
 #include <variant>
 
+#include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq_test.hpp"
 

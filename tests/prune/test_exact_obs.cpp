@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sparq/joint/compressor.hpp"
+#include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq/prune/exact_obs.hpp"
 #include "sparq/prune/sparse_gpt.hpp"
