@@ -29,6 +29,7 @@
 #include <sparq/io/packed_model.hpp>
 #include <sparq/joint/jsq_search.hpp>
 #include <sparq/joint/named_recipes.hpp>
+#include <sparq/joint/pack_compressed.hpp>
 #include <sparq/joint/recipe.hpp>
 #include <sparq/kernels/dispatch.hpp>
 #include <sparq/model/calibration.hpp>
@@ -201,117 +202,17 @@ struct PackResult {
   double bytes = 0;     // Llama::linear_weight_bytes() after packing
 };
 
-// Packs every decoder linear with pack_linear, choosing the format per linear from what the recipe did:
-//   N:M pruned -> nm_f32 / nm_w8 / nm_w4 (the N:M the prune stage applied to that linear);
-//   quantized  -> w8 (per channel) / w4 (group G; per channel = the smallest G in {32, 64, 128} >= cin);
-//                 w8 / w4 with unstructured zeros -> bitmask_w8 / bitmask_w4 (mask + non-zero codes,
-//                 BitmaskQ8Linear / BitmaskQ4Linear) when that stores fewer bytes
-//                 (PackOptions::bitmask_if_smaller; the same outputs bit for bit);
-//   float, unstructured sparse -> bitmask_f32 (mask + non-zeros) when that is smaller than dense f32;
-//   float otherwise (dense, or a LoRC-corrected float linear) -> left as the dense f32 op.
-// An InputQuantLinear(8) wrapper becomes the kernels' real int8 activation path; other widths stay wrapped.
-// LoRC: the packed op is wrapped in CompensatedLinear with the linear's factors (as stored: int8 + row
-// scales, f16, ...); the correction reads the float input, as in the fake model. LowRank replacements
-// (LowRankLinear) are kept as they are (their factors are already in their storage format).
-PackResult pack_for_real(sparq::model::Llama& model, const std::vector<LinearInfo>& lin) {
-  using namespace sparq::model;
+// Packs every decoder linear for the real-kernel evaluation and --out (sparq::pack_compressed,
+// joint/pack_compressed.hpp: the format of each linear from what the recipe did to it).
+PackResult pack_for_real(sparq::model::Llama& model, const sparq::CompressReport& rep, bool pruned) {
   PackResult r;
-  std::map<std::string, int> count;
-  std::vector<std::pair<std::pair<std::size_t, Linear>, std::unique_ptr<LinearOp>>> ops;  // installed only if all pack
   try {
-    std::size_t i = 0;
-    for (std::size_t b = 0; b < model.config().n_layers; ++b) {
-      for (Linear l : all_linears) {
-        const LinearInfo& li = lin.at(i++);
-        const std::string where = sparq::detail::concat("block ", b, " ", linear_name(l));
-        const LinearOp* cur = &model.linear(b, l);
-        const auto* comp = dynamic_cast<const CompensatedLinear*>(cur);
-        if (comp) cur = &comp->inner();
-        const std::string lorc = comp ? " + lorc r" + std::to_string(comp->correction().rank()) + " " +
-                                            std::string(sparq::lowrank::factor_format_name(comp->correction().a().format()))
-                                      : "";
-        const bool nm = li.pruned && li.m != 0;
-        if (li.replaced) {
-          // LowRank (+ W8 per channel): the quantizer left A and B on a per-row int8 grid in f32 storage;
-          // store them as int8 factors when that is exact (decode() bit-identical), else keep them.
-          int bits = 0;
-          const LinearOp* base = cur;
-          if (const auto* iq = dynamic_cast<const InputQuantLinear*>(base)) {
-            bits = iq->bits();
-            base = &iq->inner();
-          }
-          const auto* lr = dynamic_cast<const LowRankLinear*>(base);
-          std::string key = "lowrank r" + std::to_string(li.rank) + " " + li.factor_format;
-          if (lr && li.wbits == 8 && li.group == 0 && lr->a().format() == sparq::lowrank::FactorFormat::f32) {
-            const auto fa = lr->a().decode(), fb = lr->b().decode();
-            auto a8 = sparq::lowrank::StoredFactor::encode(fa.view(), sparq::lowrank::FactorFormat::int8);
-            auto b8 = sparq::lowrank::StoredFactor::encode(fb.view(), sparq::lowrank::FactorFormat::int8);
-            const auto da = a8.decode(), db = b8.decode();
-            if (std::equal(da.data(), da.data() + da.size(), fa.data()) && std::equal(db.data(), db.data() + db.size(), fb.data())) {
-              std::unique_ptr<LinearOp> op = std::make_unique<LowRankLinear>(std::move(a8), std::move(b8));
-              if (bits != 0) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
-              ops.emplace_back(std::make_pair(b, l), std::move(op));
-              key = "lowrank r" + std::to_string(li.rank) + " int8 (W8 factors)";
-            }
-          }
-          ++count[key];
-          continue;
-        }
-        // Unstructured-sparse float weights: bitmask + non-zeros (BitmaskLinear) when that stores fewer bytes
-        // than dense f32 (mask bits + 4 B per non-zero + 8 B per row offset; from ~3 % sparsity on).
-        const double bitmask_bytes = static_cast<double>(li.rows * ((li.cols + 7) / 8) + 4 * li.nnz + 8 * (li.rows + 1));
-        const bool bitmask = !nm && li.wbits >= 32 && li.pruned && !comp &&
-                             bitmask_bytes < 4.0 * static_cast<double>(li.rows * li.cols);
-        if (!nm && li.wbits >= 32 && !bitmask) {
-          ++count[cur->describe().substr(0, 9) + lorc];
-          continue;
-        }
-        PackOptions o;
-        o.nm_n = nm ? li.n : 2;
-        o.nm_m = nm ? li.m : 4;
-        std::size_t g = li.group;
-        if (li.wbits == 4 && g == 0) {
-          for (std::size_t c : {32u, 64u, 128u})
-            if (c >= li.cols) { g = c; break; }
-          SPARQ_CHECK(g != 0, where, ": W4 per output channel needs one group of ", li.cols,
-                      " inputs; the int4 kernels take groups of 32, 64 or 128");
-        }
-        if (bitmask) {
-          o.format = PackFormat::bitmask_f32;
-        } else if (nm) {
-          o.format = li.wbits >= 32 ? PackFormat::nm_f32 : li.wbits == 8 ? PackFormat::nm_w8 : PackFormat::nm_w4;
-          if (li.wbits == 4) o.group_size = g * o.nm_n / o.nm_m;  // kept values per scale
-          SPARQ_CHECK(li.wbits >= 32 || li.wbits == 8 || li.wbits == 4, where, ": ", li.wbits, "-bit weights have no packed op");
-        } else {
-          SPARQ_CHECK(li.wbits == 8 || li.wbits == 4, where, ": ", li.wbits, "-bit weights have no packed op");
-          o.format = li.wbits == 8 ? PackFormat::w8 : PackFormat::w4;
-          o.group_size = g ? g : 32;
-          o.bitmask_if_smaller = true;  // w8 and w4
-        }
-        int bits = 0;
-        if (const auto* iq = dynamic_cast<const InputQuantLinear*>(cur)) bits = iq->bits();
-        const ActivationMode act = bits == 8 ? ActivationMode::a8 : ActivationMode::a32;
-        std::unique_ptr<LinearOp> op =
-            pack_linear(std::as_const(model.block_weights(b).linear(l)).view(), o, act, where);
-        if (dynamic_cast<const BitmaskQ8Linear*>(op.get()) != nullptr) o.format = PackFormat::bitmask_w8;  // for the count
-        if (dynamic_cast<const BitmaskQ4Linear*>(op.get()) != nullptr) o.format = PackFormat::bitmask_w4;
-        if (bits != 0 && bits != 8) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
-        if (comp) op = std::make_unique<CompensatedLinear>(std::move(op), comp->compensation());
-        ++count[std::string(pack_format_name(o.format)) + (nm ? " " + std::to_string(o.nm_n) + ":" + std::to_string(o.nm_m) : "") +
-                (o.format == PackFormat::w4 || o.format == PackFormat::bitmask_w4 || o.format == PackFormat::nm_w4
-                     ? " g" + std::to_string(o.group_size)
-                     : "") +
-                (act == ActivationMode::a8 ? " A8" : " A32") + lorc];
-        ops.emplace_back(std::make_pair(b, l), std::move(op));
-      }
-    }
+    r.formats = sparq::pack_compressed(model, rep, pruned).describe();
     r.ok = true;
   } catch (const std::exception& e) {
     r.formats = std::string("not packed: ") + e.what();
     return r;
   }
-  for (auto& [bl, op] : ops) model.set_linear(bl.first, bl.second, std::move(op));
-  for (const auto& [k, n] : count) r.formats += (r.formats.empty() ? "" : ", ") + std::to_string(n) + "x " + k;
   r.bytes = static_cast<double>(model.linear_weight_bytes());
   return r;
 }
@@ -516,7 +417,7 @@ Row run_method(const Method& me, Context& ctx) {
   row.ppl_fake = res.perplexity;
   row.nll_fake = res.mean_nll;
   if (ctx.args.real) {
-    const PackResult pr = pack_for_real(c.model, c.linears);
+    const PackResult pr = pack_for_real(c.model, c.report, prune_stage(me.spec) != nullptr);
     row.real_formats = pr.formats;
     const auto t3 = std::chrono::steady_clock::now();
     row.pack_s = std::chrono::duration<double>(t3 - t2).count();

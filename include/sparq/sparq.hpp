@@ -69,6 +69,7 @@
 #include "sparq/joint/jsq_search.hpp"
 #include "sparq/joint/lowrank_stages.hpp"
 #include "sparq/joint/named_recipes.hpp"
+#include "sparq/joint/pack_compressed.hpp"
 #include "sparq/joint/recipe.hpp"
 
 // io/: llama2.c, GGUF (in, and out for llama.cpp), safetensors, sparq container, model loading

@@ -273,11 +273,15 @@ template <std::size_t N, std::size_t M>
 }  // namespace detail
 
 /// Packs one float matrix ([out x in], already on the format's grid / N:M pattern) into the op of
-/// `opt.format` with activation mode `act`. `where` names the matrix in error messages.
+/// `opt.format` with activation mode `act`. `where` names the matrix in error messages. `chosen`, if
+/// given, receives the format used: opt.format, or bitmask_w8 / bitmask_w4 where
+/// PackOptions::bitmask_if_smaller chose the bitmask op.
 [[nodiscard]] inline std::unique_ptr<PackedLinear> pack_linear(MatrixView<const float> w, const PackOptions& opt,
-                                                               ActivationMode act, const std::string& where = "pack_linear") {
+                                                               ActivationMode act, const std::string& where = "pack_linear",
+                                                               PackFormat* chosen = nullptr) {
   opt.validate();
   SPARQ_CHECK(!w.empty(), where, ": empty ", w.rows(), "x", w.cols(), " matrix");
+  if (chosen != nullptr) *chosen = opt.format;
   switch (opt.format) {
     case PackFormat::w8:
     case PackFormat::bitmask_w8: {
@@ -288,6 +292,7 @@ template <std::size_t N, std::size_t M>
         const auto kept = static_cast<std::size_t>(std::count_if(c.begin(), c.end(), [](std::int8_t q) { return q != 0; }));
         bitmask = BitmaskQ8Linear::bytes_for(w.rows(), w.cols(), kept) < w.rows() * w.cols() + w.rows() * sizeof(float);
       }
+      if (bitmask && chosen != nullptr) *chosen = PackFormat::bitmask_w8;
       if (bitmask) return std::make_unique<BitmaskQ8Linear>(BitmaskQ8Linear::from_quantized(t, act, opt.threads));
       return std::make_unique<Q8Linear>(Q8Linear::from_quantized(t, act, opt.threads));
     }
@@ -306,6 +311,7 @@ template <std::size_t N, std::size_t M>
         bitmask = BitmaskQ4Linear::bytes_for(q.out_features(), q.in_features(), q.group_size(), code_bytes,
                                              q.asymmetric()) < q.weight_bytes();
       }
+      if (bitmask && chosen != nullptr) *chosen = PackFormat::bitmask_w4;
       if (bitmask) return std::make_unique<BitmaskQ4Linear>(BitmaskQ4Linear::from_q4(q, act, opt.threads));
       return std::make_unique<Q4Linear>(std::move(q));
     }
