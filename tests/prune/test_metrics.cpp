@@ -176,6 +176,26 @@ TEST_CASE("Unstructured prunes exactly floor(s*cin) per row, as a stable sort", 
   REQUIRE(std::vector<std::uint8_t>(m.data(), m.data() + 6) == std::vector<std::uint8_t>{0, 0, 0, 1, 1, 1});
 }
 
+TEST_CASE("Unstructured selection equals a stable sort when most scores tie", "[prune][pattern]") {
+  // Scores on a coarse grid (a few distinct values, signed zeros among them) make the k-th
+  // smallest value a long run of ties: the selection must prune exactly the lowest columns of it.
+  Matrix<float> w = rand_matrix(40, 97, 11);
+  for (auto& v : w.storage()) v = std::round(v * 2.0f) / 2.0f;
+  w(3, 5) = -0.0f;
+  for (double s : {0.05, 0.3, 0.5, 0.77, 0.999}) {
+    PruneOptions o;
+    o.sparsity = s;
+    const PruneMask m = Pruner<Magnitude, Unstructured>(o).mask(w.view());
+    const std::size_t k = static_cast<std::size_t>(std::floor(s * 97));
+    for (std::size_t r = 0; r < 40; ++r) {
+      std::vector<float> sc(97);
+      for (std::size_t c = 0; c < 97; ++c) sc[c] = std::fabs(w(r, c));
+      const auto keep = stable_keep(sc.data(), 97, k);
+      for (std::size_t c = 0; c < 97; ++c) REQUIRE(m(r, c) == keep[c]);
+    }
+  }
+}
+
 TEST_CASE("UnstructuredLayer uses one inclusive threshold per matrix", "[prune][pattern]") {
   const Matrix<float> w = rand_matrix(20, 30, 6);
   std::vector<float> flat(w.data(), w.data() + w.size());

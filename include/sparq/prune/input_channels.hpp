@@ -21,7 +21,7 @@ struct InputChannels {
       for (std::size_t c = 0; c < s.cols(); ++c) acc[c] += s(r, c);
     std::vector<float> sums(acc.begin(), acc.end());
     std::vector<std::uint8_t> keep(s.cols());
-    std::vector<std::uint32_t> idx;
+    prune_detail::SelectScratch idx;
     prune_detail::prune_k_smallest(
         s.cols(), prune_count(o.sparsity, s.cols()), [&](std::uint32_t i) { return sums[i]; }, keep.data(), 1, idx);
     for (std::size_t r = 0; r < s.rows(); ++r)

@@ -17,6 +17,7 @@ struct NoStats {};
 struct Magnitude {
   using stats_type = NoStats;
   static constexpr bool updates_weights = false;
+  static constexpr bool row_local = true;  ///< row r's scores read row r of W only (pruner.hpp)
   [[nodiscard]] static std::string name() { return "magnitude"; }
   static void check(MatrixView<const float> /*w*/, const NoStats& /*st*/) {}
   static void score(MatrixView<const float> w, const NoStats& /*st*/, const PruneOptions& /*o*/,

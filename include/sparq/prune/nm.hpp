@@ -24,6 +24,7 @@ struct NM {
   static constexpr std::size_t group = M;
 
   [[nodiscard]] static std::string name() { return std::to_string(N) + ":" + std::to_string(M); }
+  static constexpr bool row_local = true;  ///< each group's selection reads that group's scores only
 
   static void validate(std::size_t /*rows*/, std::size_t cols) {
     SPARQ_CHECK(cols % M == 0, "NM<", N, ",", M, ">: cin = ", cols, " is not a multiple of M = ", M,

@@ -23,7 +23,7 @@ struct OutputChannels {
       sums[r] = static_cast<float>(acc);
     }
     std::vector<std::uint8_t> keep(s.rows());
-    std::vector<std::uint32_t> idx;
+    prune_detail::SelectScratch idx;
     prune_detail::prune_k_smallest(
         s.rows(), prune_count(o.sparsity, s.rows()), [&](std::uint32_t i) { return sums[i]; }, keep.data(), 1, idx);
     for (std::size_t r = 0; r < s.rows(); ++r)

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
@@ -29,6 +32,51 @@ inline void check_weights(MatrixView<const float> w, const char* who) {
         detail::fail(who, ": non-finite weight ", wr[c], " at row ", r, ", column ", c, " (expected finite values)");
   }
 }
+/// A metric whose score of a block of rows depends on those rows of W only (and on statistics of
+/// the inputs), and a pattern whose selection in a row depends on that row's scores only: both
+/// declare `static constexpr bool row_local = true`. Pruner then scores, selects and applies in
+/// blocks of rows, in parallel, without the cout x cin score matrix (docs/pruning.md#row-blocks).
+template <class T>
+concept RowLocal = requires {
+  { T::row_local } -> std::convertible_to<bool>;
+} && T::row_local;
+
+/// score -> select (-> apply when `w_out` is not empty) for blocks of kRowBlock rows, in parallel.
+/// The same mask as scoring the whole matrix first: every row's scores and selection are computed
+/// by the same code on the same values. Inputs were validated by the caller (nothing here throws
+/// but std::bad_alloc).
+template <class Metric, class Pattern>
+void score_select_rows(MatrixView<const float> w, const typename Metric::stats_type& stats, const PruneOptions& o,
+                       MatrixView<std::uint8_t> mask, MatrixView<float> w_out) {
+  constexpr std::size_t kRowBlock = 16;
+  const std::size_t rows = w.rows(), cols = w.cols();
+  const long long nblocks = static_cast<long long>((rows + kRowBlock - 1) / kRowBlock);
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+  {
+    std::vector<float> s(kRowBlock * cols);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (long long b = 0; b < nblocks; ++b) {
+      const std::size_t r0 = static_cast<std::size_t>(b) * kRowBlock, nr = std::min(kRowBlock, rows - r0);
+      MatrixView<float> sb(s.data(), nr, cols);
+      Metric::score(w.rows_range(r0, nr), stats, o, sb);
+      const MatrixView<std::uint8_t> mb = mask.rows_range(r0, nr);
+      Pattern::select(MatrixView<const float>(sb), o, mb);
+      if (!w_out.empty()) {
+        for (std::size_t r = r0; r < r0 + nr; ++r) {
+          float* wr = w_out.row(r);
+          const std::uint8_t* mr = mask.row(r);
+          for (std::size_t c = 0; c < cols; ++c)
+            if (mr[c] == 0) wr[c] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace prune_detail
 
 /// Prunes one cout x cin weight matrix (rows = outputs): `score` gives the metric's importance of
@@ -61,9 +109,14 @@ class Pruner {
 
   /// The keep mask the pattern selects from the scores.
   [[nodiscard]] PruneMask mask(MatrixView<const float> w, const stats_type& stats) const {
-    const Matrix<float> s = score(w, stats);
     PruneMask m(w.rows(), w.cols());
-    Pattern::select(s.view(), options_, m.view());
+    if constexpr (prune_detail::RowLocal<Metric> && prune_detail::RowLocal<Pattern>) {
+      validate(w, stats);
+      prune_detail::score_select_rows<Metric, Pattern>(w, stats, options_, m.view(), MatrixView<float>());
+    } else {
+      const Matrix<float> s = score(w, stats);
+      Pattern::select(s.view(), options_, m.view());
+    }
     return m;
   }
 
@@ -81,9 +134,16 @@ class Pruner {
 
   /// score + mask + apply; returns the mask.
   PruneMask prune(MatrixView<float> w, const stats_type& stats) const {
-    PruneMask m = mask(w, stats);
-    apply(w, m);
-    return m;
+    if constexpr (prune_detail::RowLocal<Metric> && prune_detail::RowLocal<Pattern>) {
+      validate(w, stats);
+      PruneMask m(w.rows(), w.cols());
+      prune_detail::score_select_rows<Metric, Pattern>(w, stats, options_, m.view(), w);
+      return m;
+    } else {
+      PruneMask m = mask(w, stats);
+      apply(w, m);
+      return m;
+    }
   }
 
   /// For metrics without statistics (Magnitude).

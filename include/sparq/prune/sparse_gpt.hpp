@@ -243,7 +243,7 @@ class Pruner<SparseGPT, Pattern> {
     const std::size_t B = options_.block_size;
     std::vector<float> w1, e1, sc;
     std::vector<std::uint8_t> m1;
-    std::vector<std::uint32_t> idx;
+    prune_detail::SelectScratch idx;
     std::vector<double> row_loss(rows, 0.0);
     for (std::size_t i1 = 0; i1 < cin; i1 += B) {
       const std::size_t i2 = std::min(cin, i1 + B), cnt = i2 - i1;

@@ -30,6 +30,7 @@ inline std::vector<float> checked_norms(const ColumnSquareSum& sq, std::size_t c
 struct Wanda {
   using stats_type = ColumnSquareSum;
   static constexpr bool updates_weights = false;
+  static constexpr bool row_local = true;  ///< row r's scores read row r of W only (pruner.hpp)
   [[nodiscard]] static std::string name() { return "wanda"; }
   static void check(MatrixView<const float> w, const ColumnSquareSum& st) {
     (void)prune_detail::checked_norms(st, w.cols(), "Wanda");
