@@ -10,6 +10,7 @@
 
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/model/layer_group.hpp"
 #include "sparq/quant/awq.hpp"
 #include "sparq/quant/gptq.hpp"

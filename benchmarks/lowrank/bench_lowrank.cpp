@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/lowrank/low_rank_factors.hpp"
 #include "sparq/lowrank/randomized_svd.hpp"

@@ -9,6 +9,7 @@
 
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 
 namespace calib_test {
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq_test.hpp"
 
 using sparq::MatrixView;

@@ -9,6 +9,7 @@
 
 #include "joint_fixture.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/joint/compressor.hpp"
 #include "sparq/joint/edit_vector_compressor.hpp"
 #include "sparq/joint/named_recipes.hpp"

@@ -21,6 +21,7 @@
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/kernels/gemm_dense.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
+#include "sparq/kernels/hessian.hpp"
 #include "sparq/kernels/sar_range.hpp"
 #include "sparq_test.hpp"
 
@@ -434,6 +435,43 @@ TEST_CASE("canonical SAR ranges on every target", "[kernels][canonical]") {
           for (std::size_t j = 0; j < cin; ++j) out[kq * cin + j] = a(kq, j);
         return out;
       }, "SarRangeAccumulator");
+    }
+  }
+}
+
+TEST_CASE("canonical Hessian accumulation on every target, any token split", "[kernels][canonical]") {
+  // sums[i, j] (j <= i) += sum_t x_ti x_tj in double, token by token in order: the scalar loop below.
+  // Sizes cover partial panels (n % 8 != 0), one row block, more than one 256-token chunk, and (n =
+  // 150) the threaded path.
+  for (const std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{21}, std::size_t{64}, std::size_t{150}}) {
+    for (const std::size_t T : {std::size_t{1}, std::size_t{37}, std::size_t{300}}) {
+      const std::size_t ldx = n + 3;
+      const auto x = gen<float>(T * ldx, 21 + static_cast<std::uint32_t>(n * 7 + T), -12, 8);
+      const auto s0 = gen<double>(n * n, 22 + static_cast<std::uint32_t>(n), -6, 4);
+      std::vector<double> ref = s0;
+      for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t j = 0; j <= i; ++j)
+            ref[i * n + j] += static_cast<double>(x[t * ldx + i]) * static_cast<double>(x[t * ldx + j]);
+      auto lower = [n](std::vector<double> v) {  // only j <= i is specified
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t j = i + 1; j < n; ++j) v[i * n + j] = 0.0;
+        return v;
+      };
+      INFO("n " << n << " tokens " << T);
+      check_all(lower(ref), [&](auto arch) {
+        std::vector<double> s = s0;
+        k::hessian_accumulate<decltype(arch)>(x.data(), T, ldx, n, s.data());
+        return lower(s);
+      }, "hessian_accumulate");
+      check_all(lower(ref), [&](auto arch) {  // the same tokens in three calls
+        std::vector<double> s = s0;
+        const std::size_t a = T / 3, b = T - T / 4;
+        k::hessian_accumulate<decltype(arch)>(x.data(), a, ldx, n, s.data());
+        k::hessian_accumulate<decltype(arch)>(x.data() + a * ldx, b - a, ldx, n, s.data());
+        k::hessian_accumulate<decltype(arch)>(x.data() + b * ldx, T - b, ldx, n, s.data());
+        return lower(s);
+      }, "hessian_accumulate (split)");
     }
   }
 }

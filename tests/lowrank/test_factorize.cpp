@@ -9,6 +9,7 @@
 #include "lowrank_test_util.hpp"
 #include "sparq/core/error.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/lowrank/jacobi_svd.hpp"
 #include "sparq/lowrank/layer_error.hpp"
 #include "sparq/lowrank/low_rank.hpp"

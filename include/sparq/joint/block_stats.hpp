@@ -25,6 +25,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/joint/stat_request.hpp"
 #include "sparq/model/llama_weights.hpp"
 

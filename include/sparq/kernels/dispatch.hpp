@@ -197,6 +197,8 @@ struct KernelTable {
                               const std::uint8_t*, std::size_t, std::size_t, std::size_t, const float*, float*, void*,
                               int) noexcept = nullptr;
   // quantize / dequantize / pack (quantize.hpp, dequantize.hpp, pack.hpp)
+  // statistics (hessian.hpp)
+  void (*hessian_accumulate)(const float*, std::size_t, std::size_t, std::size_t, double*) = nullptr;
   bool (*all_finite)(const float*, std::size_t) noexcept = nullptr;
   bool (*group_absmax)(const float*, std::size_t, std::size_t, float*) noexcept = nullptr;
   void (*group_minmax)(const float*, std::size_t, std::size_t, float*, float*) noexcept = nullptr;

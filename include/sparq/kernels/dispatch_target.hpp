@@ -30,6 +30,7 @@
 #include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
+#include "sparq/kernels/hessian.hpp"
 #include "sparq/kernels/pack.hpp"
 #include "sparq/kernels/quantize.hpp"
 
@@ -73,6 +74,7 @@ SPARQ_TARGET_BEGIN
   t.gemv_bitmask_q8_f32 = &gemv_bitmask_q8_f32<A>;
   t.gemv_bitmask_q4_a8 = &gemv_bitmask_q4_a8<A, V>;
   t.gemv_bitmask_q4_f32 = &gemv_bitmask_q4_f32<A>;
+  t.hessian_accumulate = &hessian_accumulate<A>;
   t.all_finite = &all_finite<A>;
   t.group_absmax = &group_absmax<A>;
   t.group_minmax = &group_minmax<A>;

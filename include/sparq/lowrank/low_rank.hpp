@@ -22,6 +22,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/lowrank/low_rank_factors.hpp"
 #include "sparq/lowrank/whitening.hpp"
 

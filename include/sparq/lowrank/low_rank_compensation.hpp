@@ -28,6 +28,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/kernels/cholesky.hpp"
 #include "sparq/lowrank/low_rank_factors.hpp"
 #include "sparq/lowrank/stored_factor.hpp"

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/kernels/cholesky.hpp"
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/prune/nm.hpp"

@@ -50,6 +50,7 @@
 #include "sparq/core/error.hpp"
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/core/stats.hpp"
+#include "sparq/quant/hessian.hpp"
 #include "sparq/quant/detail/calib_grid.hpp"
 #include "sparq/quant/detail/calib_linalg.hpp"
 #include "sparq/quant/calibrator.hpp"
