@@ -6,9 +6,11 @@
 //   cholesky_lower(A):   A = L L^T, L lower with a positive diagonal, written over the lower
 //                        triangle of A (the strict upper triangle is set to 0). Right-looking,
 //                        blocks of NB = 64: unblocked factor of the diagonal block, row-wise
-//                        triangular solve of the panel, trailing update A22 -= L21 L21^T by gemm.
+//                        triangular solve of the panel, trailing update A22 -= L21 L21^T by gemm
+//                        on the lower triangle only (row panels, each up to its diagonal).
 //   invert_lower(L):     X = L^-1 (lower). Blocked: X_ii = inv(L_ii) (unblocked), then
-//                        X[i, 0:i] = -X_ii * (L[i, 0:i] * X[0:i, 0:i]) by two gemms per block row.
+//                        X[i, 0:i] = -X_ii * (L[i, 0:i] * X[0:i, 0:i]) by gemms per block row, the
+//                        first one skipping the zero upper triangle of X in whole depth slices.
 //   inverse_upper_factor(H): the upper-triangular U with H^-1 = U^T U, which SparseGPT and GPTQ
 //                        call "Hinv" (the reference forms H^-1 and takes its upper Cholesky
 //                        factor). Computed without forming H^-1: with P the reversal permutation,
@@ -95,9 +97,16 @@ std::size_t cholesky_lower(T* A, std::size_t n, std::size_t lda) {
         ri[j] = (ri[j] - chol_detail::dot<Arch>(ri, rj, j)) / rj[j];
       }
     }
-    // Trailing update A22 -= L21 L21^T (full square; only the lower half is used later).
+    // Trailing update A22 -= L21 L21^T, lower triangle only (nothing reads the upper one): row
+    // panels of kTrailRows rows, each up to its last column. gemm computes every element of C the
+    // same way whatever the sub-problem, so these are the bits of the full-square product.
     T* A22 = A + (k0 + nb) * lda + k0 + nb;
-    gemm<Arch>(Trans::no, Trans::yes, rest, rest, nb, T(-1), A21, lda, A21, lda, T(1), A22, lda);
+    constexpr std::size_t kTrailRows = 384;
+    for (std::size_t r0 = 0; r0 < rest; r0 += kTrailRows) {
+      const std::size_t rr = std::min(kTrailRows, rest - r0);
+      gemm<Arch>(Trans::no, Trans::yes, rr, r0 + rr, nb, T(-1), A21 + r0 * lda, lda, A21, lda, T(1), A22 + r0 * lda,
+                 lda);
+    }
   }
   for (std::size_t i = 0; i < n; ++i) std::fill(A + i * lda + i + 1, A + i * lda + n, T(0));
   return n;
@@ -126,9 +135,17 @@ void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t 
     }
     if (i0 == 0) continue;
     // Off-diagonal block row: X[i0:i0+nb, 0:i0] = -X_ii * (L[i0:i0+nb, 0:i0] * X[0:i0, 0:i0]).
+    // Column block [c0, c0 + KC) of the product reads X[p, c] = 0 (upper triangle) for every
+    // p < c0, so its sum starts at p = c0. c0 is a multiple of gemm's depth slice KC, so the
+    // slices that remain are the same as those of the full product, and the skipped ones only
+    // added +0 to a +0 sum: the same bits for half the work.
     tmp.assign(nb * i0, T(0));
-    gemm<Arch>(Trans::no, Trans::no, nb, i0, i0, T(1), L + i0 * ldl, ldl, X, ldx, T(0), tmp.data(),
-               i0);
+    constexpr std::size_t KC = gemm_detail::Config<T, Arch>::KC;
+    for (std::size_t c0 = 0; c0 < i0; c0 += KC) {
+      const std::size_t cw = std::min(KC, i0 - c0);
+      gemm<Arch>(Trans::no, Trans::no, nb, cw, i0 - c0, T(1), L + i0 * ldl + c0, ldl, X + c0 * ldx + c0, ldx, T(0),
+                 tmp.data() + c0, i0);
+    }
     gemm<Arch>(Trans::no, Trans::no, nb, i0, nb, T(-1), X + i0 * ldx + i0, ldx, tmp.data(), i0,
                T(0), X + i0 * ldx, ldx);
   }
@@ -139,13 +156,16 @@ void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t 
 template <class Arch = simd::dynamic, class T>
 std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* U, std::size_t ldu) {
   std::vector<T> R(n * n);
-  // R = P H P (reversal), full symmetric copy taken from H's lower triangle.
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j <= i; ++j) {
-      const T v = H[i * ldh + j];
-      R[(n - 1 - i) * n + (n - 1 - j)] = v;
-      R[(n - 1 - j) * n + (n - 1 - i)] = v;
-    }
+  // R = P H P (reversal), lower triangle only (all cholesky_lower reads): R[a, b] = H[n-1-b, n-1-a]
+  // for b <= a, read from H's lower triangle. In 32 x 32 tiles, so that the transposed reads stay
+  // in cache.
+  constexpr std::size_t tile = 32;
+  for (std::size_t a0 = 0; a0 < n; a0 += tile)
+    for (std::size_t b0 = 0; b0 <= a0; b0 += tile)
+      for (std::size_t b = b0; b < std::min(n, b0 + tile); ++b) {
+        const T* hrow = H + (n - 1 - b) * ldh;
+        for (std::size_t a = std::max(a0, b); a < std::min(n, a0 + tile); ++a) R[a * n + b] = hrow[n - 1 - a];
+      }
   const std::size_t r = cholesky_lower<Arch>(R.data(), n, n);
   if (r != n) return n - 1 - r;
   std::vector<T> X(n * n);
