@@ -21,6 +21,7 @@ struct Args {
   std::string model, tokenizer, calib, eval, json, recipe = "compare";
   std::vector<std::string> outs;   ///< --out paths: *.gguf -> GGUF for llama.cpp, anything else -> SPRQ
   std::string gguf_float = "f32", gguf_fallback = "f16", gguf_requant = "q8_0", gguf_embedding = "f32";
+  std::string embedding = "f32";   ///< --embedding int8: token embedding / classifier on a per-row int8 grid
   std::string target;              ///< kernel target ("" = $SPARQ_TARGET, else the best the CPU runs)
   long long nsamples = 32, seqlen = 256, max_tokens = 60000;
   long long calib_seed = -1;       ///< -1: first consecutive windows; else seeded random starts
@@ -92,6 +93,9 @@ struct CliSpec {
                 "GGUF type of quantized linears on no block grid (default q8_0)")
         .choice("--gguf-embedding", &a.gguf_embedding, {"f32", "f16", "bf16", "q8_0", "q4_0"},
                 "GGUF type of the token embedding / classifier (default f32)")
+        .choice("--embedding", &a.embedding, {"f32", "int8"},
+                "token embedding / classifier after compression: int8 rounds them to a per-row int8\n"
+                "grid (recipe token 'embed'; the SPRQ file stores 1-byte codes); default f32: as the recipe says")
         .text("--json", "PATH", &a.json, "also write the rows and the protocol as JSON")
         .flag("--eval-only", &a.eval_only,
               "no compression: score --model as it is (llama2.c, GGUF or a SPRQ file written by --out;\n"

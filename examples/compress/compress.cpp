@@ -368,6 +368,7 @@ void write_gguf_out(const std::string& out, const Method& me, const Compressed& 
 Row run_method(const Method& me, Context& ctx) {
   sparq::RecipeSpec s = me.spec;
   enable_nm_fallback(s, ctx.dense.config);
+  if (ctx.args.embedding == "int8") s.embedding_bits = 8;
   const std::size_t L = ctx.dense.config.n_layers;
   std::vector<double> edit_r;  // empty: the recipe's own strength in every block
   Row row;
@@ -618,9 +619,12 @@ int main(int argc, char** argv) {
                 ctx.heldout_stream.size(), args.sa_steps, args.sa_seed);
     std::printf("note: ppl_fake = quantize->dequantize in f32; ppl_real = decoder linears through the packed kernels "
                 "(int8/int4/N:M codes, int8 per-token activations; unstructured sparsity as bitmask + non-zeros: float, or int8 codes when smaller), while embedding, "
-                "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32; LoRC factors run as "
+                "norms, RoPE, attention (q/k/v outputs fake-quantized) and classifier stay f32%s; LoRC factors run as "
                 "stored (int8/f16/bf16 GEMVs) around the packed op; stored_B = packed bytes (+ factors), "
-                "sparse_B/MACs = theoretical (+ factors), decoder linears only (docs/compress.md)\n\n");
+                "sparse_B/MACs = theoretical (+ factors), decoder linears only (docs/compress.md)\n\n",
+                args.embedding == "int8" ? " (--embedding int8: embedding and classifier values on a per-row int8 grid, "
+                                           "float arithmetic)"
+                                         : "");
     print_header();
 
     std::vector<Row> rows;

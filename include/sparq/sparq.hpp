@@ -50,6 +50,7 @@
 // model/: Llama runtime, its LinearOp formats and packing, tokenizers, perplexity, layer-by-layer calibration
 #include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/calibration.hpp"
+#include "sparq/model/embedding_quant.hpp"
 #include "sparq/model/generate.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/linear_formats.hpp"

@@ -1,5 +1,7 @@
 // Compressor<Stages...>: statistics requested = statistics computed, a custom stage through the extension point,
 // compile-time and run-time recipes give the same bits, the driver matches a hand-written Pruner chain.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -7,9 +9,11 @@
 #include "joint_fixture.hpp"
 #include "sparq/core/stats.hpp"
 #include "sparq/joint/compressor.hpp"
+#include "sparq/joint/edit_vector_compressor.hpp"
 #include "sparq/joint/named_recipes.hpp"
 #include "sparq/joint/recipe.hpp"
 #include "sparq/model/calibration.hpp"
+#include "sparq/model/embedding_quant.hpp"
 
 using namespace sparq;
 using model::Linear;
@@ -216,6 +220,53 @@ TEST_CASE("the driver equals a hand-written run_layerwise + Pruner chain", "[joi
   const auto r = compress(b, win, parse_recipe("wanda:0.5,smooth,w8a0"));
   CHECK(r.activation_bits == 0);
   CHECK(joint_test::same_weights(a, b));
+}
+
+TEST_CASE("embed: the token embedding on its int8 grid after the blocks, which stay the same", "[joint][compressor][recipe]") {
+  const auto* d = joint_test::data();
+  if (!d) return;
+  const auto win = small_windows(*d);
+  auto a = joint_test::fresh_model(*d);
+  auto b = joint_test::fresh_model(*d);
+  const auto ra = compress(a, win, parse_recipe("wanda:0.5,w8a8"));
+  const auto rb = compress(b, win, parse_recipe("wanda:0.5,w8a8,embed"));
+  CHECK(ra.embedding_bits == 32);
+  CHECK(rb.embedding_bits == 8);
+  CHECK(joint_test::same_weights(a, b));  // no calibration pass saw the rounded embedding
+  CHECK(model::embedding_bits(a.weights()) == 32);
+  CHECK(model::embedding_bits(b.weights()) == 8);
+  // b's embedding is a's rounded to the nearest point of its row's grid: within half a step.
+  const auto& ea = a.weights().token_embedding;
+  const auto& eb = b.weights().token_embedding;
+  std::size_t moved = 0;
+  for (std::size_t i = 0; i < ea.rows(); ++i) {
+    float amax = 0.0f;
+    for (std::size_t j = 0; j < ea.cols(); ++j) amax = std::max(amax, std::fabs(ea(i, j)));
+    const float step = std::max(amax, 1e-5f) / 127.0f;
+    for (std::size_t j = 0; j < ea.cols(); ++j) {
+      REQUIRE(std::fabs(eb(i, j) - ea(i, j)) <= 0.5f * step * (1.0f + 1e-5f));
+      moved += eb(i, j) != ea(i, j);
+    }
+  }
+  CHECK(moved > ea.size() / 2);
+  // The JSQ search's compressor ends the same way.
+  const RecipeSpec jspec = parse_recipe("edit,wanda:0.5,w8a8,embed");
+  const StagePlan jplan = plan_of(jspec);  // the compressor keeps a reference
+  EditVectorCompressor evc(d->weights, win, jplan, options_for(jspec, CompressOptions{}));
+  auto c = joint_test::fresh_model(*d);
+  const auto rc = compress(c, win, jspec);
+  CompressReport re;
+  const auto e = evc.compress(rc.edit_strengths, &re);
+  CHECK(re.embedding_bits == 8);
+  CHECK(joint_test::same_weights(c, e));
+  CHECK(std::memcmp(c.weights().token_embedding.data(), e.weights().token_embedding.data(),
+                    c.weights().token_embedding.size() * sizeof(float)) == 0);
+  // Other widths are refused before anything changes.
+  auto f = joint_test::fresh_model(*d);
+  CompressOptions o4;
+  o4.embedding_bits = 4;
+  CHECK_THROWS_WITH(compress(f, win, parse_recipe("wanda:0.5"), o4), Catch::Contains("embedding_bits = 4"));
+  CHECK(joint_test::same_weights(f, joint_test::fresh_model(*d)));
 }
 
 TEST_CASE("smoothing before pruning: Wanda's mask is invariant to the fold", "[joint][compressor]") {

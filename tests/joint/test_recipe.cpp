@@ -71,12 +71,23 @@ TEST_CASE("parse_recipe: JSQ, Wanda+SmoothQuant 2:4, SparseGPT+GPTQ, W4A8, magni
   CHECK(more.activation_bits == 6);
   CHECK(stage<PruneStageSpec>(parse_recipe("magnitude:0.3:layer"), 0).pattern == PrunePatternKind::unstructured_layer);
   CHECK(stage<EditStageSpec>(parse_recipe("edit:1e-4:channel"), 0).options.mode == EditMode::MinMaxChannel);
+
+  // 'embed' is no block stage: it sets the int8 embedding and classifier (CompressOptions::embedding_bits).
+  const auto emb = parse_recipe("wanda:0.5,embed,w8a8");
+  CHECK(emb.stages.size() == 2);
+  CHECK(emb.embedding_bits == 8);
+  CHECK(options_for(emb, CompressOptions{}).embedding_bits == 8);
+  CompressOptions keep;
+  keep.embedding_bits = 32;
+  CHECK(options_for(emb, keep).embedding_bits == 32);  // the caller's options win, as for activation bits
+  CHECK_FALSE(jsq.embedding_bits.has_value());
+  CHECK(to_string(parse_recipe("embed")) == "embed:w8");
 }
 
 TEST_CASE("to_string gives a canonical string that parses back to the same stages", "[joint][recipe]") {
   for (const char* s : {"edit:5e-05,sar:0.5,smooth:0.5,w8,a8", "wanda:2:4,smooth:0.5,w4g128,a8",
                         "sparsegpt:0.6,gptq:w4g128", "magnitude:0.5:layer", "edit:pct:0.01,wanda:0.5:inch,w8:asym",
-                        "sar:4:8:lambda=2.1,gptq:w8:sym,a8"}) {
+                        "sar:4:8:lambda=2.1,gptq:w8:sym,a8", "sparsegpt:0.5,smooth:0.5,w8,a8,embed:w8"}) {
     const auto r = parse_recipe(s);
     CHECK(to_string(r) == s);
     CHECK(to_string(parse_recipe(to_string(r))) == to_string(r));
@@ -92,7 +103,8 @@ TEST_CASE("parse_recipe rejects bad strings and names the token", "[joint][recip
                       Bad{"w7a8", "w7a8"}, Bad{"w8a1", "w8a1"}, Bad{"w4g0", "w4g0"}, Bad{"w8x", "w8x"},
                       Bad{"smooth:2", "smooth:2"}, Bad{"edit:0.9", "edit:0.9"}, Bad{"edit:5e-5:cols", "edit:5e-5:cols"},
                       Bad{"sparsegpt:0.5:layer", "sparsegpt:0.5:layer"}, Bad{"wanda:0.5,,w8a8", ""},
-                      Bad{"sar:0.5:lambda=-1", "sar:0.5:lambda=-1"}, Bad{"gptq:q4", "gptq:q4"}, Bad{"a1", "a1"}}) {
+                      Bad{"sar:0.5:lambda=-1", "sar:0.5:lambda=-1"}, Bad{"gptq:q4", "gptq:q4"}, Bad{"a1", "a1"},
+                      Bad{"w8a8,embed:w4", "embed:w4"}, Bad{"embed:w8:x", "embed:w8:x"}}) {
     const std::string e = error_of(b.recipe);
     INFO(b.recipe << " -> " << e);
     CHECK(e.find("parse_recipe: bad token '" + std::string(b.token) + "': expected") != std::string::npos);

@@ -2,8 +2,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "model_test_util.hpp"
 #include "sparq/io/llama2c.hpp"
 #include "sparq/io/packed_model.hpp"
+#include "sparq/model/embedding_quant.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/pack_model.hpp"
@@ -290,6 +294,122 @@ TEST_CASE("packed model files round-trip bit-identically and reject damaged byte
         if (s.name == "indices") s.bytes.pop_back();
   const auto bb = io::serialize_container(ct);
   REQUIRE_THROWS_AS(io::parse_packed_model(bb.data(), bb.size()), sparq::error);
+}
+
+namespace {
+
+std::int64_t packed_version(const io::Container& ct) {
+  return std::get<std::int64_t>(ct.metadata.at("sparq.packed_version"));
+}
+
+const io::ContainerTensor& tensor_named(const io::Container& ct, const std::string& name) {
+  const io::ContainerTensor* t = ct.find(name);
+  REQUIRE(t != nullptr);
+  return *t;
+}
+
+}  // namespace
+
+TEST_CASE("int8 embeddings: per-row grid, q8_rows in the file, bit-identical logits, damaged tensors refused",
+          "[model][packed][io]") {
+  for (const bool shared : {true, false}) {
+    INFO("shared classifier: " << shared);
+    LlamaConfig cfg = small_config();
+    cfg.shared_classifier = shared;
+    Llama m(model_test::random_weights(cfg, 33));
+    const auto toks = some_tokens(12, cfg.vocab_size);
+    const Matrix<float> before = logits_of(m, toks);
+    const LlamaWeights orig = m.weights();
+    // Float weights: f32 tensors, version 1, no int8 grid.
+    REQUIRE(embedding_bits(m.weights()) == 32);
+    const io::Container c32 = io::packed_model_container(m);
+    CHECK(packed_version(c32) == 1);
+    CHECK(tensor_named(c32, "token_embedding").format == "f32");
+
+    REQUIRE_THROWS_WITH(quantize_embeddings(m, 4), Catch::Contains("bits = 4"));
+    quantize_embeddings(m, 8);
+    REQUIRE(embedding_bits(m.weights()) == 8);
+    // Each value moved to the nearest point of its row's grid s·q, s = absmax/127.
+    for (const bool cls : {false, true}) {
+      if (cls && shared) continue;
+      const auto& a = cls ? orig.classifier : orig.token_embedding;
+      const auto& b = cls ? m.weights().classifier : m.weights().token_embedding;
+      for (std::size_t i = 0; i < a.rows(); ++i) {
+        float amax = 0.0f;
+        for (std::size_t j = 0; j < a.cols(); ++j) amax = std::max(amax, std::fabs(a(i, j)));
+        const float s = amax / 127.0f;
+        for (std::size_t j = 0; j < a.cols(); ++j) {
+          REQUIRE(std::fabs(b(i, j) - a(i, j)) <= 0.5f * s * (1.0f + 1e-5f));
+          const float q = b(i, j) / s;
+          REQUIRE(std::fabs(q - std::nearbyint(q)) < 1e-3f);
+        }
+      }
+    }
+    const Matrix<float> after = logits_of(m, toks);
+    CHECK(max_rel_diff(after, before) > 0.0);
+    CHECK(max_rel_diff(after, before) < 0.05);
+
+    const io::Container c8 = io::packed_model_container(m);
+    CHECK(packed_version(c8) == 4);
+    CHECK(tensor_named(c8, "token_embedding").format == "q8_rows");
+    if (!shared) CHECK(tensor_named(c8, "classifier").format == "q8_rows");
+    const auto bytes = io::serialize_container(c8);
+    // 1 byte per value + 4 per row instead of 4 per value, for each stored matrix.
+    const std::size_t mats = shared ? 1 : 2, v = cfg.vocab_size, d = cfg.dim;
+    CHECK(io::serialize_container(c32).size() - bytes.size() >= mats * (3 * v * d - 4 * v) - 256);
+    const Llama r = io::parse_packed_model(bytes.data(), bytes.size());
+    CHECK(std::memcmp(r.weights().token_embedding.data(), m.weights().token_embedding.data(), v * d * 4) == 0);
+    const Matrix<float> back = logits_of(r, toks);
+    for (std::size_t i = 0; i < back.size(); ++i) REQUIRE(back.data()[i] == after.data()[i]);
+    // Written again: the same bytes (the reader's decode is the grid the writer recognises).
+    CHECK(io::serialize_packed_model(r) == bytes);
+
+    // Damaged but checksummed q8_rows tensors are errors naming what is wrong.
+    auto damaged = [&](auto&& edit, const char* what) {
+      io::Container ct = c8;
+      edit(ct);
+      const auto bb = io::serialize_container(ct);
+      CHECK_THROWS_WITH(io::parse_packed_model(bb.data(), bb.size()), Catch::Contains(what));
+    };
+    auto section = [](io::Container& ct, const char* name) -> std::vector<std::uint8_t>& {
+      for (auto& t : ct.tensors)
+        if (t.name == "token_embedding")
+          for (auto& sec : t.sections)
+            if (sec.name == name) return sec.bytes;
+      FAIL("no section " << name);
+      throw;
+    };
+    damaged([&](io::Container& ct) { section(ct, "codes")[5] = 0x80; }, "code -128 at row 0, column 5");
+    damaged([&](io::Container& ct) {
+      const float z = 0.0f;
+      std::memcpy(section(ct, "scales").data() + 8, &z, 4);
+    }, "scale[2] = 0");
+    damaged([&](io::Container& ct) {
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(section(ct, "scales").data(), &nan, 4);
+    }, "scale[0] = nan");
+    damaged([&](io::Container& ct) { section(ct, "codes").pop_back(); }, "codes and");
+    damaged([&](io::Container& ct) { ct.metadata["sparq.packed_version"] = std::int64_t{3}; }, "needs packed model version 4");
+    damaged([&](io::Container& ct) { ct.metadata["sparq.packed_version"] = std::int64_t{5}; }, "expected 1, 2, 3 or 4");
+    damaged([&](io::Container& ct) {
+      for (auto& t : ct.tensors)
+        if (t.name == "token_embedding") t.add_section("zeros", std::vector<std::uint8_t>(v, 0));
+    }, "unexpected section 'zeros'");
+  }
+  // Not every float matrix is a grid: −0.0 (the decode gives +0) and an off-grid value are not.
+  Matrix<float> g(2, 3);
+  for (std::size_t j = 0; j < 3; ++j) {
+    g(0, j) = 0.5f * static_cast<float>(j + 1);
+    g(1, j) = -1.0f * static_cast<float>(j);
+  }
+  quantize_int8_rows(g.view());
+  REQUIRE(exact_int8_rows(g.view()).has_value());
+  Matrix<float> h = g;
+  h(1, 0) = -0.0f;
+  CHECK_FALSE(exact_int8_rows(h.view()).has_value());
+  h = g;
+  h(0, 1) = std::nextafter(h(0, 1), 1.0f);
+  CHECK_FALSE(exact_int8_rows(h.view()).has_value());
 }
 
 namespace {

@@ -5,14 +5,16 @@
 //
 // Contents (tokenizer-independent; a tokenizer is not stored; the full table is in docs/formats.md):
 //   metadata  "sparq.kind" = "packed_llama", "sparq.packed_version" = 1, 2 when the model holds a
-//             low-rank op, 3 when it holds a bitmask int8 or int4 op (version 1 files are byte-identical to
-//             those of earlier sparq; readers take 1, 2 and 3),
+//             low-rank op, 3 when it holds a bitmask int8 or int4 op, 4 when its embedding is int8
+//             (version 1 files are byte-identical to those of earlier sparq; readers take 1 to 4),
 //             "config.<field>" (int64: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
 //             shared_classifier; float64: rms_eps, rope_theta), "attention_input_bits" (int64),
 //             and per linear tensor T: "T.input_bits" (0, or the bits of a fake InputQuantLinear
 //             kept around the op), "T.act" (8 or 32, packed formats), format parameters below.
 //   tensors   "token_embedding" [vocab, dim], "rms_final" [dim], "classifier" [vocab, dim] (only when
-//             not shared), "blocks.<b>.rms_att" / ".rms_ffn" [dim]: format "f32", section "data".
+//             not shared), "blocks.<b>.rms_att" / ".rms_ffn" [dim]: format "f32", section "data";
+//             the embedding and classifier as "q8_rows" (version 4: sections codes (int8), scales (f32
+//             per row)) when their values are exactly per-row int8 (model/embedding_quant.hpp).
 //             "blocks.<b>.<wq|wk|wv|wo|w1|w2|w3>" [rows, cols], by format:
 //               "f32"       section data (rows·cols floats): a dense linear
 //               "packed_q8" sections codes (int8), scales (f32)
@@ -65,6 +67,7 @@
 #include "sparq/model/bitmask_q4_linear.hpp"
 #include "sparq/model/bitmask_q8_linear.hpp"
 #include "sparq/model/dense_linear.hpp"
+#include "sparq/model/embedding_quant.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/linear_formats.hpp"
 #include "sparq/model/llama.hpp"
@@ -119,6 +122,57 @@ namespace packed_detail {
   SPARQ_CHECK(v.size() == t->n_elements(), what, ": tensor '", name, "' has ", v.size(), " floats, expected ",
               t->n_elements());
   return v;
+}
+
+/// Writes the token embedding or classifier `w` as tensor `name`: format "q8_rows" (sections codes:
+/// int8 row-major, scales: one f32 per row) when its values are exactly the decode of their per-row
+/// int8 codes (model::exact_int8_rows; what model::quantize_embeddings leaves), else "f32". Returns
+/// the packed version it needs: 4 for q8_rows, 1 for f32.
+inline int put_embedding(Container& ct, const std::string& name, const Matrix<float>& w) {
+  if (const auto q = model::exact_int8_rows(w.view())) {
+    ContainerTensor t{name, "q8_rows", {w.rows(), w.cols()}, {}};
+    const auto codes = q->int8_codes();
+    t.add_section("codes", codes.data(), codes.size());
+    t.add_section("scales", q->scales(), w.rows());
+    ct.tensors.push_back(std::move(t));
+    return 4;
+  }
+  ct.add_f32(name, {w.rows(), w.cols()}, w.data());
+  return 1;
+}
+
+/// Reads the token embedding or classifier tensor `name` ([rows, cols], format f32 or, from version 4,
+/// q8_rows: every code in [−127, 127], every scale positive and finite, nothing else in the tensor).
+[[nodiscard]] inline Matrix<float> embedding_tensor(const Container& ct, const std::string& name, std::size_t rows,
+                                                    std::size_t cols, std::int64_t version, const std::string& what) {
+  const ContainerTensor* t = ct.find(name);
+  if (t == nullptr) sparq::detail::fail(what, ": missing tensor '", name, "'");
+  Matrix<float> m(rows, cols);
+  if (t->format != "q8_rows") {
+    const auto v = f32_tensor(ct, name, {rows, cols}, what);
+    std::copy(v.begin(), v.end(), m.data());
+    return m;
+  }
+  SPARQ_CHECK(version >= 4, what, ": tensor '", name, "' has format q8_rows, which needs packed model version 4; the "
+              "file says ", version);
+  const std::vector<std::uint64_t> dims{rows, cols};
+  SPARQ_CHECK(t->dims == dims, what, ": tensor '", name,
+              "' has unexpected dimensions");
+  for (const auto& sec : t->sections)
+    SPARQ_CHECK(sec.name == "codes" || sec.name == "scales", what, ": tensor '", name, "' has an unexpected section '",
+                sec.name, "' (q8_rows holds codes and scales)");
+  const auto q = t->section_as<std::int8_t>("codes");
+  const auto sc = t->section_as<float>("scales");
+  SPARQ_CHECK(q.size() == rows * cols && sc.size() == rows, what, ": tensor '", name, "' has ", q.size(), " codes and ",
+              sc.size(), " scales, expected ", rows * cols, " and ", rows);
+  for (std::size_t i = 0; i < q.size(); ++i)
+    SPARQ_CHECK(q[i] != -128, what, ": tensor '", name, "' has code -128 at row ", i / cols, ", column ", i % cols,
+                ", expected -127..127");
+  for (std::size_t i = 0; i < rows; ++i)
+    SPARQ_CHECK(std::isfinite(sc[i]) && sc[i] > 0.0f, what, ": tensor '", name, "' has scale[", i, "] = ", sc[i],
+                ", expected a positive finite value");
+  model::decode_int8_rows(q, sc, m.view());
+  return m;
 }
 
 /// StoredFactor from its stored parts; every value checked (finite; int8 codes in [−127, 127],
@@ -413,10 +467,9 @@ class ContainerOpReader final : public model::OpReader {
   ct.metadata["config.rms_eps"] = static_cast<double>(c.rms_eps);
   ct.metadata["config.rope_theta"] = static_cast<double>(c.rope_theta);
   ct.metadata["attention_input_bits"] = static_cast<std::int64_t>(m.attention_input_bits());
-  ct.add_f32("token_embedding", {c.vocab_size, c.dim}, w.token_embedding.data());
+  int version = packed_detail::put_embedding(ct, "token_embedding", w.token_embedding);
   ct.add_f32("rms_final", {c.dim}, w.rms_final.data());
-  if (!c.shared_classifier) ct.add_f32("classifier", {c.vocab_size, c.dim}, w.classifier.data());
-  int version = 1;
+  if (!c.shared_classifier) version = std::max(version, packed_detail::put_embedding(ct, "classifier", w.classifier));
   for (std::size_t b = 0; b < c.n_layers; ++b) {
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
     ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_ffn"), {c.dim}, w.blocks[b].rms_ffn.data());
@@ -525,7 +578,7 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
                   std::get<std::string>(kind->second) == "packed_llama",
               what, ": not a packed sparq model (metadata sparq.kind != packed_llama)");
   const auto ver = packed_detail::meta_int(ct, "sparq.packed_version", what);
-  SPARQ_CHECK(ver >= 1 && ver <= 3, what, ": packed model version ", ver, ", expected 1, 2 or 3");
+  SPARQ_CHECK(ver >= 1 && ver <= 4, what, ": packed model version ", ver, ", expected 1, 2, 3 or 4");
   constexpr std::int64_t lim = (std::int64_t{1} << 24) - 1;
   LlamaConfig c;
   c.dim = meta_size(ct, "config.dim", what, 1, lim);
@@ -543,15 +596,10 @@ inline void add_tokenizer(Container& ct, const model::Tokenizer& t) {
 
   LlamaWeights w;
   w.config = c;
-  auto emb = packed_detail::f32_tensor(ct, "token_embedding", {c.vocab_size, c.dim}, what);  // sizes checked first
-  w.token_embedding = Matrix<float>(c.vocab_size, c.dim);
-  std::copy(emb.begin(), emb.end(), w.token_embedding.data());
+  w.token_embedding = packed_detail::embedding_tensor(ct, "token_embedding", c.vocab_size, c.dim, ver, what);
   w.rms_final = packed_detail::f32_tensor(ct, "rms_final", {c.dim}, what);
-  if (!c.shared_classifier) {
-    auto cls = packed_detail::f32_tensor(ct, "classifier", {c.vocab_size, c.dim}, what);
-    w.classifier = Matrix<float>(c.vocab_size, c.dim);
-    std::copy(cls.begin(), cls.end(), w.classifier.data());
-  }
+  if (!c.shared_classifier)
+    w.classifier = packed_detail::embedding_tensor(ct, "classifier", c.vocab_size, c.dim, ver, what);
   struct Installed {
     std::size_t b;
     Linear l;

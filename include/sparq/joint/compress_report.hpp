@@ -24,6 +24,10 @@ struct CompressOptions {
   /// (Llama::set_attention_input_bits, SmoothQuant/JSQ's int8 BMM inputs). Set after the whole
   /// model is compressed, so calibration passes do not see it (as the reference).
   bool quantize_attention_inputs = true;
+  /// Token embedding (and classifier) after the decoder blocks: 8 rounds them to their per-row int8
+  /// grid (model::quantize_embeddings: weight-only, the model keeps float activations there; a SPRQ
+  /// file then stores 1-byte codes, docs/formats.md); nullopt, 0 or 32 (default): left in float.
+  std::optional<int> embedding_bits;
   /// Next block's calibration inputs from the compressed block (error propagation, default) or
   /// from the dense block.
   bool propagate_compressed = true;
@@ -72,6 +76,7 @@ struct CompressReport {
   std::vector<double> edit_strengths; ///< r_b used per block (empty without ActivationEdit)
   int activation_bits = 0;
   int attention_bits = 0;
+  int embedding_bits = 32;            ///< 8: token embedding and classifier on their int8 grid
 
   [[nodiscard]] double sparsity() const noexcept {
     return params ? 1.0 - static_cast<double>(nnz) / static_cast<double>(params) : 0.0;

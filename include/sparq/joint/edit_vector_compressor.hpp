@@ -28,6 +28,7 @@
 #include "sparq/core/matrix_view.hpp"
 #include "sparq/joint/compress_report.hpp"
 #include "sparq/joint/stage_driver.hpp"
+#include "sparq/model/embedding_quant.hpp"
 #include "sparq/model/llama.hpp"
 #include "sparq/model/llama_state.hpp"
 #include "sparq/model/llama_weights.hpp"
@@ -54,6 +55,9 @@ class EditVectorCompressor {
       SPARQ_CHECK(windows_[w].size() == len, "EditVectorCompressor: window ", w, " has ", windows_[w].size(),
                   " tokens, expected ", len, " like window 0");
     act_bits_ = resolved_activation_bits(plan_, opt_);
+    emb_bits_ = opt_.embedding_bits.value_or(32);
+    SPARQ_CHECK(emb_bits_ == 0 || emb_bits_ == 8 || emb_bits_ == 32, "EditVectorCompressor: embedding_bits = ",
+                emb_bits_, ", expected 8 (int8 per row) or 0/32 (float)");
   }
 
   /// The model compressed with editing vector `v` (one strength per block); `report`, when given,
@@ -140,6 +144,8 @@ class EditVectorCompressor {
     }
     rep.attention_bits = act_bits_ > 0 && opt_.quantize_attention_inputs ? act_bits_ : 0;
     model.set_attention_input_bits(rep.attention_bits);
+    model::quantize_embeddings(model, emb_bits_);  // as run_compression: after every block
+    rep.embedding_bits = emb_bits_ == 8 ? 8 : 32;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (report) *report = std::move(rep);
     return model;
@@ -177,6 +183,7 @@ class EditVectorCompressor {
   bool reuse_;
   std::size_t max_entries_;
   int act_bits_ = 0;
+  int emb_bits_ = 32;
   std::map<std::vector<double>, Entry> cache_;
   std::deque<std::vector<double>> order_;
   std::size_t last_reused_ = 0, blocks_reused_ = 0, blocks_compressed_ = 0;

@@ -2,7 +2,7 @@
 //
 // Grammar (whitespace around tokens is ignored; names are lower case; see docs/jsq.md):
 //   recipe  := stage (',' stage)*
-//   stage   := edit | prune | smooth | quant | gptq | awq | lorc | lowrank | abits
+//   stage   := edit | prune | smooth | quant | gptq | awq | lorc | lowrank | abits | embed
 //   edit    := 'edit' [':' R] [':' ('tensor' | 'channel')]   Eq. 5 clamp, r = R ∈ [0, 0.5] (default 5e-5), per tensor (default) or per channel
 //            | 'edit' ':' 'pct' [':' H]                       the reference's percentile clip, clip_h = H (default 0.01)
 //   prune   := METRIC [':' S | ':' N ':' M] [':' PATTERN] [':lambda=' L] [':spread=' σ]
@@ -29,6 +29,8 @@
 //                                                             parameter budget B ∈ (0, 1] (default b0.5); only a
 //                                                             quantizer (of the factors) may follow it
 //   abits   := 'a' A                                          per-token activation bits only (2..16; 0 = float)
+//   embed   := 'embed' [':w8']                                token embedding and classifier rounded to per-row
+//                                                             int8 after the blocks (model/embedding_quant.hpp)
 // An N:M prune token with M = 8 may end in ':fallback' (sar:4:8:fallback): linears whose cin is not
 // a multiple of 8 get (N/2):4 (NMFallback, joint/stages.hpp; LinearReport::nm_fallback).
 // Examples: "edit:5e-5,sar:0.5,smooth:0.5,w8a8" (JSQ), "wanda:2:4,smooth,w8a8", "sparsegpt:0.6,gptq:w4g128",
@@ -119,6 +121,7 @@ struct RecipeSpec {
   std::string name;                    ///< the named recipe, or the parsed string
   std::vector<StageSpec> stages;       ///< in order
   std::optional<int> activation_bits;  ///< from 'aA' tokens; CompressOptions::activation_bits overrides
+  std::optional<int> embedding_bits;   ///< 8 from an 'embed' token; CompressOptions::embedding_bits overrides
   bool search = false;                 ///< JSQ: search the per-block editing vector (joint/jsq_search.hpp)
 
   /// Pruning sparsity (1 − N/M for N:M; 0 without a pruner).
@@ -548,13 +551,17 @@ inline void bind_permutation(RecipeSpec& spec) {
       }
       if (w.abits >= 0) spec.activation_bits = w.abits;
       spec.stages.emplace_back(q);
+    } else if (head == "embed") {
+      if (parts.size() > 2 || (parts.size() == 2 && parts[1] != "w8"))
+        bad(tok, "embed[:w8] (int8 token embedding and classifier, one scale per row)");
+      spec.embedding_bits = 8;
     } else if (!head.empty() && head[0] == 'a' && parts.size() == 1 && to_size(head.substr(1))) {
       const std::size_t a = *to_size(head.substr(1));
       if (!(a == 0 || (a >= 2 && a <= 16))) bad(tok, "a<bits> with bits 2..16 or 0 (e.g. a8)");
       spec.activation_bits = static_cast<int>(a);
     } else {
       bad(tok, "a stage: edit, magnitude, wanda, sar, sparsegpt, smooth, awq, w<bits>[g<G>][a<A>], gptq[:w<bits>...], "
-               "lorc[:<rank>...], lowrank[:r<rank>...], a<bits>");
+               "lorc[:<rank>...], lowrank[:r<rank>...], a<bits>, embed");
     }
   }
   std::vector<StageInfo> infos;
@@ -633,6 +640,7 @@ inline void bind_permutation(RecipeSpec& spec) {
     }
   }
   if (spec.activation_bits) add("a" + std::to_string(*spec.activation_bits));
+  if (spec.embedding_bits == 8) add("embed:w8");
   return out.empty() ? "dense" : out;
 }
 
@@ -716,9 +724,10 @@ inline void bind_permutation(RecipeSpec& spec) {
   return p;
 }
 
-/// CompressOptions with the spec's activation bits filled in where the options leave them unset.
+/// CompressOptions with the spec's activation and embedding bits filled in where the options leave them unset.
 [[nodiscard]] inline CompressOptions options_for(const RecipeSpec& spec, CompressOptions o) {
   if (!o.activation_bits && spec.activation_bits) o.activation_bits = spec.activation_bits;
+  if (!o.embedding_bits && spec.embedding_bits) o.embedding_bits = spec.embedding_bits;
   return o;
 }
 

@@ -34,6 +34,7 @@
 #include "sparq/joint/compress_report.hpp"
 #include "sparq/joint/stage_traits.hpp"
 #include "sparq/model/calibration.hpp"
+#include "sparq/model/embedding_quant.hpp"
 #include "sparq/model/input_quant_linear.hpp"
 #include "sparq/model/llama.hpp"
 
@@ -167,6 +168,9 @@ class StageDriver final : public model::LayerwiseCallbacks {
 inline CompressReport run_compression(model::Llama& model, const std::vector<std::vector<int>>& windows,
                                       const StagePlan& plan, const CompressOptions& opt) {
   check_stage_order(plan.stages);
+  const int emb_bits = opt.embedding_bits.value_or(32);
+  SPARQ_CHECK(emb_bits == 0 || emb_bits == 8 || emb_bits == 32, "CompressOptions: embedding_bits = ", emb_bits,
+              ", expected 8 (int8 per row) or 0/32 (float)");
   const auto t0 = std::chrono::steady_clock::now();
   const std::size_t nb = model.config().n_layers;
   CompressReport rep;
@@ -200,6 +204,8 @@ inline CompressReport run_compression(model::Llama& model, const std::vector<std
   }
   rep.attention_bits = rep.activation_bits > 0 && opt.quantize_attention_inputs ? rep.activation_bits : 0;
   model.set_attention_input_bits(rep.attention_bits);
+  model::quantize_embeddings(model, emb_bits);  // after the blocks: no calibration pass sees it
+  rep.embedding_bits = emb_bits == 8 ? 8 : 32;
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -127,6 +127,14 @@ class Llama {
     return w_.blocks[b];
   }
 
+  /// The token embedding's values, to edit in place (e.g. model::quantize_embeddings). The shape is
+  /// fixed; the classifier (the same matrix when shared) reads the edited values at once.
+  [[nodiscard]] MatrixView<float> token_embedding_values() noexcept { return w_.token_embedding.view(); }
+  /// The classifier's values, to edit in place: the token embedding's when shared.
+  [[nodiscard]] MatrixView<float> classifier_values() noexcept {
+    return w_.config.shared_classifier ? w_.token_embedding.view() : w_.classifier.view();
+  }
+
   /// Re-creates the dense views of block `b` for every linear that was not replaced by
   /// set_linear, after checking every matrix still has its configured shape. A linear replaced by
   /// an op may have its float matrix released (empty 0x0, see model::release_float_weights); any
