@@ -1,5 +1,6 @@
 // The "SPRQ" container: CRC-32 check value, documented byte layout, round trips of packed tensors
 // (including the real stories260K weights), and rejection of corrupted or forged files.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -123,12 +124,12 @@ TEST_CASE("container holds the real stories260K weights bit for bit (file round 
   const auto r = read_container(path);
   std::filesystem::remove(path);
   CHECK(std::get<std::string>(r.metadata.at("model")) == "stories260K");
-  CHECK(r.tensor("token_embedding").section_as<float>("data") == w.token_embedding.storage());
+  CHECK(std::ranges::equal(r.tensor("token_embedding").section_as<float>("data"), w.token_embedding.storage()));
   for (std::size_t l = 0; l < w.blocks.size(); ++l)
     for (auto lin : model::all_linears) {
       const auto& t = r.tensor("blk." + std::to_string(l) + "." + std::string(model::linear_name(lin)));
       CHECK(t.format == "f32");
-      REQUIRE(t.section_as<float>("data") == w.blocks[l].linear(lin).storage());
+      REQUIRE(std::ranges::equal(t.section_as<float>("data"), w.blocks[l].linear(lin).storage()));
     }
 }
 

@@ -18,7 +18,8 @@ using namespace sparq::io;
 
 namespace {
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+template <class A, class B>
+bool same_bits(const A& a, const B& b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
 }
 bool same_bits(const Matrix<float>& a, const Matrix<float>& b) {

@@ -1,5 +1,6 @@
 // safetensors reader/writer: round trip of the real stories260K weights, dtype conversions, the
 // header rules, and hostile inputs (truncations, bit flips, forged JSON).
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -59,7 +60,7 @@ TEST_CASE("safetensors: stories260K round trip is bit-exact; F16/BF16 round to n
   for (std::size_t i = 1; i < f.tensors.size(); ++i) CHECK(f.tensors[i - 1].name < f.tensors[i].name);
   const auto& e = f.tensor("token_embd.weight");
   CHECK(e.shape == std::vector<std::uint64_t>{512, 64});
-  REQUIRE(f.floats(e) == w.token_embedding.storage());
+  REQUIRE(std::ranges::equal(f.floats(e), w.token_embedding.storage()));
   for (std::size_t l = 0; l < 5; ++l) {
     for (auto lin : model::all_linears) {
       const auto& t = f.tensor("blk." + std::to_string(l) + "." + std::string(model::linear_name(lin)));

@@ -80,7 +80,7 @@ TEST_CASE("ActivationEdit compat mode clips at the k-th largest |x|", "[joint][e
   REQUIRE(clipped == 9);  // the 9 values strictly above the 10th largest (no ties in normal data)
   // Signed variant: k_l-th smallest and k_h-th largest signed values.
   const auto z = ActivationEdit({EditMode::PercentileCompat, 0.0, 0.02, 0.01, false}).edited(x.view());
-  std::vector<float> s(x.storage());
+  std::vector<float> s(x.storage().begin(), x.storage().end());
   std::sort(s.begin(), s.end());
   const float lo = s[19], hi = s[s.size() - 10];
   for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(z.data()[i] == std::clamp(x.data()[i], lo, hi));

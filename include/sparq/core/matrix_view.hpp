@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sparq/core/error.hpp"
+#include "sparq/core/large_alloc.hpp"
 
 namespace sparq {
 
@@ -97,13 +98,14 @@ class Matrix {
   }
   [[nodiscard]] MatrixView<T> view() noexcept { return {data_.data(), rows_, cols_}; }
   [[nodiscard]] MatrixView<const T> view() const noexcept { return {data_.data(), rows_, cols_}; }
-  [[nodiscard]] std::vector<T>& storage() noexcept { return data_; }
-  [[nodiscard]] const std::vector<T>& storage() const noexcept { return data_; }
+  /// The row-major elements (a std::vector whose large buffers use huge pages: core/large_alloc.hpp).
+  [[nodiscard]] LargeVector<T>& storage() noexcept { return data_; }
+  [[nodiscard]] const LargeVector<T>& storage() const noexcept { return data_; }
 
  private:
   std::size_t rows_ = 0;
   std::size_t cols_ = 0;
-  std::vector<T> data_;
+  LargeVector<T> data_;
 };
 
 }  // namespace sparq

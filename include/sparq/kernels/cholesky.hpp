@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "sparq/core/large_alloc.hpp"
 #include "sparq/kernels/canonical.hpp"
 #include "sparq/kernels/gemm.hpp"
 #include "sparq/simd/arch.hpp"
@@ -155,7 +156,7 @@ void invert_lower(const T* L, std::size_t n, std::size_t ldl, T* X, std::size_t 
 /// Returns n on success, else the index (in H's order) of a failing pivot; U is then unspecified.
 template <class Arch = simd::dynamic, class T>
 std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* U, std::size_t ldu) {
-  std::vector<T> R(n * n);
+  LargeVector<T> R(n * n);  // n x n temporaries on huge pages (core/large_alloc.hpp)
   // R = P H P (reversal), lower triangle only (all cholesky_lower reads): R[a, b] = H[n-1-b, n-1-a]
   // for b <= a, read from H's lower triangle. In 32 x 32 tiles, so that the transposed reads stay
   // in cache.
@@ -168,7 +169,7 @@ std::size_t inverse_upper_factor(const T* H, std::size_t n, std::size_t ldh, T* 
       }
   const std::size_t r = cholesky_lower<Arch>(R.data(), n, n);
   if (r != n) return n - 1 - r;
-  std::vector<T> X(n * n);
+  LargeVector<T> X(n * n);
   invert_lower<Arch>(R.data(), n, n, X.data(), n);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < n; ++j) U[i * ldu + j] = X[(n - 1 - i) * n + (n - 1 - j)];

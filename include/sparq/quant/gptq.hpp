@@ -202,7 +202,7 @@ inline void gptq_check(MatrixView<const float> w, std::size_t hrows, std::size_t
 }
 
 /// The GPTQ sweep on a double Hessian `hd` (cin x cin, modified: dead columns, permutation).
-inline GptqResult gptq_run(MatrixView<const float> w_in, std::vector<double> hd, const GptqSpec& spec,
+inline GptqResult gptq_run(MatrixView<const float> w_in, LargeVector<double> hd, const GptqSpec& spec,
                            const GptqOptions& opt) {
   using namespace calib;
   const std::size_t rows = w_in.rows(), n = w_in.cols();
@@ -265,31 +265,46 @@ inline GptqResult gptq_run(MatrixView<const float> w_in, std::vector<double> hd,
     });
     res.perm = perm;
   }
-  Matrix<float> Wp(rows, n);
+  // Without act-order the permutation is the identity: W and H are used in place (no n x n copies).
+  Matrix<float> Wp;
   Matrix<std::uint8_t> M;  // permuted non-zero mask (1 = kept)
   if (preserve) M = Matrix<std::uint8_t>(rows, n);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t c = 0; c < n; ++c) {
-      Wp(r, c) = W(r, perm[c]);
-      if (preserve) M(r, c) = w_in(r, perm[c]) != 0.0f;
-    }
-  std::vector<double> hp(n * n);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < n; ++j) hp[i * n + j] = hd[perm[i] * n + perm[j]];
+  if (opt.act_order) {
+    Wp = Matrix<float>(rows, n);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < n; ++c) Wp(r, c) = W(r, perm[c]);
+    W = Matrix<float>();
+  } else {
+    Wp = std::move(W);
+  }
+  if (preserve)
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < n; ++c) M(r, c) = w_in(r, perm[c]) != 0.0f;
+  LargeVector<double> hp;
+  if (opt.act_order) {
+    hp.resize(n * n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j) hp[i * n + j] = hd[perm[i] * n + perm[j]];
+    hd = LargeVector<double>();
+  } else {
+    hp = std::move(hd);
+  }
+  std::vector<double> diag(n);  // the undamped diagonal: each attempt damps it afresh, in place
   double mean_diag = 0.0;
-  for (std::size_t i = 0; i < n; ++i) mean_diag += hp[i * n + i];
+  for (std::size_t i = 0; i < n; ++i) {
+    diag[i] = hp[i * n + i];
+    mean_diag += diag[i];
+  }
   mean_diag /= static_cast<double>(n);
 
   // Dampen and factor, with retries.
-  std::vector<double> ud(n * n);
+  LargeVector<double> ud(n * n);
   double pd = opt.percdamp;
   bool ok = false;
-  std::vector<double> hdamp(n * n);
   for (int attempt = 0; attempt <= opt.damp_retries; ++attempt, pd *= 10.0) {
-    hdamp = hp;
     const double lambda = pd * mean_diag;
-    for (std::size_t i = 0; i < n; ++i) hdamp[i * n + i] += lambda;
-    if (calib::inverse_upper_factor(hdamp.data(), n, ud.data()) == n) {
+    for (std::size_t i = 0; i < n; ++i) hp[i * n + i] = diag[i] + lambda;
+    if (calib::inverse_upper_factor(hp.data(), n, ud.data()) == n) {
       ok = true;
       bool finite = true;
       for (double v : ud) finite = finite && std::isfinite(v);
@@ -300,7 +315,8 @@ inline GptqResult gptq_run(MatrixView<const float> w_in, std::vector<double> hd,
       break;
     }
   }
-  std::vector<float> U(n * n, 0.0f);
+  hp = LargeVector<double>();
+  LargeVector<float> U(n * n, 0.0f);
   if (ok) {
     for (std::size_t i = 0; i < n * n; ++i) U[i] = static_cast<float>(ud[i]);
   } else {
@@ -397,10 +413,15 @@ inline GptqResult gptq_run(MatrixView<const float> w_in, std::vector<double> hd,
   for (double l : row_loss) res.loss += l;
 
   // Back to the original column order.
-  res.weight = Matrix<float>(rows, n);
-  res.codes = Matrix<std::uint8_t>(rows, n);
   res.g_idx.assign(n, 0);
   for (std::size_t c = 0; c < n; ++c) res.g_idx[perm[c]] = gcol[c];
+  if (!opt.act_order) {
+    res.weight = std::move(Wp);
+    res.codes = std::move(Cp);
+    return res;
+  }
+  res.weight = Matrix<float>(rows, n);
+  res.codes = Matrix<std::uint8_t>(rows, n);
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < n; ++c) {
       res.weight(r, perm[c]) = Wp(r, c);
@@ -410,8 +431,8 @@ inline GptqResult gptq_run(MatrixView<const float> w_in, std::vector<double> hd,
 }
 
 template <class T>
-std::vector<double> hessian_to_double(MatrixView<const T> h) {
-  std::vector<double> hd(h.rows() * h.cols());
+LargeVector<double> hessian_to_double(MatrixView<const T> h) {
+  LargeVector<double> hd(h.rows() * h.cols());
   for (std::size_t i = 0; i < h.rows(); ++i)
     for (std::size_t j = 0; j < h.cols(); ++j) hd[i * h.cols() + j] = static_cast<double>(h(i, j));
   return hd;
@@ -437,8 +458,10 @@ template <class T>
                                               const GptqSpec& spec, const GptqOptions& opt = {}) {
   SPARQ_CHECK(acc.channels() == w.cols(), "Gptq: Hessian accumulator has ", acc.channels(),
               " channels, expected cin = ", w.cols());
-  const Matrix<double> h = acc.hessian_f64();
-  return gptq_quantize(w, h.view(), spec, opt);
+  Matrix<double> h = acc.hessian_f64();
+  detail::gptq_check(w, h.rows(), h.cols(), spec, opt);
+  SPARQ_CHECK(opt.blocksize <= 1024, "Gptq: blocksize = ", opt.blocksize, ", expected at most 1024");
+  return detail::gptq_run(w, std::move(h.storage()), spec, opt);  // the accumulator's double H, not copied
 }
 
 /// The GPTQ stage: `Gptq<GptqGrid<4, false, 128>>` etc. (the quantizer type names the grid).

@@ -82,7 +82,7 @@ class HessianAccumulator {
   }
 
   std::size_t cin_;
-  std::vector<double> sums_;  // lower triangle (i >= j) is valid
+  LargeVector<double> sums_;  // lower triangle (i >= j) is valid; huge pages (core/large_alloc.hpp)
   std::size_t sequences_ = 0;
   std::size_t tokens_ = 0;
 };
