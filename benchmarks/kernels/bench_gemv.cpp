@@ -9,12 +9,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include "sparq/kernels/gemm_dense.hpp"
 #include "sparq/kernels/gemm_q.hpp"
 #include "sparq/kernels/gemv_bitmask.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_half.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
-#include "sparq/kernels/gemv_nm_a8.hpp"
 #include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"
@@ -128,23 +128,6 @@ void bm_q8(benchmark::State& st, bool a8) {
   counters(st, (1.0 * K + 4.0) * R, static_cast<double>(K) * R);
 }
 
-// int4 g32 with fp16 scales (gemv_q4h_f32: 4.5 bits per weight instead of 5).
-void bm_q4h(benchmark::State& st) {
-  const int threads = static_cast<int>(st.range(0));
-  constexpr std::size_t group = 32, ng = K / group;
-  Buf<std::uint8_t> codes(K / 2 * R), work(sk::block_q8_workspace_bytes(K));
-  Buf<std::uint16_t> s(ng * R);
-  Buf<float> x(K), y(R);
-  fill_bytes(codes.data(), K / 2 * R, 9);
-  for (std::size_t i = 0; i < ng * R; ++i) s.data()[i] = static_cast<std::uint16_t>(0x1c00 + (i * 2654435761u >> 20) % 0x400);
-  fill_floats(x.data(), K, 12, -1, 1);
-  for (auto _ : st) {
-    sk::gemv_q4h_f32(codes.data(), s.data(), nullptr, R, K, group, x.data(), y.data(), work.data(), threads);
-    benchmark::DoNotOptimize(y.data());
-  }
-  counters(st, (0.5 * K + 2.0 * static_cast<double>(ng)) * R, static_cast<double>(K) * R);
-}
-
 void bm_q4(benchmark::State& st, std::size_t group, bool asym) {
   const int threads = static_cast<int>(st.range(0));
   const std::size_t ng = K / group;
@@ -188,11 +171,10 @@ void bm_read(benchmark::State& st) {
   st.SetBytesProcessed(static_cast<std::int64_t>(n * sizeof(float) * st.iterations()));
 }
 
-// 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values (float gather), 2 = int4 g32
-// values with int8 activations (gemv_nm24_q4_f32, 2:4 only), 3 = the same on the tiled layout
-// (gemv_nm24_q4_tiled_f32; same bytes), 5 = int4 g32 on presence-mask tiles (gemv_nm24m_q4_f32),
-// 6 = the same with fp16 scales (gemv_nm24m_q4h_f32).
-// Dense-equivalent weights/s; bytes/s counts the stored bytes of the layout the kernel reads.
+// 2:4 (n=2, m=4) or 4:8 sparse; fmt 0 = f32 values, 1 = int4 g32 values (float gather), 5 = int4 g32
+// on presence-mask tiles with int8 activations (what NMLinear runs: quantize_nm24m_q8 + the dispatched
+// gemv_nm24m_q4_a8). The experimental layouts (compact 2:4 W4A8, tiled, fp16 scales) are measured by
+// bench_nm_avx2. Dense-equivalent weights/s; bytes/s counts the stored bytes of the layout the kernel reads.
 void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
   const int threads = static_cast<int>(st.range(0));
   const std::size_t nk = K / m * n, ib = sk::nm_index_row_bytes(nk, m), ng = nk / 32;
@@ -216,39 +198,26 @@ void bm_nm(benchmark::State& st, std::size_t n, std::size_t m, int fmt) {
       benchmark::DoNotOptimize(y.data());
     }
     bytes += 4.0 * nk * R;
-  } else if (fmt == 5 || fmt == 6) {
+  } else if (fmt == 5) {
     Buf<std::uint8_t> codes(nk / 2 * R), work(sk::nm24m_q8_workspace_bytes(K)), tiles(sk::nm24m_q4_row_bytes(K) * R);
     Buf<float> s(ng * R);
-    Buf<std::uint16_t> sh(ng * R);
     fill_bytes(codes.data(), nk / 2 * R, 16);
     fill_floats(s.data(), ng * R, 17, 0.001f, 0.01f);
-    for (std::size_t i = 0; i < ng * R; ++i) sh.data()[i] = sparq::float_to_fp16(s.data()[i]);
     sk::pack_nm24m_q4(codes.data(), idx.data(), R, K, tiles.data());
     for (auto _ : st) {
-      if (fmt == 6) {
-        sk::gemv_nm24m_q4h_f32(tiles.data(), sh.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
-      } else {
-        sk::gemv_nm24m_q4_f32(tiles.data(), s.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
-      }
+      const sk::NmMaskQ8 act = sk::NmMaskQ8::carve(work.data(), K);
+      sk::quantize_nm24m_q8(x.data(), K, act);
+      sk::gemv_nm24m_q4_a8(tiles.data(), s.data(), nullptr, 32, R, K, act, y.data(), threads);
       benchmark::DoNotOptimize(y.data());
     }
-    bytes = (static_cast<double>(sk::nm24m_q4_row_bytes(K)) + (fmt == 6 ? 2.0 : 4.0) * ng) * R;
+    bytes = (static_cast<double>(sk::nm24m_q4_row_bytes(K)) + 4.0 * ng) * R;
   } else {
-    Buf<std::uint8_t> codes(nk / 2 * R), work(sk::nm_q8_workspace_bytes(K));
+    Buf<std::uint8_t> codes(nk / 2 * R);
     Buf<float> s(ng * R);
     fill_bytes(codes.data(), nk / 2 * R, 16);
     fill_floats(s.data(), ng * R, 17, 0.001f, 0.01f);
-    Buf<std::uint8_t> tiles(fmt == 3 ? sk::nm24_q4_tile_row_bytes(K) * R : 1);
-    if (fmt == 3) sk::pack_nm24_q4_tiles(codes.data(), idx.data(), R, K, tiles.data());
     for (auto _ : st) {
-      if (fmt == 3) {
-        sk::gemv_nm24_q4_tiled_f32(tiles.data(), s.data(), nullptr, 32, R, K, x.data(), y.data(), work.data(), threads);
-      } else if (fmt == 2) {
-        sk::gemv_nm24_q4_f32(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, x.data(), y.data(), work.data(),
-                             threads);
-      } else {
-        sk::gemv_nm_q4(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, n, m, x.data(), y.data(), threads);
-      }
+      sk::gemv_nm_q4(codes.data(), s.data(), nullptr, 32, idx.data(), R, K, n, m, x.data(), y.data(), threads);
       benchmark::DoNotOptimize(y.data());
     }
     bytes += (0.5 * nk + 4.0 * ng) * R;
@@ -297,7 +266,8 @@ void bm_bitmask(benchmark::State& st) {
   counters(st, static_cast<double>(mb * R) + 4.0 * static_cast<double>(off[R]), static_cast<double>(K) * R);
 }
 
-// Prefill GEMM: 512 tokens x 4096 inputs x 4096 outputs; fmt 0 = f32, 1 = int8 (W8A8), 2 = int4 g32.
+// Prefill GEMM: 512 tokens x 4096 inputs x 4096 outputs; fmt 0 = f32 (kernels::dense_gemm, the
+// model's prefill; it runs on one thread whatever the row's thread count), 1 = int8 (W8A8), 2 = int4 g32.
 void bm_gemm(benchmark::State& st, int fmt) {
   constexpr std::size_t T = 512, N = 4096;
   const int threads = static_cast<int>(st.range(0));
@@ -308,7 +278,7 @@ void bm_gemm(benchmark::State& st, int fmt) {
     Buf<float> w(N * K);
     fill_floats(w.data(), N * K, 22, -1, 1);
     for (auto _ : st) {
-      sk::gemv_f32_batch(w.data(), N, K, x.data(), T, y.data(), threads);
+      sk::dense_gemm(x.data(), K, T, w.data(), K, N, K, y.data(), N);  // the model's prefill (DenseLinear)
       benchmark::DoNotOptimize(y.data());
     }
   } else if (fmt == 1) {
@@ -344,16 +314,12 @@ int reg = [] {
   th(benchmark::RegisterBenchmark(("gemv/int8_a32" + kShape).c_str(), bm_q8, false));
   th(benchmark::RegisterBenchmark(("gemv/int8_a8" + kShape).c_str(), bm_q8, true));
   th(benchmark::RegisterBenchmark(("gemv/int4_g32" + kShape).c_str(), bm_q4, 32, false));
-  th(benchmark::RegisterBenchmark(("gemv/int4_g32_f16scale" + kShape).c_str(), bm_q4h));
   th(benchmark::RegisterBenchmark(("gemv/int4_g32_asym" + kShape).c_str(), bm_q4, 32, true));
   th(benchmark::RegisterBenchmark(("gemv/int4_g128" + kShape).c_str(), bm_q4, 128, false));
   th(benchmark::RegisterBenchmark(("gemv/nm24_f32" + kShape).c_str(), bm_nm, 2, 4, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm48_f32" + kShape).c_str(), bm_nm, 4, 8, 0));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32" + kShape).c_str(), bm_nm, 2, 4, 1));
-  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_a8" + kShape).c_str(), bm_nm, 2, 4, 2));
-  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_tiled_a8" + kShape).c_str(), bm_nm, 2, 4, 3));
   th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 5));
-  th(benchmark::RegisterBenchmark(("gemv/nm24_int4_g32_f16scale_mask_a8" + kShape).c_str(), bm_nm, 2, 4, 6));
   th(benchmark::RegisterBenchmark(("gemv/bf16" + kShape).c_str(), bm_half, true));
   th(benchmark::RegisterBenchmark(("gemv/f16" + kShape).c_str(), bm_half, false));
   th(benchmark::RegisterBenchmark(("gemv/bitmask50_f32" + kShape).c_str(), bm_bitmask));

@@ -15,7 +15,8 @@
 #include "sparq/core/half.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
-#include "sparq/kernels/gemv_nm_a8.hpp"
+#include "sparq/kernels/experimental/gemv_nm24m_extra.hpp"
+#include "sparq/kernels/experimental/gemv_nm_a8.hpp"
 #include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 

@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include "sparq/kernels/experimental/gemv_f32_batch.hpp"
 #include "sparq/kernels/attention.hpp"
 #include "sparq/kernels/cholesky.hpp"
 #include "sparq/kernels/gemm.hpp"

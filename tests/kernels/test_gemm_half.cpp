@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "pack_helpers.hpp"
+#include "sparq/kernels/experimental/gemv_q4h.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq/kernels/gemm_q.hpp"
 #include "sparq/kernels/gemv_half.hpp"

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "pack_helpers.hpp"
+#include "sparq/kernels/experimental/gemv_f32_batch.hpp"
 #include "sparq/kernels/gemv_f32.hpp"
 #include "sparq/kernels/gemv_q4.hpp"
 #include "sparq/kernels/gemv_q8.hpp"

@@ -10,7 +10,8 @@
 
 #include "pack_helpers.hpp"
 #include "sparq/kernels/gemv_nm.hpp"
-#include "sparq/kernels/gemv_nm_a8.hpp"
+#include "sparq/kernels/experimental/gemv_nm24m_extra.hpp"
+#include "sparq/kernels/experimental/gemv_nm_a8.hpp"
 #include "sparq/kernels/gemv_nm_mask.hpp"
 #include "sparq/core/half.hpp"
 #include "sparq_test.hpp"

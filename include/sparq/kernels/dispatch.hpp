@@ -139,7 +139,6 @@ struct KernelTable {
   Target target = Target::scalar;
   // dense float / half (gemv_f32.hpp, gemm_dense.hpp, attention.hpp, gemv_half.hpp)
   void (*gemv_f32)(const float*, std::size_t, std::size_t, const float*, float*, int) noexcept = nullptr;
-  void (*gemv_f32_batch)(const float*, std::size_t, std::size_t, const float*, std::size_t, float*, int) noexcept = nullptr;
   void (*dense_gemm)(const float*, std::size_t, std::size_t, const float*, std::size_t, std::size_t, std::size_t, float*,
                      std::size_t) noexcept = nullptr;
   void (*attn_axpy)(float, const float*, float*, std::size_t) noexcept = nullptr;
@@ -163,10 +162,6 @@ struct KernelTable {
                      const BlockQ8&, float*, int) noexcept = nullptr;
   void (*gemv_q4_f32)(const std::uint8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                       const float*, float*, void*, int) noexcept = nullptr;
-  void (*gemv_q4h_a8)(const std::uint8_t*, const std::uint16_t*, const std::uint8_t*, std::size_t, std::size_t,
-                      std::size_t, const BlockQ8&, float*, int) noexcept = nullptr;
-  void (*gemv_q4h_f32)(const std::uint8_t*, const std::uint16_t*, const std::uint8_t*, std::size_t, std::size_t,
-                       std::size_t, const float*, float*, void*, int) noexcept = nullptr;
   void (*gemm_q4_f32)(const std::uint8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t, std::size_t,
                       const float*, std::size_t, float*, void*, int) noexcept = nullptr;
   // N:M sparse (gemv_nm.hpp, gemv_nm_mask.hpp) and bitmask sparse (gemv_bitmask.hpp, gemv_bitmask_q.hpp)
@@ -178,12 +173,6 @@ struct KernelTable {
                      std::size_t, std::size_t, std::size_t, std::size_t, const float*, float*, int) noexcept = nullptr;
   void (*gemv_nm24m_q4_a8)(const std::uint8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t,
                            std::size_t, const NmMaskQ8&, float*, int) noexcept = nullptr;
-  void (*gemv_nm24m_q4h_a8)(const std::uint8_t*, const std::uint16_t*, const std::uint8_t*, std::size_t, std::size_t,
-                            std::size_t, const NmMaskQ8&, float*, int) noexcept = nullptr;
-  void (*gemv_nm24m_q4_f32)(const std::uint8_t*, const float*, const std::uint8_t*, std::size_t, std::size_t,
-                            std::size_t, const float*, float*, void*, int) noexcept = nullptr;
-  void (*gemv_nm24m_q4h_f32)(const std::uint8_t*, const std::uint16_t*, const std::uint8_t*, std::size_t, std::size_t,
-                             std::size_t, const float*, float*, void*, int) noexcept = nullptr;
   void (*gemv_bitmask_f32)(const std::uint8_t*, const float*, const std::size_t*, std::size_t, std::size_t,
                            const float*, float*, int) noexcept = nullptr;
   void (*gemv_bitmask_q8_a8)(const std::uint8_t*, const std::int8_t*, const std::size_t*, const float*, std::size_t,

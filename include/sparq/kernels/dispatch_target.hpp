@@ -45,7 +45,6 @@ SPARQ_TARGET_BEGIN
   KernelTable t;
   t.target = this_target();
   t.gemv_f32 = &gemv_f32<A>;
-  t.gemv_f32_batch = &gemv_f32_batch<A>;
   t.dense_gemm = &dense_gemm<A>;
   t.attn_axpy = &attn_axpy<A>;
   t.attn_dot = &attn_dot<A>;
@@ -59,16 +58,11 @@ SPARQ_TARGET_BEGIN
   t.gemm_q8_a8 = &gemm_q8_a8<A, V>;
   t.gemv_q4_a8 = &gemv_q4_a8<A, V>;
   t.gemv_q4_f32 = &gemv_q4_f32<A>;
-  t.gemv_q4h_a8 = &gemv_q4h_a8<A, V>;
-  t.gemv_q4h_f32 = &gemv_q4h_f32<A>;
   t.gemm_q4_f32 = &gemm_q4_f32<A>;
   t.gemv_nm_f32 = &gemv_nm_f32<A>;
   t.gemv_nm_q8 = &gemv_nm_q8<A>;
   t.gemv_nm_q4 = &gemv_nm_q4<A>;
   t.gemv_nm24m_q4_a8 = &gemv_nm24m_q4_a8<A, V>;
-  t.gemv_nm24m_q4h_a8 = &gemv_nm24m_q4h_a8<A, V>;
-  t.gemv_nm24m_q4_f32 = &gemv_nm24m_q4_f32<A>;
-  t.gemv_nm24m_q4h_f32 = &gemv_nm24m_q4h_f32<A>;
   t.gemv_bitmask_f32 = &gemv_bitmask_f32<A>;
   t.gemv_bitmask_q8_a8 = &gemv_bitmask_q8_a8<A, V>;
   t.gemv_bitmask_q8_f32 = &gemv_bitmask_q8_f32<A>;

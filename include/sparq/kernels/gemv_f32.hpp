@@ -85,23 +85,6 @@ void gemv_f32(const float* w, std::size_t rows, std::size_t cols, const float* x
   });
 }
 
-/// Prefill: Y[t][k] = Σ_j X[t][j]·W[k][j] (Y = X·Wᵀ), X tokens × cols, Y tokens × rows, row-major.
-/// Cache-blocked over 16 weight rows at a time (reused across all tokens, also on one thread); each Y entry is the same
-/// dot product as gemv_f32 computes, so Y's row t equals gemv_f32(W, X[t]) bit for bit.
-template <class Arch = simd::dynamic>
-void gemv_f32_batch(const float* w, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens,
-                    float* y, int threads = 1) noexcept {
-  constexpr std::size_t block = 16;  // 16 rows x cols floats (256 KiB at 4096 inputs) stay in L2 for all tokens
-  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t b0 = r0; b0 < r1; b0 += block) {
-      const std::size_t b1 = std::min(r1, b0 + block);
-      for (std::size_t t = 0; t < tokens; ++t) {
-        for (std::size_t k = b0; k < b1; ++k) y[t * rows + k] = detail::dot_f32<Arch>(w + k * cols, x + t * cols, cols);
-      }
-    }
-  });
-}
-
 /// Scalar reference (double accumulation) of gemv_f32.
 inline void gemv_f32_reference(const float* w, std::size_t rows, std::size_t cols, const float* x, float* y) noexcept {
   for (std::size_t k = 0; k < rows; ++k) {
@@ -117,12 +100,6 @@ template <>
 inline void gemv_f32<simd::dynamic>(
     const float* w, std::size_t rows, std::size_t cols, const float* x, float* y, int threads) noexcept {
   SPARQ_DISPATCH_CALL(gemv_f32, (gemv_f32<xsimd::default_arch>), w, rows, cols, x, y, threads);
-}
-template <>
-inline void gemv_f32_batch<simd::dynamic>(
-    const float* w, std::size_t rows, std::size_t cols, const float* x, std::size_t tokens, float* y,
-    int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_f32_batch, (gemv_f32_batch<xsimd::default_arch>), w, rows, cols, x, tokens, y, threads);
 }
 // ---- end run-time dispatch ----
 

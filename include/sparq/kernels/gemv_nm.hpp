@@ -17,8 +17,8 @@
 // 16 inputs; two permutes (2:4: in-lane vpermilps on windows regrouped per group of 4, the raw
 // indices as control; 4:8: vpermps per 8-input window) and a blend gather their activations, 4 rows
 // per pass with shared activation loads (nm_rows_avx2). Other archs and other N:M ratios use the
-// portable loop. cols % M == 0 (callers check). The 2:4 int4 W4A8 kernels are in gemv_nm_a8.hpp
-// (this layout) and gemv_nm_mask.hpp (presence-mask tiles, the fastest).
+// portable loop. cols % M == 0 (callers check). The 2:4 int4 W4A8 kernels are in gemv_nm_mask.hpp
+// (presence-mask tiles, the fastest; what NMLinear runs) and experimental/gemv_nm_a8.hpp (this layout).
 #pragma once
 
 #include <cmath>

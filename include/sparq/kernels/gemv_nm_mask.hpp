@@ -605,37 +605,6 @@ void gemv_nm24m_q4_a8(const std::uint8_t* tiles, const float* scales, const std:
   });
 }
 
-/// gemv_nm24m_q4_a8 with fp16 group scales (IEEE binary16 bit patterns): 0.031 instead of 0.0625
-/// bytes per dense weight at G = 32. Scales widen exactly: equal to gemv_nm24m_q4_a8 on the widened scales.
-template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
-void gemv_nm24m_q4h_a8(const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
-                       std::size_t group, std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y,
-                       int threads = 1) noexcept {
-  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    detail::nm24m_q4_range<Arch, Vnni, std::uint16_t>(tiles, scales_f16, zeros, group, r0, r1, cols, act, y);
-  });
-}
-
-/// Float-activation form: quantizes x per block of 64 into `work` (nm24m_q8_workspace_bytes(cols)).
-/// Error versus the exact float product |Δy[k]| ≤ Σ_j |W[k][j]|·a[b(j)]/2 (plus float rounding).
-template <class Arch = simd::dynamic>
-void gemv_nm24m_q4_f32(const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
-                       std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads = 1) noexcept {
-  const NmMaskQ8 act = NmMaskQ8::carve(work, cols);
-  quantize_nm24m_q8(x, cols, act);
-  gemv_nm24m_q4_a8<Arch>(tiles, scales, zeros, group, rows, cols, act, y, threads);
-}
-
-/// Float-activation form of gemv_nm24m_q4h_a8 (workspace nm24m_q8_workspace_bytes(cols)).
-template <class Arch = simd::dynamic>
-void gemv_nm24m_q4h_f32(const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
-                        std::size_t group, std::size_t rows, std::size_t cols, const float* x, float* y, void* work,
-                        int threads = 1) noexcept {
-  const NmMaskQ8 act = NmMaskQ8::carve(work, cols);
-  quantize_nm24m_q8(x, cols, act);
-  gemv_nm24m_q4h_a8<Arch>(tiles, scales_f16, zeros, group, rows, cols, act, y, threads);
-}
-
 /// Scalar reference of gemv_nm24m_q4_a8 on the COMPACT layout (codes + 2-bit indices), double
 /// accumulation over the same int8 activations; scales given as floats (widen fp16 ones first).
 inline void gemv_nm24m_q4_a8_reference(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros,
@@ -661,24 +630,6 @@ inline void gemv_nm24m_q4_a8<simd::dynamic, detail::has_vnni>(
     const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
     std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y, int threads) noexcept {
   SPARQ_DISPATCH_CALL(gemv_nm24m_q4_a8, (gemv_nm24m_q4_a8<xsimd::default_arch, detail::has_vnni>), tiles, scales, zeros, group, rows, cols, act, y, threads);
-}
-template <>
-inline void gemv_nm24m_q4h_a8<simd::dynamic, detail::has_vnni>(
-    const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t group,
-    std::size_t rows, std::size_t cols, const NmMaskQ8& act, float* y, int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_nm24m_q4h_a8, (gemv_nm24m_q4h_a8<xsimd::default_arch, detail::has_vnni>), tiles, scales_f16, zeros, group, rows, cols, act, y, threads);
-}
-template <>
-inline void gemv_nm24m_q4_f32<simd::dynamic>(
-    const std::uint8_t* tiles, const float* scales, const std::uint8_t* zeros, std::size_t group,
-    std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_nm24m_q4_f32, (gemv_nm24m_q4_f32<xsimd::default_arch>), tiles, scales, zeros, group, rows, cols, x, y, work, threads);
-}
-template <>
-inline void gemv_nm24m_q4h_f32<simd::dynamic>(
-    const std::uint8_t* tiles, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t group,
-    std::size_t rows, std::size_t cols, const float* x, float* y, void* work, int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_nm24m_q4h_f32, (gemv_nm24m_q4h_f32<xsimd::default_arch>), tiles, scales_f16, zeros, group, rows, cols, x, y, work, threads);
 }
 // ---- end run-time dispatch ----
 

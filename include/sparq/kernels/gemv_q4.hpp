@@ -426,29 +426,6 @@ void gemv_q4_f32(const std::uint8_t* codes, const float* scales, const std::uint
   gemv_q4_a8<Arch>(codes, scales, zeros, rows, cols, group, act, y, threads);
 }
 
-/// gemv_q4_a8 with fp16 scales (`scales_f16`: IEEE binary16 bit patterns, rows × cols/group; 2 bytes
-/// per group instead of 4, i.e. 4.5 instead of 5 bits per weight at G = 32). The scales widen to
-/// float exactly, so on every target (AVX-512, AVX2, SSE2) the result equals gemv_q4_a8 on the
-/// widened scales bit for bit.
-template <class Arch = simd::dynamic, bool Vnni = detail::has_vnni>
-void gemv_q4h_a8(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
-                 std::size_t rows, std::size_t cols, std::size_t group, const BlockQ8& act, float* y,
-                 int threads = 1) noexcept {
-  for_each_row_block(rows, threads, [&](std::size_t r0, std::size_t r1) {
-    detail::q4_rows_range<Arch, Vnni, true>(codes, scales_f16, zeros, r0, r1, cols, group, act, y);
-  });
-}
-
-/// Float-activation form of gemv_q4h_a8 (workspace block_q8_workspace_bytes(cols)).
-template <class Arch = simd::dynamic>
-void gemv_q4h_f32(const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros,
-                  std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y, void* work,
-                  int threads = 1) noexcept {
-  const BlockQ8 act = BlockQ8::carve(work, cols);
-  quantize_block_q8(x, cols, act);
-  gemv_q4h_a8<Arch>(codes, scales_f16, zeros, rows, cols, group, act, y, threads);
-}
-
 /// Scalar reference: y[k] = Σ_j W[k][j]·x[j] with W dequantized exactly (double accumulation).
 inline void gemv_q4_reference(const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros,
                               std::size_t rows, std::size_t cols, std::size_t group, const float* x, float* y) noexcept {
@@ -478,18 +455,6 @@ inline void gemv_q4_f32<simd::dynamic>(
     const std::uint8_t* codes, const float* scales, const std::uint8_t* zeros, std::size_t rows,
     std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads) noexcept {
   SPARQ_DISPATCH_CALL(gemv_q4_f32, (gemv_q4_f32<xsimd::default_arch>), codes, scales, zeros, rows, cols, group, x, y, work, threads);
-}
-template <>
-inline void gemv_q4h_a8<simd::dynamic, detail::has_vnni>(
-    const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t rows,
-    std::size_t cols, std::size_t group, const BlockQ8& act, float* y, int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_q4h_a8, (gemv_q4h_a8<xsimd::default_arch, detail::has_vnni>), codes, scales_f16, zeros, rows, cols, group, act, y, threads);
-}
-template <>
-inline void gemv_q4h_f32<simd::dynamic>(
-    const std::uint8_t* codes, const std::uint16_t* scales_f16, const std::uint8_t* zeros, std::size_t rows,
-    std::size_t cols, std::size_t group, const float* x, float* y, void* work, int threads) noexcept {
-  SPARQ_DISPATCH_CALL(gemv_q4h_f32, (gemv_q4h_f32<xsimd::default_arch>), codes, scales_f16, zeros, rows, cols, group, x, y, work, threads);
 }
 // ---- end run-time dispatch ----
 

@@ -1,3 +1,8 @@
+// EXPERIMENTAL (docs/kernels.md, "Experimental kernels"): not used by the library and in no dispatch
+// table; the N:M int4 op (NMLinear) runs the mask-tile kernels of kernels/gemv_nm_mask.hpp. Kept, tested
+// and benchmarked as the measured alternative layout; call with an explicit Arch (default: the
+// translation unit's own target).
+//
 // 2:4-sparse int4 GEMV with int8 activations (W4A8 on the N:M compressed layout of gemv_nm.hpp).
 //
 // Weights: the gemv_nm_q4 layout with N:M = 2:4 (unchanged, nothing is re-packed): per row
