@@ -21,6 +21,7 @@
 #include "sparq/io/gguf_llama.hpp"
 #include "sparq/io/gguf_writer.hpp"
 #include "sparq/io/hf_checkpoint.hpp"
+#include "sparq/io/llama2c.hpp"
 #include "sparq/io/packed_model.hpp"
 #include "sparq/io/safetensors.hpp"
 #include "sparq/io/tokenizer_json.hpp"
@@ -251,7 +252,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::filesystem::path out(argv[1]);
-  for (const char* d : {"gguf", "safetensors", "container", "rans", "tokenizer_json", "hf_json"})
+  for (const char* d : {"gguf", "safetensors", "container", "rans", "tokenizer_json", "hf_json", "llama2c"})
     std::filesystem::create_directories(out / d);
   std::vector<float> x(256);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 29) - 14) * 0.1f;
@@ -300,6 +301,25 @@ int main(int argc, char** argv) {
   opt.linear_type = GgmlType::Q4_0;
   write_gguf_llama((out / "gguf" / "tiny_llama_q4.gguf").string(), w, &v, opt);
   write_gguf_llama((out / "gguf" / "tiny_llama_f32.gguf").string(), w, &v);
+  {
+    // llama2.c: the tiny Llama as a checkpoint, shared and unshared classifier, and a tokenizer file
+    // (byte-fallback pieces, a merge, a piece of the maximum length).
+    auto lw = w;
+    for (std::size_t i = 0; i < lw.token_embedding.size(); ++i) lw.token_embedding.data()[i] = x[i % x.size()];
+    for (auto& b : lw.blocks) {
+      b.rms_att.assign(cfg.dim, 1.0f);
+      b.rms_ffn.assign(cfg.dim, 1.0f);
+    }
+    lw.rms_final.assign(cfg.dim, 1.0f);
+    write_llama2c(lw, (out / "llama2c" / "tiny_shared.bin").string());
+    lw.config.shared_classifier = false;
+    lw.classifier = lw.token_embedding;
+    write_llama2c(lw, (out / "llama2c" / "tiny_unshared.bin").string());
+    const model::Tokenizer tk({"<unk>", "<s>", "</s>", " ", "a", "b", " a", "ab", "<0x0A>", "<0xFF>", "abababab"},
+                              {0, 0, 0, -1, -2, -3, -1.5f, -0.5f, 0, 0, -4}, 1, 2);
+    const std::vector<char> tb = tk.llama2c_bytes();
+    write_text(out / "llama2c" / "tok11.bin", std::string(tb.begin(), tb.end()));
+  }
 
   // A SentencePiece vocabulary with byte fallback (<0x00>..<0xFF>), so that any text encodes.
   {

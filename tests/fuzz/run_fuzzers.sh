@@ -10,7 +10,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 secs="${1:-60}"
 shift || true
-all=(gguf safetensors container rans tokenizer_json hf_json)
+all=(gguf safetensors container rans tokenizer_json hf_json llama2c)
 [ $# -gt 0 ] && targets=("$@") || targets=("${all[@]}")
 build="${SPARQ_FUZZ_BUILD:-$root/build/fuzz}"
 cxx="${SPARQ_FUZZ_CXX:-$(command -v clang++ || command -v clang++-14 || true)}"
@@ -24,6 +24,8 @@ seeds="$build/seeds"
 # The real model as a GGUF seed (libFuzzer keeps its first max_len bytes: metadata + tensor table).
 real="$root/../shared/data/models/stories260K.gguf"
 [ -f "$real" ] && cp "$real" "$seeds/gguf/"
+# The real llama2.c tokenizer (512 pieces, byte fallback) as a llama2c seed.
+[ -f "$root/../shared/data/models/tok512.bin" ] && cp "$root/../shared/data/models/tok512.bin" "$seeds/llama2c/"
 status=0
 for t in "${targets[@]}"; do
   corpus="$build/corpus_$t"

@@ -41,6 +41,18 @@ TEST_CASE("llama2.c reader loads stories260K with the documented shapes", "[io][
   REQUIRE(std::memcmp(orig.data(), bytes.data(), orig.size() - rope_bytes) == 0);
 }
 
+TEST_CASE("llama2.c reader: a header whose byte count wraps past 2^64 is an error, not a huge allocation",
+          "[io][llama2c][errors]") {
+  // dim 16,755,764 (one head), hidden 62,710, 4,095 layers, vocab 11,628, seq_len 1: the exact count
+  // 28 + 4 * floats is 2^64 + 1,852, so a 1,852-byte file used to pass the size check and then ask
+  // for a 780 GB embedding (std::bad_alloc, not sparq::error).
+  const std::int32_t h[7] = {16755764, 62710, 4095, 1, 1, 11628, 1};
+  std::vector<char> file(1852, 0);
+  std::memcpy(file.data(), h, sizeof h);
+  REQUIRE_THROWS_WITH(sparq::io::parse_llama2c(file.data(), file.size()), Catch::Contains("implies") &&
+                                                                             Catch::Contains("the file has 1852"));
+}
+
 TEST_CASE("llama2.c reader rejects truncated, padded and inconsistent files", "[io][llama2c][errors]") {
   const auto path = sparq_test::data_path("models/stories260K.bin");
   if (path.empty()) return;

@@ -59,6 +59,18 @@ inline model::LlamaWeights parse_llama2c(const char* data, std::size_t size,
   }
   const std::size_t d = cfg.dim, hd = cfg.hidden_dim, L = cfg.n_layers, kv = cfg.kv_dim();
   const std::size_t rope = cfg.seq_len * (cfg.head_dim() / 2);
+  {
+    // The fields pass validate() below 2^24 (n_layers below 4096), so the exact byte count below can
+    // pass 2^64 and wrap around to a small number: bound it in double first.
+    const double D = static_cast<double>(d), H = static_cast<double>(hd), NL = static_cast<double>(L),
+                 KV = static_cast<double>(kv), V = static_cast<double>(cfg.vocab_size);
+    const double approx = 28.0 + 4.0 * (V * D * (cfg.shared_classifier ? 1.0 : 2.0) + NL * (2.0 * D * D + 2.0 * KV * D +
+                                                                                            3.0 * H * D + 2.0 * D) +
+                                        D + 2.0 * static_cast<double>(rope));
+    SPARQ_CHECK(approx < 0x1p62 && approx <= static_cast<double>(size) * 2.0 + 1024.0, what, ": header (dim ", d,
+                ", hidden ", hd, ", layers ", L, ", vocab ", cfg.vocab_size, ", seq_len ", cfg.seq_len, ") implies ",
+                approx, " bytes, the file has ", size);
+  }
   const std::size_t floats = cfg.vocab_size * d + L * d + L * d * d + 2 * L * kv * d + L * d * d +
                              L * d + 3 * L * hd * d + d + 2 * rope +
                              (cfg.shared_classifier ? 0 : cfg.vocab_size * d);
