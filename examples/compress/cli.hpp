@@ -37,6 +37,7 @@ struct Args {
   int progress = -1;               ///< --progress / --no-progress; -1: on for models of 8 or more blocks
   bool entropy = true;             ///< --out SPRQ: rANS-code the sections (off: --no-entropy)
   bool eval_only = false;          ///< --eval-only: score --model as it is (llama2.c, GGUF or SPRQ), no compression
+  bool stream = false;             ///< --stream: one block in memory at a time, written to --out as it goes
 };
 
 /// The options of sparq-compress, declared once: parsing, range checks, messages and --help come
@@ -96,6 +97,10 @@ struct CliSpec {
         .choice("--embedding", &a.embedding, {"f32", "int8"},
                 "token embedding / classifier after compression: int8 rounds them to a per-row int8\n"
                 "grid (recipe token 'embed'; the SPRQ file stores 1-byte codes); default f32: as the recipe says")
+        .flag("--stream", &a.stream,
+              "compress a Hugging Face directory larger than memory: one block in f32 at a time, each\n"
+              "packed and spooled to the SPRQ --out as soon as it is final (single recipe without the SA\n"
+              "search; the file is then read back and scored unless --no-real; docs/compress.md#streaming)")
         .text("--json", "PATH", &a.json, "also write the rows and the protocol as JSON")
         .flag("--eval-only", &a.eval_only,
               "no compression: score --model as it is (llama2.c, GGUF or a SPRQ file written by --out;\n"
@@ -144,6 +149,15 @@ inline bool parse_args(int argc, char** argv, Args& a, const std::string& data) 
   if (!a.outs.empty() && (a.recipe == "compare" || a.recipe == "compare-lorc"))
     throw ArgError{"--out writes one model: give a single --recipe (not " + a.recipe + ")"};
   if (a.seqlen * a.nsamples <= 0) throw ArgError{"--nsamples x --seqlen must be positive"};
+  if (a.stream) {
+    if (a.eval_only) throw ArgError{"--stream compresses; drop --eval-only"};
+    if (a.recipe == "compare" || a.recipe == "compare-lorc")
+      throw ArgError{"--stream writes one model: give a single --recipe (not " + a.recipe + ")"};
+    if (a.search) throw ArgError{"--stream cannot run the SA search (it recompresses the whole model per step)"};
+    const auto gguf = [](const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; };
+    if (a.outs.size() != 1 || gguf(a.outs[0]))
+      throw ArgError{"--stream needs exactly one --out, a SPRQ file (the blocks are written there as they are done)"};
+  }
   return true;
 }
 

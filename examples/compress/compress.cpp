@@ -22,8 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <sparq/core/error.hpp>
 #include <sparq/core/version.hpp>
+#include <sparq/io/compress_stream.hpp>
 #include <sparq/io/gguf_export.hpp>
 #include <sparq/io/load.hpp>
 #include <sparq/io/packed_model.hpp>
@@ -443,7 +446,8 @@ Row run_method(const Method& me, Context& ctx) {
     if (!row.search.empty()) ct.metadata["compress.search"] = row.search;
     ct.metadata["compress.perplexity"] = row.has_real ? row.ppl_real : row.ppl_fake;
     ct.metadata["compress.eval_tokens"] = static_cast<std::int64_t>(ctx.eval_stream.size());
-    sparq::io::add_tokenizer(ct, ctx.tokenizer);  // sparq-ppl / sparq-generate need no --tokenizer
+    // sparq-ppl / sparq-generate need no --tokenizer (SPRQ stores llama2.c vocabularies; a byte-level BPE stays beside)
+    if (ctx.tokenizer.bpe() == nullptr) sparq::io::add_tokenizer(ct, ctx.tokenizer);
     std::size_t raw_size = 0;
     if (ctx.args.entropy) {  // rANS per section where it pays (io/entropy.hpp; never larger than raw)
       raw_size = sparq::io::serialize_container(ct).size();
@@ -527,6 +531,95 @@ std::vector<double> parse_choices(const std::string& s) {
 
 }  // namespace
 
+// --stream: a Hugging Face directory compressed one block at a time (io::compress_streaming) and written
+// to the single SPRQ --out as it goes; the file is then read back and scored (unless --no-real).
+static int run_stream(const Args& args, const sparq::RecipeSpec& spec_in) {
+  const auto t0 = std::chrono::steady_clock::now();
+  sparq::io::StreamedModel sm = sparq::io::load_streamed(args.model, args.tokenizer);
+  const auto& cfg = sm.model.config();
+  sparq::RecipeSpec spec = spec_in;
+  enable_nm_fallback(spec, cfg);
+  if (args.embedding == "int8") spec.embedding_bits = 8;
+  SPARQ_CHECK(!spec.search, "--stream: recipe '", args.recipe, "' runs JSQ's SA search, which recompresses and scores "
+              "the whole model per step; stream a fixed editing vector instead (e.g. jsq-nosearch)");
+  const std::size_t ncal = static_cast<std::size_t>(args.nsamples * args.seqlen);
+  const auto calib_stream =
+      sparq::model::document_token_stream_file(args.calib, sm.tokenizer, args.calib_seed >= 0 ? 0 : ncal);
+  const auto windows = sparq::model::calibration_windows(calib_stream, static_cast<std::size_t>(args.nsamples),
+                                                         static_cast<std::size_t>(args.seqlen), args.calib_seed >= 0,
+                                                         static_cast<std::uint64_t>(std::max(0LL, args.calib_seed)));
+  std::printf("sparq-compress --stream: model %s (dim %zu, hidden %zu, %zu layers, %zu/%zu heads, vocab %zu; "
+              "tokenizer: %s)\n", args.model.c_str(), cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
+              cfg.vocab_size, sm.tokenizer_source.c_str());
+  std::printf("kernels: %s\n", sparq::kernels::dispatch_summary().c_str());
+  std::printf("protocol: calibration %lld windows x %lld tokens (%s) of %s, layer-wise with error propagation, one "
+              "block in f32 at a time; recipe %s\n", args.nsamples, args.seqlen,
+              args.calib_seed >= 0 ? "seeded random starts" : "first consecutive", args.calib.c_str(),
+              sparq::to_string(spec).c_str());
+  std::fflush(stdout);
+  sparq::CompressOptions co;
+  if (args.progress != 0) {
+    co.progress = [](std::size_t done, std::size_t blocks, double s) {
+      std::fprintf(stderr, "stream: block %zu/%zu, %.1f s elapsed, ETA %.0f s\n", done, blocks, s,
+                   s / static_cast<double>(done) * static_cast<double>(blocks - done));
+    };
+  }
+  sparq::io::StreamWriteOptions wo;
+  wo.encoding = args.entropy ? sparq::io::SectionEncoding::smallest : sparq::io::SectionEncoding::raw;
+  wo.extra.metadata["compress.method"] = args.recipe;
+  wo.extra.metadata["compress.recipe"] = sparq::to_string(spec);
+  if (sm.tokenizer.bpe() == nullptr) sparq::io::add_tokenizer(wo.extra, sm.tokenizer);  // SPRQ holds llama2.c vocabularies
+  const std::string& out = args.outs.front();
+  const auto t1 = std::chrono::steady_clock::now();
+  const sparq::io::StreamCompressResult r = sparq::io::compress_streaming(
+      sm.model, [&](std::size_t b) { return sm.checkpoint.read_block(b); }, windows, spec, out, co, wo);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(out, ec);
+  double lo = 1e300, hi = 0, sum = 0;
+  for (double s : r.block_seconds) {
+    lo = std::min(lo, s);
+    hi = std::max(hi, s);
+    sum += s;
+  }
+  const double mean = r.block_seconds.empty() ? 0.0 : sum / static_cast<double>(r.block_seconds.size());
+  const double dense_linear = static_cast<double>(cfg.n_layers) *
+                              static_cast<double>(2 * cfg.dim * cfg.dim + 2 * cfg.kv_dim() * cfg.dim + 3 * cfg.dim * cfg.hidden_dim) * 4.0;
+  const double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  std::printf("\n%-28s %10s %10s %10s %12s %10s %14s %14s %12s\n", "recipe", "blocks", "s/block", "min..max", "compress_s",
+              "cpu_s", "linear_B", "file_B", "peak_RSS_MiB");
+  char range[48];
+  std::snprintf(range, sizeof range, "%.1f..%.1f", lo, hi);
+  std::printf("%-28s %10zu %10.2f %10s %12.1f %10.1f %14zu %14llu %12.0f\n", args.recipe.c_str(), r.block_seconds.size(),
+              mean, range, secs, cpu_s, r.linear_bytes, static_cast<unsigned long long>(ec ? 0 : file_bytes), peak_mib);
+  std::printf("    sparsity %.4f of the linears (nnz %zu of %zu); linear bytes %.2f%% of f32; packed: %s\n",
+              r.report.params ? 1.0 - static_cast<double>(r.report.nnz) / static_cast<double>(r.report.params) : 0.0,
+              r.report.nnz, r.report.params, 100.0 * static_cast<double>(r.linear_bytes) / dense_linear,
+              r.formats.describe().c_str());
+  std::printf("    wrote %s; load + calibration text %.1f s\n", out.c_str(),
+              std::chrono::duration<double>(t1 - t0).count());
+  std::fflush(stdout);
+  if (args.real) {
+    sparq::io::PackedReadOptions ro;
+    ro.keep_float_weights = false;
+    const sparq::model::Llama back = sparq::io::read_packed_model(out, ro);
+    const auto eval = sparq::model::document_token_stream_file(args.eval, sm.tokenizer,
+                                                               static_cast<std::size_t>(args.max_tokens));
+    sparq::model::PerplexityOptions popt;
+    popt.max_tokens = static_cast<std::size_t>(args.max_tokens);
+    const auto t2 = std::chrono::steady_clock::now();
+    const auto pr = sparq::model::perplexity(back, eval, popt);
+    std::printf("    read back: perplexity %.6f on %zu tokens of %s (windows of %zu), %.1f s\n", pr.perplexity,
+                pr.scored_tokens, args.eval.c_str(), pr.seq_len,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count());
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   using namespace sparq_compress;
   const char* env = std::getenv("SPARQ_DATA_DIR");
@@ -568,6 +661,15 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sparq-compress: --target: %s\n", e.what());
     return 2;
+  }
+
+  if (args.stream) {
+    try {
+      return run_stream(args, todo.front().spec);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sparq-compress: %s\n", e.what());
+      return 1;
+    }
   }
 
   try {

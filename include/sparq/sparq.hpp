@@ -73,7 +73,8 @@
 #include "sparq/joint/pack_compressed.hpp"
 #include "sparq/joint/recipe.hpp"
 
-// io/: llama2.c, GGUF (in, and out for llama.cpp), safetensors, sparq container, model loading
+// io/: llama2.c, GGUF (in, and out for llama.cpp), safetensors, sparq container, model loading, streaming compression
+#include "sparq/io/compress_stream.hpp"
 #include "sparq/io/container.hpp"
 #include "sparq/io/entropy.hpp"
 #include "sparq/io/gguf_export.hpp"

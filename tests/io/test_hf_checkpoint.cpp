@@ -26,23 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory under the temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("sparq-hf-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] std::string str() const { return path.string(); }
+struct TempDir : sparq_test::TempDir {
+  TempDir() : sparq_test::TempDir("sparq-hf") {}
 };
 
 model::LlamaWeights small_weights(bool shared = true) {

@@ -210,21 +210,8 @@ inline std::string random_text(std::mt19937& g, std::size_t max_len) {
 }
 
 /// A scratch directory removed on destruction.
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("sparq-tokbpe-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "-" +
-            std::to_string(counter.fetch_add(1)));
-    std::filesystem::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
+struct ScratchDir : sparq_test::TempDir {
+  ScratchDir() : sparq_test::TempDir("sparq-tokbpe") {}
 };
 
 }  // namespace tokenizer_bpe_test

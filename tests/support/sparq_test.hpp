@@ -1,6 +1,7 @@
 // Test helpers: the SIMD targets to test on this CPU, real-data paths, random matrices.
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include "sparq/simd/arch.hpp"
 
@@ -32,6 +34,26 @@ void for_each(F& f, xsimd::arch_list<Archs...>) {
   (call_if_supported<Archs>(f), ...);
 }
 }  // namespace detail
+
+/// A fresh directory under the temp dir (named by `tag`, the process id and a counter), removed with
+/// everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag = "sparq") {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] std::string str() const { return path.string(); }
+};
 
 /// Calls f(Arch{}) for every arch in test_archs that is compiled in and supported by this CPU.
 template <class F>

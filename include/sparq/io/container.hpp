@@ -31,7 +31,10 @@
 #pragma once
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <map>
 #include <set>
@@ -207,6 +210,89 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
 
 }  // namespace detail
 
+namespace detail {
+
+/// The metadata record's payload.
+[[nodiscard]] inline std::vector<char> container_metadata_payload(const std::map<std::string, ContainerValue>& md) {
+  ByteSink m;
+  m.put(static_cast<std::uint32_t>(md.size()));
+  for (const auto& [k, v] : md) {
+    SPARQ_CHECK(!k.empty() && k.size() <= container_max_name, "container writer: metadata key length ", k.size(),
+                ", expected 1..", container_max_name);
+    container_put_str(m, k, "metadata key");
+    m.put(static_cast<std::uint8_t>(v.index()));
+    if (const auto* str = std::get_if<std::string>(&v)) container_put_str(m, *str, "metadata value");
+    else if (const auto* i = std::get_if<std::int64_t>(&v)) m.put(*i);
+    else m.put(std::get<double>(v));
+  }
+  return m.release();
+}
+
+/// The sections of `t` as the writer stores them (entropy-coded where asked for and smaller).
+[[nodiscard]] inline std::vector<EntropyEncoded> container_encode(const ContainerTensor& t) {
+  std::vector<EntropyEncoded> coded;
+  for (const auto& sec : t.sections) coded.push_back(entropy_encode(sec.bytes.data(), sec.bytes.size(), sec.encoding));
+  return coded;
+}
+[[nodiscard]] inline bool container_any_coded(const std::vector<EntropyEncoded>& coded) noexcept {
+  for (const auto& e : coded)
+    if (e.encoding != SectionEncoding::raw) return true;
+  return false;
+}
+
+/// A tensor record's payload; `with_encoding`: the version-2 layout (a u8 encoding per section).
+/// Checks the tensor's name, format, dims and sections first.
+[[nodiscard]] inline std::vector<char> container_tensor_payload(const ContainerTensor& t,
+                                                               const std::vector<EntropyEncoded>& coded,
+                                                               bool with_encoding) {
+  SPARQ_CHECK(!t.name.empty() && t.name.size() <= container_max_name, "container writer: tensor name length ",
+              t.name.size(), ", expected 1..", container_max_name);
+  SPARQ_CHECK(t.format.size() <= container_max_name, "container writer: tensor '", t.name, "' format too long");
+  SPARQ_CHECK(t.dims.size() <= container_max_dims, "container writer: tensor '", t.name, "' has ", t.dims.size(),
+              " dims, expected at most ", container_max_dims);
+  SPARQ_CHECK(t.sections.size() <= container_max_sections, "container writer: tensor '", t.name, "' has ",
+              t.sections.size(), " sections, expected at most ", container_max_sections);
+  (void)t.n_elements();
+  ByteSink r;
+  container_put_str(r, t.name, "tensor name");
+  container_put_str(r, t.format, "tensor format");
+  r.put(static_cast<std::uint32_t>(t.dims.size()));
+  for (auto d : t.dims) r.put(d);
+  r.put(static_cast<std::uint32_t>(t.sections.size()));
+  std::set<std::string_view> snames;
+  for (std::size_t k = 0; k < t.sections.size(); ++k) {
+    const auto& sec = t.sections[k];
+    SPARQ_CHECK(!sec.name.empty() && sec.name.size() <= container_max_name && snames.insert(sec.name).second,
+                "container writer: tensor '", t.name, "' section name '", sec.name, "' is empty, too long or repeated");
+    container_put_str(r, sec.name, "section name");
+    const auto& enc = coded[k];
+    const bool is_coded = enc.encoding != SectionEncoding::raw;
+    if (with_encoding) r.put(static_cast<std::uint8_t>(is_coded ? 1 : 0));
+    const auto& stored = is_coded ? enc.stream : sec.bytes;
+    r.put(static_cast<std::uint64_t>(stored.size()));
+    r.put_bytes(stored.data(), stored.size());
+  }
+  return r.release();
+}
+
+/// The 32-byte header with its CRC.
+[[nodiscard]] inline std::array<char, 32> container_header(bool coded, std::uint64_t file_size, std::uint64_t n_tensors) {
+  SPARQ_CHECK(n_tensors <= 0xffffffffu, "container writer: too many tensors");
+  ByteSink s;
+  s.put_bytes("SPRQ", 4);
+  s.put(coded ? container_version_coded : container_version);
+  s.put(file_size);
+  s.put(static_cast<std::uint32_t>(n_tensors));
+  s.put(std::uint32_t{0});
+  s.put(std::uint32_t{0});
+  s.put(crc32(s.bytes().data(), 28));
+  std::array<char, 32> h{};
+  std::memcpy(h.data(), s.bytes().data(), 32);
+  return h;
+}
+
+}  // namespace detail
+
 /// The file bytes of a container (see the file comment for the layout).
 [[nodiscard]] inline std::vector<char> serialize_container(const Container& ct) {
   SPARQ_CHECK(ct.tensors.size() <= 0xffffffffu, "container writer: too many tensors");
@@ -214,64 +300,19 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
   // Entropy-code the sections that ask for it; the version follows from the result.
   std::vector<std::vector<EntropyEncoded>> coded(ct.tensors.size());
   bool any_coded = false;
-  for (std::size_t i = 0; i < ct.tensors.size(); ++i)
-    for (const auto& sec : ct.tensors[i].sections) {
-      coded[i].push_back(entropy_encode(sec.bytes.data(), sec.bytes.size(), sec.encoding));
-      any_coded = any_coded || coded[i].back().encoding != SectionEncoding::raw;
-    }
-  ByteSink s;
-  s.put_bytes("SPRQ", 4);
-  s.put(any_coded ? container_version_coded : container_version);
-  s.put(std::uint64_t{0});  // file size, patched below
-  s.put(static_cast<std::uint32_t>(ct.tensors.size()));
-  s.put(std::uint32_t{0});
-  s.put(std::uint32_t{0});
-  s.put(std::uint32_t{0});  // header CRC, patched below
-  {
-    ByteSink m;
-    m.put(static_cast<std::uint32_t>(ct.metadata.size()));
-    for (const auto& [k, v] : ct.metadata) {
-      SPARQ_CHECK(!k.empty() && k.size() <= container_max_name, "container writer: metadata key length ", k.size(),
-                  ", expected 1..", container_max_name);
-      detail::container_put_str(m, k, "metadata key");
-      m.put(static_cast<std::uint8_t>(v.index()));
-      if (const auto* str = std::get_if<std::string>(&v)) detail::container_put_str(m, *str, "metadata value");
-      else if (const auto* i = std::get_if<std::int64_t>(&v)) m.put(*i);
-      else m.put(std::get<double>(v));
-    }
-    detail::container_put_record(s, m.bytes());
+  for (std::size_t i = 0; i < ct.tensors.size(); ++i) {
+    coded[i] = detail::container_encode(ct.tensors[i]);
+    any_coded = any_coded || detail::container_any_coded(coded[i]);
   }
+  ByteSink s;
+  const auto header = detail::container_header(any_coded, 0, ct.tensors.size());  // size patched below
+  s.put_bytes(header.data(), header.size());
+  detail::container_put_record(s, detail::container_metadata_payload(ct.metadata));
   for (std::size_t ti = 0; ti < ct.tensors.size(); ++ti) {
     const auto& t = ct.tensors[ti];
-    SPARQ_CHECK(!t.name.empty() && t.name.size() <= container_max_name, "container writer: tensor name length ",
-                t.name.size(), ", expected 1..", container_max_name);
+    const auto payload = detail::container_tensor_payload(t, coded[ti], any_coded);
     SPARQ_CHECK(names.insert(t.name).second, "container writer: duplicate tensor '", t.name, "'");
-    SPARQ_CHECK(t.format.size() <= container_max_name, "container writer: tensor '", t.name, "' format too long");
-    SPARQ_CHECK(t.dims.size() <= container_max_dims, "container writer: tensor '", t.name, "' has ", t.dims.size(),
-                " dims, expected at most ", container_max_dims);
-    SPARQ_CHECK(t.sections.size() <= container_max_sections, "container writer: tensor '", t.name, "' has ",
-                t.sections.size(), " sections, expected at most ", container_max_sections);
-    (void)t.n_elements();
-    ByteSink r;
-    detail::container_put_str(r, t.name, "tensor name");
-    detail::container_put_str(r, t.format, "tensor format");
-    r.put(static_cast<std::uint32_t>(t.dims.size()));
-    for (auto d : t.dims) r.put(d);
-    r.put(static_cast<std::uint32_t>(t.sections.size()));
-    std::set<std::string_view> snames;
-    for (std::size_t k = 0; k < t.sections.size(); ++k) {
-      const auto& sec = t.sections[k];
-      SPARQ_CHECK(!sec.name.empty() && sec.name.size() <= container_max_name && snames.insert(sec.name).second,
-                  "container writer: tensor '", t.name, "' section name '", sec.name, "' is empty, too long or repeated");
-      detail::container_put_str(r, sec.name, "section name");
-      const auto& enc = coded[ti][k];
-      const bool is_coded = enc.encoding != SectionEncoding::raw;
-      if (any_coded) r.put(static_cast<std::uint8_t>(is_coded ? 1 : 0));
-      const auto& stored = is_coded ? enc.stream : sec.bytes;
-      r.put(static_cast<std::uint64_t>(stored.size()));
-      r.put_bytes(stored.data(), stored.size());
-    }
-    detail::container_put_record(s, r.bytes());
+    detail::container_put_record(s, payload);
   }
   auto& b = s.bytes();
   const std::uint64_t total = b.size() + 8;
@@ -393,6 +434,198 @@ inline ByteCursor container_record(ByteCursor& c, const std::string& what) {
 inline void write_container(const std::string& path, const Container& ct) {
   const auto b = serialize_container(ct);
   detail::write_file_atomic(path, b.data(), b.size());
+}
+
+/// Tensor records spooled to a temporary file as they are made, for a container too large to hold
+/// in memory at once (a model compressed block by block): `add` encodes and writes one tensor,
+/// write_container(path, ct, spool, at) later places the spooled records among ct's tensors. The
+/// records are kept in the version-2 layout and rewritten without the encoding byte when the file
+/// ends up version 1, so the file is byte-identical to serialize_container of the whole container.
+/// The spool file is removed when the object is destroyed.
+class ContainerSpool {
+ public:
+  /// Creates (or truncates) the spool file at `path`.
+  explicit ContainerSpool(std::string path) : path_(std::move(path)) {
+    errno = 0;
+    f_ = std::fopen(path_.c_str(), "w+b");
+    SPARQ_CHECK(f_ != nullptr, "ContainerSpool: cannot open '", path_, "' for writing: ", std::strerror(errno));
+  }
+  ContainerSpool(const ContainerSpool&) = delete;
+  ContainerSpool& operator=(const ContainerSpool&) = delete;
+  ~ContainerSpool() {
+    if (f_ != nullptr) std::fclose(f_);
+    std::remove(path_.c_str());
+  }
+
+  /// Encodes `t` (its sections' encodings as for serialize_container) and appends its record.
+  void add(const ContainerTensor& t) {
+    const auto coded = detail::container_encode(t);
+    const auto payload = detail::container_tensor_payload(t, coded, true);
+    SPARQ_CHECK(names_.insert(t.name).second, "container writer: duplicate tensor '", t.name, "'");
+    ByteSink s;
+    detail::container_put_record(s, payload);
+    write(s.bytes().data(), s.size());
+    any_coded_ = any_coded_ || detail::container_any_coded(coded);
+    bytes_ += s.size();
+    sections_ += t.sections.size();
+    ++count_;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  [[nodiscard]] bool any_coded() const noexcept { return any_coded_; }
+  [[nodiscard]] const std::set<std::string>& names() const noexcept { return names_; }
+  /// Bytes the records take in a file of version 2 (coded) or 1.
+  [[nodiscard]] std::uint64_t record_bytes(bool coded) const noexcept { return coded ? bytes_ : bytes_ - sections_; }
+
+  /// Calls f(record bytes) for each record in order, in the layout of version 2 (coded) or 1.
+  template <class F>
+  void for_each_record(bool coded, F&& f) {
+    SPARQ_CHECK(std::fflush(f_) == 0 && std::fseek(f_, 0, SEEK_SET) == 0, "ContainerSpool: cannot rewind '", path_, "'");
+    std::vector<char> rec;
+    for (std::size_t i = 0; i < count_; ++i) {
+      std::uint64_t len = 0;
+      read(&len, 8);
+      rec.resize(static_cast<std::size_t>(len) + 12);
+      std::memcpy(rec.data(), &len, 8);
+      read(rec.data() + 8, static_cast<std::size_t>(len) + 4);
+      if (!coded) rec = without_encoding(rec);
+      f(rec);
+    }
+    SPARQ_CHECK(std::fseek(f_, 0, SEEK_END) == 0, "ContainerSpool: cannot seek '", path_, "'");
+  }
+
+ private:
+  void write(const void* p, std::size_t n) {
+    errno = 0;
+    if (std::fwrite(p, 1, n, f_) != n)
+      sparq::detail::fail("ContainerSpool: write to '", path_, "' failed: ", std::strerror(errno ? errno : EIO));
+  }
+  void read(void* p, std::size_t n) {
+    if (std::fread(p, 1, n, f_) != n) sparq::detail::fail("ContainerSpool: '", path_, "' is shorter than written");
+  }
+  /// A version-2 record (every section raw) in the version-1 layout, its CRC recomputed.
+  [[nodiscard]] static std::vector<char> without_encoding(const std::vector<char>& rec) {
+    const char* p = rec.data() + 8;
+    std::vector<char> out(rec.size());
+    std::size_t i = 0, o = 8;
+    auto copy = [&](std::size_t n) {
+      std::memcpy(out.data() + o, p + i, n);
+      i += n;
+      o += n;
+    };
+    auto u32 = [&] {
+      std::uint32_t v = 0;
+      std::memcpy(&v, p + i, 4);
+      return v;
+    };
+    auto u64 = [&] {
+      std::uint64_t v = 0;
+      std::memcpy(&v, p + i, 8);
+      return v;
+    };
+    copy(4 + u32());  // name
+    copy(4 + u32());  // format
+    const std::uint32_t nd = u32();
+    copy(4 + 8 * std::size_t{nd});
+    const std::uint32_t ns = u32();
+    copy(4);
+    for (std::uint32_t k = 0; k < ns; ++k) {
+      copy(4 + u32());  // section name
+      ++i;              // the encoding byte (0: every section is raw in a version-1 file)
+      copy(8 + static_cast<std::size_t>(u64()));
+    }
+    const std::uint64_t len = o - 8;
+    std::memcpy(out.data(), &len, 8);
+    const std::uint32_t c = crc32(out.data() + 8, static_cast<std::size_t>(len));
+    std::memcpy(out.data() + o, &c, 4);
+    out.resize(o + 4);
+    return out;
+  }
+
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::set<std::string> names_;
+  bool any_coded_ = false;
+  std::uint64_t bytes_ = 0, sections_ = 0;
+  std::size_t count_ = 0;
+};
+
+/// Writes the container whose tensors are ct.tensors[0, at), then the spooled tensors, then
+/// ct.tensors[at, end): the same bytes serialize_container gives for that container (temporary file
+/// + rename; nothing is written under `path` on failure). The spool can be written once.
+inline void write_container(const std::string& path, const Container& ct, ContainerSpool& spool, std::size_t at) {
+  SPARQ_CHECK(at <= ct.tensors.size(), "write_container: spool position ", at, ", expected at most ", ct.tensors.size());
+  // Sizes first, then the bytes. The tensors given here can be a model's embedding and classifier,
+  // so one is encoded and serialised at a time, in both passes (entropy coding is deterministic:
+  // the second pass stores what the first one measured); nothing but one record is held.
+  bool any_coded = spool.any_coded();
+  std::set<std::string> names = spool.names();
+  std::uint64_t total = 32 + spool.record_bytes(false) + 8, sections = spool.record_bytes(true) - spool.record_bytes(false);
+  for (const auto& t : ct.tensors) {
+    const auto coded = detail::container_encode(t);
+    any_coded = any_coded || detail::container_any_coded(coded);
+    total += detail::container_tensor_payload(t, coded, false).size() + 12;  // + 1 byte per section if coded
+    sections += t.sections.size();
+    SPARQ_CHECK(names.insert(t.name).second, "container writer: duplicate tensor '", t.name, "'");
+  }
+  if (any_coded) total += sections;
+  ByteSink meta;
+  detail::container_put_record(meta, detail::container_metadata_payload(ct.metadata));
+  total += meta.size();
+
+  const std::string tmp = path + ".tmp-sparq";
+  errno = 0;
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  SPARQ_CHECK(f != nullptr, "cannot open '", tmp, "' for writing: ", std::strerror(errno));
+  std::uint32_t crc = 0;
+  std::uint64_t wrote = 0;
+  auto put = [&](const void* p, std::size_t n) {
+    errno = 0;
+    if (std::fwrite(p, 1, n, f) != n) {
+      const int err = errno ? errno : EIO;
+      sparq::detail::fail("write to '", tmp, "' failed after ", wrote, " of ", total, " bytes: ", std::strerror(err),
+                          "; '", path, "' was not written");
+    }
+    crc = crc32(p, n, crc);
+    wrote += n;
+  };
+  try {
+    const auto header = detail::container_header(any_coded, total, ct.tensors.size() + spool.size());
+    put(header.data(), header.size());
+    put(meta.bytes().data(), meta.size());
+    auto put_tensor = [&](std::size_t i) {  // the record's three parts, the payload not copied again
+      const std::vector<char> payload =
+          detail::container_tensor_payload(ct.tensors[i], detail::container_encode(ct.tensors[i]), any_coded);
+      const std::uint64_t len = payload.size();
+      const std::uint32_t pcrc = crc32(payload.data(), payload.size());
+      put(&len, 8);
+      put(payload.data(), payload.size());
+      put(&pcrc, 4);
+    };
+    for (std::size_t i = 0; i < at; ++i) put_tensor(i);
+    spool.for_each_record(any_coded, [&](const std::vector<char>& r) { put(r.data(), r.size()); });
+    for (std::size_t i = at; i < ct.tensors.size(); ++i) put_tensor(i);
+    const std::uint32_t c = crc;
+    put(&c, 4);
+    put("QRPS", 4);
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  SPARQ_CHECK(wrote == total, "write_container: wrote ", wrote, " bytes, expected ", total);
+  const bool ok = std::fflush(f) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::remove(tmp.c_str());
+    sparq::detail::fail("write to '", tmp, "' failed: ", std::strerror(errno ? errno : EIO), "; '", path, "' was not written");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    sparq::detail::fail("cannot rename '", tmp, "' to '", path, "': ", ec.message());
+  }
 }
 
 }  // namespace sparq::io

@@ -379,160 +379,234 @@ inline double hf_float_for_json(float x) {
          std::filesystem::is_regular_file(std::filesystem::path(path) / "config.json", ec);
 }
 
-/// Reads a Hugging Face Llama / Mistral / Qwen2 model directory (see the file comment and
-/// docs/formats.md). Throws sparq::error naming the file, field or tensor at fault.
-[[nodiscard]] inline HfLlama read_hf_llama(const std::string& dir) {
-  namespace fs = std::filesystem;
-  const std::string what = "Hugging Face model directory '" + dir + "'";
-  std::error_code ec;
-  SPARQ_CHECK(fs::is_directory(dir, ec), what, " is not a directory");
-  const fs::path root(dir);
-  const detail::HfConfig hc = detail::hf_parse_config(detail::hf_read_json(root / "config.json", what), what);
-  model::LlamaConfig cfg = hc.cfg;
+/// A Hugging Face Llama / Mistral / Qwen2 model directory opened for reading part by part (see the
+/// file comment and docs/formats.md): the constructor reads config.json, the index and every
+/// shard's header and checks every tensor's name, dtype and shape (no tensor data); read_globals and
+/// read_block then read only the tensors they need, mapping each shard they touch and unmapping it
+/// before they return, so a model larger than memory can be compressed block by block
+/// (io::compress_streaming). Throws sparq::error naming the file, field or tensor at fault.
+class HfCheckpoint {
+ public:
+  explicit HfCheckpoint(const std::string& dir) : dir_(dir), what_("Hugging Face model directory '" + dir + "'") {
+    namespace fs = std::filesystem;
+    const std::string& what = what_;
+    std::error_code ec;
+    SPARQ_CHECK(fs::is_directory(dir, ec), what, " is not a directory");
+    const fs::path root(dir);
+    hc_ = detail::hf_parse_config(detail::hf_read_json(root / "config.json", what), what);
+    model::LlamaConfig cfg = hc_.cfg;
 
-  // Weight files and which tensor each holds.
-  const bool single = fs::is_regular_file(root / "model.safetensors", ec);
-  const bool indexed = fs::is_regular_file(root / "model.safetensors.index.json", ec);
-  SPARQ_CHECK(!(single && indexed), what,
-              " has both model.safetensors and model.safetensors.index.json; keep one of them");
-  if (!single && !indexed) {
-    const bool pt = fs::exists(root / "pytorch_model.bin", ec) || fs::exists(root / "pytorch_model.bin.index.json", ec);
-    sparq::detail::fail(what, " has neither model.safetensors nor model.safetensors.index.json",
-                        pt ? " (PyTorch .bin checkpoints are not read: convert them to safetensors)" : "");
-  }
-  std::vector<std::string> shards;
-  std::map<std::string, std::string> weight_map;  // tensor -> shard (indexed only)
-  if (single) {
-    shards.push_back("model.safetensors");
-  } else {
-    weight_map = detail::hf_parse_weight_map(detail::hf_read_json(root / "model.safetensors.index.json", what), what);
-    std::set<std::string> names;
-    for (const auto& kv : weight_map) names.insert(kv.second);
-    for (const auto& s : names) {
-      SPARQ_CHECK(fs::is_regular_file(root / s, ec), what, ": model.safetensors.index.json names the shard '", s,
-                  "', which does not exist in the directory");
-      shards.push_back(s);
+    // Weight files and which tensor each holds.
+    const bool single = fs::is_regular_file(root / "model.safetensors", ec);
+    const bool indexed = fs::is_regular_file(root / "model.safetensors.index.json", ec);
+    SPARQ_CHECK(!(single && indexed), what,
+                " has both model.safetensors and model.safetensors.index.json; keep one of them");
+    if (!single && !indexed) {
+      const bool pt = fs::exists(root / "pytorch_model.bin", ec) || fs::exists(root / "pytorch_model.bin.index.json", ec);
+      sparq::detail::fail(what, " has neither model.safetensors nor model.safetensors.index.json",
+                          pt ? " (PyTorch .bin checkpoints are not read: convert them to safetensors)" : "");
     }
+    std::map<std::string, std::string> weight_map;  // tensor -> shard (indexed only)
+    if (single) {
+      shards_.push_back("model.safetensors");
+    } else {
+      weight_map = detail::hf_parse_weight_map(detail::hf_read_json(root / "model.safetensors.index.json", what), what);
+      std::set<std::string> names;
+      for (const auto& kv : weight_map) names.insert(kv.second);
+      for (const auto& sh : names) {
+        SPARQ_CHECK(fs::is_regular_file(root / sh, ec), what, ": model.safetensors.index.json names the shard '", sh,
+                    "', which does not exist in the directory");
+        shards_.push_back(sh);
+      }
+    }
+
+    // Headers only. Every tensor is accounted for and its dtype and shape checked.
+    for (std::size_t si = 0; si < shards_.size(); ++si) {
+      const auto hdr = read_safetensors_header((root / shards_[si]).string());
+      for (const auto& t : hdr.tensors) {
+        if (!single) {
+          const auto m = weight_map.find(t.name);
+          SPARQ_CHECK(m != weight_map.end(), what, ": shard '", shards_[si], "' holds the tensor '", t.name,
+                      "', which model.safetensors.index.json does not map");
+          SPARQ_CHECK(m->second == shards_[si], what, ": shard '", shards_[si], "' holds the tensor '", t.name,
+                      "', which model.safetensors.index.json maps to '", m->second, "'");
+        }
+        SPARQ_CHECK(found_.emplace(t.name, Ref{si, t}).second, what, ": tensor '", t.name, "' appears in two shards");
+      }
+    }
+    for (const auto& [name, shard] : weight_map) {
+      SPARQ_CHECK(found_.count(name) != 0, what, ": model.safetensors.index.json maps '", name, "' to '", shard,
+                  "', which does not hold it");
+    }
+    slots_ = detail::hf_slots(cfg);
+    for (std::size_t i = 0; i < slots_.size(); ++i) slot_of_[slots_[i].name] = i;
+    for (const auto& kv : found_) {
+      if (slot_of_.count(kv.first) == 0 && !detail::hf_is_ignored_buffer(kv.first)) {
+        sparq::detail::fail(what, ": unexpected tensor '", kv.first, "' (not part of a ", hc_.model_type,
+                            " checkpoint with ", cfg.n_layers, " layers that sparq can run)");
+      }
+    }
+    for (const auto& sl : slots_) {
+      const auto it = found_.find(sl.name);
+      if (it == found_.end()) {
+        if (sl.role == detail::HfRole::lm_head && !hc_.tie) {
+          sparq::detail::fail(what, ": config.json field tie_word_embeddings = false, but there is no tensor "
+                              "'lm_head.weight' (the classifier)");
+        }
+        SPARQ_CHECK(!sl.required, what, ": missing tensor '", sl.name, "'");
+        continue;
+      }
+      const auto& t = it->second.t;
+      SPARQ_CHECK(t.dtype == SafeDtype::F32 || t.dtype == SafeDtype::F16 || t.dtype == SafeDtype::BF16, what,
+                  ": tensor '", sl.name, "' has dtype ", safe_dtype_name(t.dtype), ", expected F32, F16 or BF16");
+      const std::vector<std::uint64_t> want =
+          sl.cols ? std::vector<std::uint64_t>{sl.rows, sl.cols} : std::vector<std::uint64_t>{sl.rows};
+      SPARQ_CHECK(t.shape == want, what, ": tensor '", sl.name, "' has shape ", detail::hf_shape_string(t.shape),
+                  ", config.json implies ", detail::hf_shape_string(want));
+    }
+    has_lm_head_ = found_.count("lm_head.weight") != 0;
+    cfg.shared_classifier = !has_lm_head_;  // settled by read_globals: an identical lm_head is shared
+    cfg_ = cfg;
+
+    info_.model_type = hc_.model_type;
+    info_.torch_dtype = hc_.torch_dtype;
+    info_.bos_id = hc_.bos;
+    info_.eos_id = hc_.eos;
+    if (fs::is_regular_file(root / "tokenizer.model", ec)) info_.tokenizer_model = (root / "tokenizer.model").string();
+    if (fs::is_regular_file(root / "tokenizer.json", ec)) info_.tokenizer_json = (root / "tokenizer.json").string();
   }
 
-  // Pass 1: headers only. Every tensor is accounted for and its dtype and shape checked.
+  /// The model's configuration (shared_classifier: no lm_head tensor; read_globals also shares an
+  /// lm_head equal to the embedding).
+  [[nodiscard]] const model::LlamaConfig& config() const noexcept { return cfg_; }
+  /// What the directory says besides the weights (HfLlama::weights is empty here).
+  [[nodiscard]] const HfLlama& info() const noexcept { return info_; }
+
+  /// The embedding, final norm and classifier, with n_layers empty blocks (for a
+  /// model::DeferredBlocks model; read_block gives the blocks).
+  [[nodiscard]] model::LlamaWeights read_globals() {
+    model::LlamaWeights w;
+    w.config = cfg_;
+    w.token_embedding = Matrix<float>(cfg_.vocab_size, cfg_.dim);
+    w.rms_final.assign(cfg_.dim, 0.0f);
+    if (has_lm_head_) w.classifier = Matrix<float>(cfg_.vocab_size, cfg_.dim);
+    w.blocks.resize(cfg_.n_layers);
+    read([](const detail::HfSlot& sl) { return sl.role == detail::HfRole::embed || sl.role == detail::HfRole::final_norm ||
+                                              sl.role == detail::HfRole::lm_head; },
+         w);
+    if (has_lm_head_) {
+      const bool same = std::memcmp(w.classifier.data(), w.token_embedding.data(), w.classifier.size() * sizeof(float)) == 0;
+      SPARQ_CHECK(same || !hc_.tie, what_, ": config.json field tie_word_embeddings = true, but lm_head.weight differs "
+                  "from model.embed_tokens.weight");
+      if (same) {
+        w.config.shared_classifier = true;
+        w.classifier = Matrix<float>();
+      }
+    }
+    cfg_.shared_classifier = w.config.shared_classifier;
+    return w;
+  }
+
+  /// Block b's float weights (norms, the seven linears in sparq's q/k row order; biases checked zero).
+  [[nodiscard]] model::LlamaBlock read_block(std::size_t b) {
+    SPARQ_CHECK(b < cfg_.n_layers, what_, ": block ", b, " requested, the model has ", cfg_.n_layers);
+    model::LlamaWeights w;
+    w.config = cfg_;
+    w.blocks.resize(cfg_.n_layers);
+    model::LlamaBlock& blk = w.blocks[b];
+    blk = model::LlamaBlock::zeros(cfg_);
+    read([b](const detail::HfSlot& sl) { return sl.layer == b && (sl.role == detail::HfRole::att_norm ||
+                                                                  sl.role == detail::HfRole::ffn_norm ||
+                                                                  sl.role == detail::HfRole::linear ||
+                                                                  sl.role == detail::HfRole::bias); },
+         w);
+    return std::move(blk);
+  }
+
+  /// Every tensor: the whole model in memory (read_hf_llama).
+  [[nodiscard]] HfLlama read_all() {
+    HfLlama r = info_;
+    model::LlamaWeights g = read_globals();
+    r.weights = std::move(g);
+    for (std::size_t b = 0; b < cfg_.n_layers; ++b) r.weights.blocks[b] = read_block(b);
+    return r;
+  }
+
+ private:
   struct Ref {
     std::size_t shard;
     SafetensorsTensor t;
   };
-  std::map<std::string, Ref> found;
-  for (std::size_t si = 0; si < shards.size(); ++si) {
-    const auto hdr = read_safetensors_header((root / shards[si]).string());
-    for (const auto& t : hdr.tensors) {
-      if (!single) {
-        const auto m = weight_map.find(t.name);
-        SPARQ_CHECK(m != weight_map.end(), what, ": shard '", shards[si], "' holds the tensor '", t.name,
-                    "', which model.safetensors.index.json does not map");
-        SPARQ_CHECK(m->second == shards[si], what, ": shard '", shards[si], "' holds the tensor '", t.name,
-                    "', which model.safetensors.index.json maps to '", m->second, "'");
-      }
-      SPARQ_CHECK(found.emplace(t.name, Ref{si, t}).second, what, ": tensor '", t.name, "' appears in two shards");
-    }
-  }
-  for (const auto& [name, shard] : weight_map) {
-    SPARQ_CHECK(found.count(name) != 0, what, ": model.safetensors.index.json maps '", name, "' to '", shard,
-                "', which does not hold it");
-  }
-  const auto slots = detail::hf_slots(cfg);
-  std::map<std::string, std::size_t> slot_of;
-  for (std::size_t i = 0; i < slots.size(); ++i) slot_of[slots[i].name] = i;
-  for (const auto& kv : found) {
-    if (slot_of.count(kv.first) == 0 && !detail::hf_is_ignored_buffer(kv.first)) {
-      sparq::detail::fail(what, ": unexpected tensor '", kv.first, "' (not part of a ", hc.model_type,
-                          " checkpoint with ", cfg.n_layers, " layers that sparq can run)");
-    }
-  }
-  for (const auto& s : slots) {
-    const auto it = found.find(s.name);
-    if (it == found.end()) {
-      if (s.role == detail::HfRole::lm_head && !hc.tie) {
-        sparq::detail::fail(what, ": config.json field tie_word_embeddings = false, but there is no tensor "
-                            "'lm_head.weight' (the classifier)");
-      }
-      SPARQ_CHECK(!s.required, what, ": missing tensor '", s.name, "'");
-      continue;
-    }
-    const auto& t = it->second.t;
-    SPARQ_CHECK(t.dtype == SafeDtype::F32 || t.dtype == SafeDtype::F16 || t.dtype == SafeDtype::BF16, what,
-                ": tensor '", s.name, "' has dtype ", safe_dtype_name(t.dtype), ", expected F32, F16 or BF16");
-    const std::vector<std::uint64_t> want =
-        s.cols ? std::vector<std::uint64_t>{s.rows, s.cols} : std::vector<std::uint64_t>{s.rows};
-    SPARQ_CHECK(t.shape == want, what, ": tensor '", s.name, "' has shape ", detail::hf_shape_string(t.shape),
-                ", config.json implies ", detail::hf_shape_string(want));
-  }
-  const bool has_lm_head = found.count("lm_head.weight") != 0;
-  cfg.shared_classifier = !has_lm_head;  // settled after reading: an identical lm_head is shared
 
-  HfLlama r;
-  r.model_type = hc.model_type;
-  r.torch_dtype = hc.torch_dtype;
-  r.bos_id = hc.bos;
-  r.eos_id = hc.eos;
-  if (fs::is_regular_file(root / "tokenizer.model", ec)) r.tokenizer_model = (root / "tokenizer.model").string();
-  if (fs::is_regular_file(root / "tokenizer.json", ec)) r.tokenizer_json = (root / "tokenizer.json").string();
-  auto& w = r.weights;
-  w = model::LlamaWeights::zeros(cfg);  // every shape matched a tensor present in the files
-
-  // Pass 2: one shard at a time, fully validated, converted, placed.
-  for (std::size_t si = 0; si < shards.size(); ++si) {
-    const auto f = read_safetensors((root / shards[si]).string());
-    for (const auto& [name, ref] : found) {
-      if (ref.shard != si || slot_of.count(name) == 0) continue;
-      const auto& s = slots[slot_of.at(name)];
-      const auto& t = f.tensor(name);
-      SPARQ_CHECK(t.dtype == ref.t.dtype && t.shape == ref.t.shape, what, ": tensor '", name,
-                  "' changed while the directory was being read");
-      const std::vector<float> v = f.floats(t);
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        if (!std::isfinite(v[i])) {
-          sparq::detail::fail(what, ": tensor '", name, "' has the non-finite value ", v[i], " at flat index ", i);
-        }
-      }
-      auto copy_to = [&](float* dst) {
-        if (!v.empty()) std::memcpy(dst, v.data(), v.size() * sizeof(float));
-      };
-      switch (s.role) {
-        case detail::HfRole::embed: copy_to(w.token_embedding.data()); break;
-        case detail::HfRole::final_norm: copy_to(w.rms_final.data()); break;
-        case detail::HfRole::lm_head: copy_to(w.classifier.data()); break;
-        case detail::HfRole::att_norm: copy_to(w.blocks[s.layer].rms_att.data()); break;
-        case detail::HfRole::ffn_norm: copy_to(w.blocks[s.layer].rms_ffn.data()); break;
-        case detail::HfRole::linear: {
-          auto& m = w.blocks[s.layer].linear(s.lin);
-          copy_to(m.data());
-          if (s.lin == model::Linear::wq) m = permute_qk_hf_to_gguf(m, cfg.n_heads);
-          if (s.lin == model::Linear::wk) m = permute_qk_hf_to_gguf(m, cfg.n_kv_heads);
-          break;
-        }
-        case detail::HfRole::bias:
-          for (std::size_t i = 0; i < v.size(); ++i) {
-            if (v[i] != 0.0f) {
-              sparq::detail::fail(what, ": tensor '", name, "' has the non-zero value ", v[i], " at index ", i,
-                                  "; the runtime has no linear biases, so only all-zero biases are accepted",
-                                  hc.model_type == "qwen2" ? " (Qwen2 checkpoints have q/k/v biases)" : "");
-            }
+  /// Reads the slots `want` selects into w, one shard at a time (each fully validated again, mapped
+  /// only while its tensors are converted).
+  template <class Want>
+  void read(Want&& want, model::LlamaWeights& w) {
+    namespace fs = std::filesystem;
+    const std::string& what = what_;
+    for (std::size_t si = 0; si < shards_.size(); ++si) {
+      bool needed = false;
+      for (const auto& [name, ref] : found_)
+        if (ref.shard == si && slot_of_.count(name) != 0 && want(slots_[slot_of_.at(name)])) needed = true;
+      if (!needed) continue;
+      const auto f = read_safetensors((fs::path(dir_) / shards_[si]).string());
+      for (const auto& [name, ref] : found_) {
+        if (ref.shard != si || slot_of_.count(name) == 0) continue;
+        const auto& sl = slots_[slot_of_.at(name)];
+        if (!want(sl)) continue;
+        const auto& t = f.tensor(name);
+        SPARQ_CHECK(t.dtype == ref.t.dtype && t.shape == ref.t.shape, what, ": tensor '", name,
+                    "' changed while the directory was being read");
+        const std::vector<float> v = f.floats(t);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+          if (!std::isfinite(v[i])) {
+            sparq::detail::fail(what, ": tensor '", name, "' has the non-finite value ", v[i], " at flat index ", i);
           }
-          break;
+        }
+        auto copy_to = [&](float* dst) {
+          if (!v.empty()) std::memcpy(dst, v.data(), v.size() * sizeof(float));
+        };
+        switch (sl.role) {
+          case detail::HfRole::embed: copy_to(w.token_embedding.data()); break;
+          case detail::HfRole::final_norm: copy_to(w.rms_final.data()); break;
+          case detail::HfRole::lm_head: copy_to(w.classifier.data()); break;
+          case detail::HfRole::att_norm: copy_to(w.blocks[sl.layer].rms_att.data()); break;
+          case detail::HfRole::ffn_norm: copy_to(w.blocks[sl.layer].rms_ffn.data()); break;
+          case detail::HfRole::linear: {
+            auto& m = w.blocks[sl.layer].linear(sl.lin);
+            copy_to(m.data());
+            if (sl.lin == model::Linear::wq) m = permute_qk_hf_to_gguf(m, cfg_.n_heads);
+            if (sl.lin == model::Linear::wk) m = permute_qk_hf_to_gguf(m, cfg_.n_kv_heads);
+            break;
+          }
+          case detail::HfRole::bias:
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              if (v[i] != 0.0f) {
+                sparq::detail::fail(what, ": tensor '", name, "' has the non-zero value ", v[i], " at index ", i,
+                                    "; the runtime has no linear biases, so only all-zero biases are accepted",
+                                    hc_.model_type == "qwen2" ? " (Qwen2 checkpoints have q/k/v biases)" : "");
+              }
+            }
+            break;
+        }
       }
     }
   }
 
-  if (has_lm_head) {
-    const bool same = std::memcmp(w.classifier.data(), w.token_embedding.data(), w.classifier.size() * sizeof(float)) == 0;
-    SPARQ_CHECK(same || !hc.tie, what, ": config.json field tie_word_embeddings = true, but lm_head.weight differs "
-                "from model.embed_tokens.weight");
-    if (same) {
-      w.config.shared_classifier = true;
-      w.classifier = Matrix<float>();
-    }
-  }
-  return r;
-}
+  std::string dir_, what_;
+  detail::HfConfig hc_;
+  model::LlamaConfig cfg_;
+  std::vector<std::string> shards_;
+  std::map<std::string, Ref> found_;
+  std::vector<detail::HfSlot> slots_;
+  std::map<std::string, std::size_t> slot_of_;
+  bool has_lm_head_ = false;
+  HfLlama info_;
+};
+
+/// Reads a Hugging Face Llama / Mistral / Qwen2 model directory (see the file comment and
+/// docs/formats.md) into memory. Throws sparq::error naming the file, field or tensor at fault.
+[[nodiscard]] inline HfLlama read_hf_llama(const std::string& dir) { return HfCheckpoint(dir).read_all(); }
 
 /// The config.json sparq writes for `c` (model_type llama, LlamaForCausalLM).
 [[nodiscard]] inline nlohmann::json hf_llama_config_json(const model::LlamaConfig& c, SafeDtype dtype) {

@@ -116,6 +116,53 @@ inline void apply_activation_bits(model::Llama& m, int linear_bits, int attentio
   return m;
 }
 
+namespace detail {
+
+/// The tokenizer of a Hugging Face directory: `tokenizer_path` when given, else tok<vocab>.bin in the
+/// directory, else its byte-level BPE tokenizer.json. Returns it with the path it came from.
+[[nodiscard]] inline std::pair<model::Tokenizer, std::string> hf_tokenizer(const std::string& dir, const HfLlama& h,
+                                                                          std::size_t vocab,
+                                                                          const std::string& tokenizer_path) {
+  std::string tp = tokenizer_path;
+  if (tp.empty()) {
+    tp = (std::filesystem::path(dir) / ("tok" + std::to_string(vocab) + ".bin")).string();
+    if (!std::filesystem::exists(tp) && !h.tokenizer_json.empty())
+      return {model::Tokenizer(read_tokenizer_json(h.tokenizer_json, vocab, h.bos_id, h.eos_id)), h.tokenizer_json};
+    if (!std::filesystem::exists(tp)) {
+      sparq::detail::fail("Hugging Face model directory '", dir, "' has no tokenizer sparq can read",
+                          h.tokenizer_model.empty() ? std::string() : " (it has tokenizer.model)",
+                          ": a SentencePiece tokenizer.model is not supported yet; pass --tokenizer with a llama2.c "
+                          "tokenizer file, or put one named '", std::filesystem::path(tp).filename().string(),
+                          "' or a byte-level BPE tokenizer.json in the directory");
+    }
+  }
+  SPARQ_CHECK(std::filesystem::exists(tp), "tokenizer file '", tp, "' does not exist (pass --tokenizer)");
+  return {model::Tokenizer::read_llama2c(tp, vocab), tp};
+}
+
+}  // namespace detail
+
+/// A Hugging Face directory opened for block-by-block work: the checkpoint (HfCheckpoint::read_block
+/// gives each block), a model::DeferredBlocks model holding only the embedding, final norm and
+/// classifier, and the directory's tokenizer.
+struct StreamedModel {
+  HfCheckpoint checkpoint;
+  model::Llama model;
+  model::Tokenizer tokenizer;
+  std::string tokenizer_source;
+};
+
+/// Opens a Hugging Face model directory without reading its blocks (see StreamedModel); the
+/// tokenizer as io::load finds it. Throws sparq::error naming the path on failure.
+[[nodiscard]] inline StreamedModel load_streamed(const std::string& dir, const std::string& tokenizer_path = "") {
+  SPARQ_CHECK(is_hf_directory(dir), "'", dir, "' is not a Hugging Face model directory (a directory with config.json); "
+              "block-by-block loading reads those only");
+  HfCheckpoint ck(dir);
+  model::Llama m(ck.read_globals(), model::DeferredBlocks{});
+  auto [tok, src] = detail::hf_tokenizer(dir, ck.info(), m.config().vocab_size, tokenizer_path);
+  return {std::move(ck), std::move(m), std::move(tok), std::move(src)};
+}
+
 /// A model with the tokenizer that goes with it.
 struct LoadedModel {
   model::Llama model;
@@ -155,26 +202,9 @@ struct LoadedModel {
   if (std::filesystem::is_directory(model_path)) {
     HfLlama h = read_hf_llama(model_path);
     model::Llama m(std::move(h.weights));
-    std::string tp = tokenizer_path;
-    if (tp.empty()) {
-      tp = (std::filesystem::path(model_path) / ("tok" + std::to_string(m.config().vocab_size) + ".bin")).string();
-      if (!std::filesystem::exists(tp) && !h.tokenizer_json.empty()) {
-        model::Tokenizer tok(read_tokenizer_json(h.tokenizer_json, m.config().vocab_size, h.bos_id, h.eos_id));
-        auto v = gguf_vocab_from_tokenizer(tok);
-        return {std::move(m), std::move(tok), "hf", h.tokenizer_json, std::move(v)};
-      }
-      if (!std::filesystem::exists(tp)) {
-        sparq::detail::fail("Hugging Face model directory '", model_path, "' has no tokenizer sparq can read",
-                            h.tokenizer_model.empty() ? std::string() : " (it has tokenizer.model)",
-                            ": a SentencePiece tokenizer.model is not supported yet; pass --tokenizer with a llama2.c "
-                            "tokenizer file, or put one named '", std::filesystem::path(tp).filename().string(),
-                            "' or a byte-level BPE tokenizer.json in the directory");
-      }
-    }
-    SPARQ_CHECK(std::filesystem::exists(tp), "tokenizer file '", tp, "' does not exist (pass --tokenizer)");
-    auto tok = load_tokenizer(tp, m);
+    auto [tok, src] = detail::hf_tokenizer(model_path, h, m.config().vocab_size, tokenizer_path);
     auto v = gguf_vocab_from_tokenizer(tok);
-    return {std::move(m), std::move(tok), "hf", tp, std::move(v)};
+    return {std::move(m), std::move(tok), "hf", std::move(src), std::move(v)};
   }
   if (is_gguf_file(model_path)) {
     GgufLlama g = read_gguf_llama(model_path);

@@ -49,6 +49,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <new>
 #include <optional>
@@ -445,14 +446,12 @@ class ContainerOpReader final : public model::OpReader {
 
 }  // namespace packed_detail
 
-/// The SPRQ container of a model (packed ops, low-rank ops, dense linears and the float parts).
-/// Throws sparq::error on a linear that is neither dense, nor one of the packed / low-rank ops, nor
-/// a CompensatedLinear of those (with at most one InputQuantLinear outside and one inside it).
-[[nodiscard]] inline Container packed_model_container(const model::Llama& m) {
-  using namespace model;
+namespace packed_detail {
+
+/// The "sparq.*", "config.*" and "attention_input_bits" metadata of a packed model (packed_version 1:
+/// the caller raises it to what the tensors need).
+inline void put_model_metadata(Container& ct, const model::Llama& m) {
   const auto& c = m.config();
-  const auto& w = m.weights();
-  Container ct;
   ct.metadata["sparq.kind"] = std::string("packed_llama");
   ct.metadata["sparq.packed_version"] = std::int64_t{1};
   auto put = [&](const char* k, std::size_t v) { ct.metadata[std::string("config.") + k] = static_cast<std::int64_t>(v); };
@@ -467,33 +466,110 @@ class ContainerOpReader final : public model::OpReader {
   ct.metadata["config.rms_eps"] = static_cast<double>(c.rms_eps);
   ct.metadata["config.rope_theta"] = static_cast<double>(c.rope_theta);
   ct.metadata["attention_input_bits"] = static_cast<std::int64_t>(m.attention_input_bits());
-  int version = packed_detail::put_embedding(ct, "token_embedding", w.token_embedding);
+}
+
+/// Adds the token embedding, final norm and (unshared) classifier; returns the version they need.
+inline int put_globals(Container& ct, const model::Llama& m) {
+  const auto& c = m.config();
+  const auto& w = m.weights();
+  int version = put_embedding(ct, "token_embedding", w.token_embedding);
   ct.add_f32("rms_final", {c.dim}, w.rms_final.data());
-  if (!c.shared_classifier) version = std::max(version, packed_detail::put_embedding(ct, "classifier", w.classifier));
-  for (std::size_t b = 0; b < c.n_layers; ++b) {
-    ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
-    ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_ffn"), {c.dim}, w.blocks[b].rms_ffn.data());
-    for (Linear l : all_linears) {
-      const std::string name = packed_detail::linear_tensor_name(b, l);
-      const std::string where = sparq::detail::concat("write_packed_model: block ", b, " ", linear_name(l));
-      const LinearOp& op = m.linear(b, l);
-      packed_detail::ContainerOpWriter writer(ct, name, where, op.describe(), op.out_features(), op.in_features());
-      try {
-        op.save(writer);
-      } catch (const error& e) {
-        const std::string msg = e.what();
-        if (msg.rfind(where, 0) == 0) throw;
-        sparq::detail::fail(where, ": ", msg);
-      }
-      version = std::max(version, writer.finish());
+  if (!c.shared_classifier) version = std::max(version, put_embedding(ct, "classifier", w.classifier));
+  return version;
+}
+
+/// Adds block b's norms and its seven linears as their ops store them; returns the version they need.
+inline int put_block(Container& ct, const model::Llama& m, std::size_t b) {
+  using namespace model;
+  const auto& c = m.config();
+  const auto& w = m.weights();
+  int version = 1;
+  ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_att"), {c.dim}, w.blocks[b].rms_att.data());
+  ct.add_f32(sparq::detail::concat("blocks.", b, ".rms_ffn"), {c.dim}, w.blocks[b].rms_ffn.data());
+  for (Linear l : all_linears) {
+    const std::string name = linear_tensor_name(b, l);
+    const std::string where = sparq::detail::concat("write_packed_model: block ", b, " ", linear_name(l));
+    const LinearOp& op = m.linear(b, l);
+    ContainerOpWriter writer(ct, name, where, op.describe(), op.out_features(), op.in_features());
+    try {
+      op.save(writer);
+    } catch (const error& e) {
+      const std::string msg = e.what();
+      if (msg.rfind(where, 0) == 0) throw;
+      sparq::detail::fail(where, ": ", msg);
     }
+    version = std::max(version, writer.finish());
   }
+  return version;
+}
+
+}  // namespace packed_detail
+
+/// The SPRQ container of a model (packed ops, low-rank ops, dense linears and the float parts).
+/// Throws sparq::error on a linear that is neither dense, nor one of the packed / low-rank ops, nor
+/// a CompensatedLinear of those (with at most one InputQuantLinear outside and one inside it).
+[[nodiscard]] inline Container packed_model_container(const model::Llama& m) {
+  Container ct;
+  packed_detail::put_model_metadata(ct, m);
+  int version = packed_detail::put_globals(ct, m);
+  for (std::size_t b = 0; b < m.config().n_layers; ++b) version = std::max(version, packed_detail::put_block(ct, m, b));
   // The oldest version that holds every op: 1 unless a low-rank op or LoRC correction needs version 2
   // or a bitmask int8 / int4 op version 3 (so older readers keep reading what they can, and refuse
   // what they cannot by its version).
   ct.metadata["sparq.packed_version"] = static_cast<std::int64_t>(version);
   return ct;
 }
+
+/// Writes a packed model block by block, for a model compressed by streaming (joint/stream.hpp):
+/// add_block(m, b) stores block b's tensors in a spool file beside `path` as soon as the block is
+/// final, so its weights can be released; finish(m, extra) adds the float parts (embedding, final
+/// norm, classifier), the metadata and `extra` (more metadata, tensors such as the tokenizer after
+/// the model's) and writes `path` atomically. The file is byte-identical to write_container(path, ct)
+/// of packed_model_container(m) with `extra` merged in, had m held every block at the end. Every
+/// section is stored with `encoding` (raw, or an entropy coding where it pays). Nothing is written
+/// under `path` unless finish succeeds; the spool is removed with the writer.
+class PackedModelStreamWriter {
+ public:
+  explicit PackedModelStreamWriter(const std::string& path, SectionEncoding encoding = SectionEncoding::raw)
+      : path_(path), encoding_(encoding), spool_(path + ".spool-sparq") {}
+
+  /// Spools block b (blocks in order 0, 1, ...).
+  void add_block(const model::Llama& m, std::size_t b) {
+    SPARQ_CHECK(b == next_, "PackedModelStreamWriter: block ", b, " added, expected block ", next_);
+    SPARQ_CHECK(b < m.config().n_layers, "PackedModelStreamWriter: block ", b, ", the model has ", m.config().n_layers);
+    Container ct;
+    version_ = std::max(version_, packed_detail::put_block(ct, m, b));
+    ct.set_encoding(encoding_);
+    for (const auto& t : ct.tensors) spool_.add(t);
+    for (auto& [k, v] : ct.metadata) metadata_[k] = std::move(v);  // per-linear keys (input bits, ...)
+    ++next_;
+  }
+  [[nodiscard]] std::size_t blocks_added() const noexcept { return next_; }
+
+  /// Writes the file (every block must have been added).
+  void finish(const model::Llama& m, const Container& extra = {}) {
+    SPARQ_CHECK(next_ == m.config().n_layers, "PackedModelStreamWriter: ", next_, " of ", m.config().n_layers,
+                " blocks added; '", path_, "' was not written");
+    Container ct;
+    ct.metadata = metadata_;
+    packed_detail::put_model_metadata(ct, m);
+    const int version = std::max(version_, packed_detail::put_globals(ct, m));
+    ct.metadata["sparq.packed_version"] = static_cast<std::int64_t>(version);
+    const std::size_t at = ct.tensors.size();
+    for (const auto& [k, v] : extra.metadata) ct.metadata[k] = v;
+    for (const auto& t : extra.tensors) ct.add(t);
+    ct.set_encoding(encoding_);
+    write_container(path_, ct, spool_, at);
+  }
+
+ private:
+  std::string path_;
+  SectionEncoding encoding_;
+  ContainerSpool spool_;
+  std::map<std::string, ContainerValue> metadata_;
+  int version_ = 1;
+  std::size_t next_ = 0;
+};
 
 [[nodiscard]] inline std::vector<char> serialize_packed_model(const model::Llama& m) {
   return serialize_container(packed_model_container(m));

@@ -12,7 +12,13 @@
 #include "sparq/joint/linear_factors.hpp"
 #include "sparq/model/llama_weights.hpp"
 
+namespace sparq::model {
+class Llama;  // model/llama.hpp; only named in the streaming hooks below
+}  // namespace sparq::model
+
 namespace sparq {
+
+struct CompressReport;
 
 /// Run-time options shared by Compressor<Stages...>::compress and the run-time recipe executor.
 struct CompressOptions {
@@ -42,6 +48,12 @@ struct CompressOptions {
   /// Called after each block is compressed with (blocks done, blocks in all, seconds since the
   /// compression started), e.g. for a "block 3/22, 41 s, ETA 260 s" line on stderr. Empty: silent.
   std::function<void(std::size_t done, std::size_t blocks, double seconds)> progress;
+  /// Streaming a model larger than memory (built with model::DeferredBlocks): called before block
+  /// b is first used, to bring it in (Llama::load_block). Empty: every block is already loaded.
+  std::function<void(std::size_t block, model::Llama& model)> load_block;
+  /// Called once block b is final (compressed, and its outputs computed for block b + 1) with the
+  /// report so far, e.g. to pack it, write it out and unload it (io::compress_streaming).
+  std::function<void(std::size_t block, model::Llama& model, const CompressReport& report)> block_done;
 };
 
 /// What happened to one decoder linear.

@@ -53,11 +53,16 @@ struct PackedFormats {
 /// Packs every decoder linear of `model`, compressed by `compress` with report `rep`; `pruned`: the
 /// recipe had a pruning stage. Throws sparq::error naming the block and linear that cannot be packed,
 /// leaving the model as it was.
-inline PackedFormats pack_compressed(model::Llama& model, const CompressReport& rep, bool pruned) {
+/// Blocks [first, last) only when given (a model compressed by streaming packs each block as it is final).
+inline PackedFormats pack_compressed(model::Llama& model, const CompressReport& rep, bool pruned, std::size_t first = 0,
+                                     std::size_t last = static_cast<std::size_t>(-1)) {
   using namespace model;
   PackedFormats r;
+  last = std::min(last, model.config().n_layers);
+  SPARQ_CHECK(first <= last, "pack_compressed: blocks [", first, ", ", last, ") is not a range of the model's ",
+              model.config().n_layers);
   std::vector<std::pair<std::pair<std::size_t, Linear>, std::unique_ptr<LinearOp>>> ops;  // installed only if all pack
-  for (std::size_t b = 0; b < model.config().n_layers; ++b) {
+  for (std::size_t b = first; b < last; ++b) {
     for (Linear l : all_linears) {
       const std::string where = sparq::detail::concat("block ", b, " ", linear_name(l));
       const LinearReport* li = rep.find(b, l);
@@ -137,9 +142,11 @@ inline PackedFormats pack_compressed(model::Llama& model, const CompressReport& 
       const bool w4 = used == PackFormat::w4 || used == PackFormat::bitmask_w4 || used == PackFormat::nm_w4;
       if (bits != 0 && bits != 8) op = std::make_unique<InputQuantLinear>(std::move(op), bits);
       if (lorc) op = std::make_unique<CompensatedLinear>(std::move(op), li->factors->compensation());
-      ++r.count[std::string(pack_format_name(used)) + (nm ? " " + std::to_string(o.nm_n) + ":" + std::to_string(o.nm_m) : "") +
-                (w4 ? " g" + std::to_string(o.group_size) : "") + (act == ActivationMode::a8 ? " A8" : " A32") +
-                lorc_label];
+      std::string label(pack_format_name(used));  // appended piece by piece (GCC 12 -Wrestrict false positive on "x" + s)
+      if (nm) label.append(" ").append(std::to_string(o.nm_n)).append(":").append(std::to_string(o.nm_m));
+      if (w4) label.append(" g").append(std::to_string(o.group_size));
+      label.append(act == ActivationMode::a8 ? " A8" : " A32").append(lorc_label);
+      ++r.count[label];
       ops.emplace_back(std::make_pair(b, l), std::move(op));
     }
   }

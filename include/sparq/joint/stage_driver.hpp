@@ -184,19 +184,31 @@ inline CompressReport run_compression(model::Llama& model, const std::vector<std
     const CompressOptions& opt;
     std::chrono::steady_clock::time_point t0;
     std::size_t nb;
-    Progress(StageDriver& d, const CompressOptions& o, std::chrono::steady_clock::time_point t, std::size_t n)
-        : drv(d), opt(o), t0(t), nb(n) {}
+    Progress(StageDriver& d, const CompressOptions& o, std::chrono::steady_clock::time_point t, std::size_t n,
+             const CompressReport& r)
+        : drv(d), opt(o), t0(t), nb(n), rep(r) {}
     void on_linear_input(std::size_t b, model::Linear l, MatrixView<const float> x, std::size_t w) override {
       drv.on_linear_input(b, l, x, w);
     }
     void compress_block(std::size_t b, model::LlamaBlock& blk, model::Llama& m) override {
       drv.compress_block(b, blk, m);
+    }
+    void before_block(std::size_t b, model::Llama& m) override {
+      if (opt.load_block) opt.load_block(b, m);
+    }
+    void after_block(std::size_t b, model::Llama& m) override {
+      if (opt.block_done) opt.block_done(b, m, rep);
       if (opt.progress)
         opt.progress(b + 1, nb, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-  } cb(drv, opt, t0, nb);
+    const CompressReport& rep;
+  } cb(drv, opt, t0, nb, rep);
   if (plan.request.empty()) {
-    for (std::size_t b = 0; b < nb; ++b) cb.compress_block(b, model.block_weights(b), model);
+    for (std::size_t b = 0; b < nb; ++b) {
+      cb.before_block(b, model);
+      cb.compress_block(b, model.block_weights(b), model);
+      cb.after_block(b, model);
+    }
   } else {
     model::LayerwiseOptions lo;
     lo.propagate_compressed = opt.propagate_compressed;

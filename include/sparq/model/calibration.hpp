@@ -77,6 +77,11 @@ class LayerwiseCallbacks {
                                std::size_t window) {
     (void)block, (void)leader, (void)x, (void)window;
   }
+  /// Called before block b's first use (e.g. to load it into a DeferredBlocks model).
+  virtual void before_block(std::size_t block, Llama& model) { (void)block, (void)model; }
+  /// Called when block b is final: compressed, and its outputs computed for the next block (e.g.
+  /// to write it out and unload it).
+  virtual void after_block(std::size_t block, Llama& model) { (void)block, (void)model; }
   /// Called once per block after all its inputs were seen: compress `weights` in place and/or
   /// install LinearOps through `model.set_linear(block, ...)`.
   virtual void compress_block(std::size_t block, LlamaBlock& weights, Llama& model) {
@@ -112,6 +117,7 @@ inline std::vector<Matrix<float>> run_layerwise(Llama& model, const std::vector<
   LlamaState st(c, len, 1);
   Matrix<float> tmp(len, c.dim);
   for (std::size_t b = 0; b < c.n_layers; ++b) {
+    cb.before_block(b, model);
     for (std::size_t w = 0; w < windows.size(); ++w) {
       std::copy(x[w].data(), x[w].data() + x[w].size(), tmp.data());
       const LinearInputHook hook = [&](Linear l, MatrixView<const float> in) { cb.on_linear_input(b, l, in, w); };
@@ -125,6 +131,7 @@ inline std::vector<Matrix<float>> run_layerwise(Llama& model, const std::vector<
     } else {
       std::swap(x, dense_out);
     }
+    cb.after_block(b, model);
   }
   return x;
 }

@@ -70,10 +70,50 @@ using LinearInputHook = std::function<void(Linear, MatrixView<const float>)>;
   }
 }
 
+/// Tag of the Llama constructor whose blocks are loaded later, one at a time (Llama::load_block).
+struct DeferredBlocks {};
+
 class Llama {
  public:
   /// Takes the float weights (validated: config, every shape, finite norms).
-  explicit Llama(LlamaWeights w) : w_(std::move(w)) {
+  explicit Llama(LlamaWeights w) : Llama(std::move(w), true) {}
+
+  /// Takes the embedding, final norm and classifier of `w`, but no block: every block starts
+  /// unloaded (its weights in `w` are dropped), and load_block / unload_block bring one in and out,
+  /// so a model larger than memory can be run or compressed block by block (joint/ stream drivers).
+  /// Using an unloaded block (forward_block, linear, set_linear, ...) is a sparq::error.
+  Llama(LlamaWeights w, DeferredBlocks) : Llama(std::move(w), false) {}
+
+  /// Installs block b's float weights (checked as by refresh_block: on error nothing changes) and
+  /// their dense views; replaces what block b held.
+  void load_block(std::size_t b, LlamaBlock blk) {
+    check_block(b);
+    std::swap(w_.blocks[b], blk);
+    const auto views = is_view_[b];
+    is_view_[b].fill(true);
+    try {
+      refresh_block(b);
+    } catch (...) {
+      std::swap(w_.blocks[b], blk);
+      is_view_[b] = views;
+      throw;
+    }
+  }
+  /// Frees block b's weights and ops; the block is unloaded until load_block(b, ...).
+  void unload_block(std::size_t b) {
+    check_block(b);
+    w_.blocks[b] = LlamaBlock{};
+    for (auto& op : ops_[b]) op.reset();
+    is_view_[b].fill(true);
+  }
+  /// False for a block of a DeferredBlocks model not loaded yet, or unloaded.
+  [[nodiscard]] bool block_loaded(std::size_t b) const {
+    check_block(b);
+    return ops_[b][0] != nullptr;
+  }
+
+ private:
+  Llama(LlamaWeights w, bool load_blocks) : w_(std::move(w)) {
     const auto& c = w_.config;
     c.validate();
     SPARQ_CHECK(w_.blocks.size() == c.n_layers, "Llama: ", w_.blocks.size(), " blocks, config says ",
@@ -94,7 +134,8 @@ class Llama {
     is_view_.resize(c.n_layers);
     for (std::size_t b = 0; b < c.n_layers; ++b) {
       is_view_[b].fill(true);
-      refresh_block(b);
+      if (load_blocks) refresh_block(b);
+      else w_.blocks[b] = LlamaBlock{};
     }
     classifier_ = std::make_unique<DenseLinear>(DenseLinear::view_of(cls.view()));
     // RoPE angles, computed in double and rounded once.
@@ -112,6 +153,7 @@ class Llama {
     }
   }
 
+ public:
   Llama(const Llama&) = delete;
   Llama& operator=(const Llama&) = delete;
   Llama(Llama&&) noexcept = default;  // heap buffers keep their addresses: the views stay valid
@@ -179,13 +221,13 @@ class Llama {
   }
 
   [[nodiscard]] const LinearOp& linear(std::size_t b, Linear l) const {
-    check_block(b);
+    check_loaded(b);
     return *ops_[b][index(l)];
   }
 
   /// Replaces the op of (b, l). Throws sparq::error on a null op or a shape mismatch.
   void set_linear(std::size_t b, Linear l, std::unique_ptr<LinearOp> op) {
-    check_block(b);
+    check_loaded(b);
     SPARQ_CHECK(op != nullptr, "Llama::set_linear: null op for block ", b, " ", linear_name(l));
     const auto [rows, cols] = expected_shape(l);
     SPARQ_CHECK(op->out_features() == rows && op->in_features() == cols, "Llama::set_linear: block ",
@@ -199,7 +241,7 @@ class Llama {
   /// Throws sparq::error, leaving the model unchanged, if that float matrix was released or has
   /// the wrong shape.
   [[nodiscard]] std::unique_ptr<LinearOp> take_linear(std::size_t b, Linear l) {
-    check_block(b);
+    check_loaded(b);
     const auto& m = w_.blocks[b].linear(l);
     const auto [rows, cols] = expected_shape(l);
     SPARQ_CHECK(m.rows() == rows && m.cols() == cols, "Llama::take_linear: block ", b, " ", linear_name(l),
@@ -233,7 +275,8 @@ class Llama {
   [[nodiscard]] std::size_t linear_weight_bytes() const noexcept {
     std::size_t n = 0;
     for (const auto& blk : ops_)
-      for (const auto& op : blk) n += op->weight_bytes();
+      for (const auto& op : blk)
+        if (op) n += op->weight_bytes();  // unloaded blocks (DeferredBlocks) count nothing
     return n;
   }
 
@@ -255,7 +298,7 @@ class Llama {
   /// Does not change st.length().
   void forward_block(std::size_t b, MatrixView<float> X, std::size_t pos0, LlamaState& st,
                      std::size_t cache_layer, const LinearInputHook* hook = nullptr) const {
-    check_block(b);
+    check_loaded(b);
     const auto& c = w_.config;
     const std::size_t n = X.rows();
     SPARQ_CHECK(X.cols() == c.dim, "Llama::forward_block: X has ", X.cols(), " columns, expected dim ",
@@ -425,6 +468,11 @@ class Llama {
   void check_block(std::size_t b) const {
     SPARQ_CHECK(b < w_.config.n_layers, "Llama: block ", b, " is out of range 0..",
                 w_.config.n_layers - 1);
+  }
+  void check_loaded(std::size_t b) const {
+    check_block(b);
+    SPARQ_CHECK(ops_[b][0] != nullptr, "Llama: block ", b, " is not loaded (a model built with DeferredBlocks "
+                "holds only the blocks given to load_block)");
   }
   void check_token(int t) const {
     SPARQ_CHECK(t >= 0 && static_cast<std::size_t>(t) < w_.config.vocab_size, "Llama: token id ", t,

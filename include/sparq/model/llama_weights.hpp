@@ -88,6 +88,22 @@ struct LlamaBlock {
   [[nodiscard]] const Matrix<float>& linear(Linear l) const noexcept {
     return const_cast<LlamaBlock*>(this)->linear(l);
   }
+
+  /// Zeroed norms and matrices of the shapes `cfg` implies (cfg is not validated here).
+  static LlamaBlock zeros(const LlamaConfig& cfg) {
+    const std::size_t d = cfg.dim, h = cfg.hidden_dim, kv = cfg.kv_dim();
+    LlamaBlock b;
+    b.rms_att.assign(d, 0.0f);
+    b.rms_ffn.assign(d, 0.0f);
+    b.wq = Matrix<float>(d, d);
+    b.wk = Matrix<float>(kv, d);
+    b.wv = Matrix<float>(kv, d);
+    b.wo = Matrix<float>(d, d);
+    b.w1 = Matrix<float>(h, d);
+    b.w2 = Matrix<float>(d, h);
+    b.w3 = Matrix<float>(h, d);
+    return b;
+  }
 };
 
 /// All float weights of a Llama-family model.
@@ -108,20 +124,10 @@ struct LlamaWeights {
     cfg.validate();
     LlamaWeights w;
     w.config = cfg;
-    const std::size_t d = cfg.dim, h = cfg.hidden_dim, kv = cfg.kv_dim();
+    const std::size_t d = cfg.dim;
     w.token_embedding = Matrix<float>(cfg.vocab_size, d);
     w.blocks.resize(cfg.n_layers);
-    for (auto& b : w.blocks) {
-      b.rms_att.assign(d, 0.0f);
-      b.rms_ffn.assign(d, 0.0f);
-      b.wq = Matrix<float>(d, d);
-      b.wk = Matrix<float>(kv, d);
-      b.wv = Matrix<float>(kv, d);
-      b.wo = Matrix<float>(d, d);
-      b.w1 = Matrix<float>(h, d);
-      b.w2 = Matrix<float>(d, h);
-      b.w3 = Matrix<float>(h, d);
-    }
+    for (auto& b : w.blocks) b = LlamaBlock::zeros(cfg);
     w.rms_final.assign(d, 0.0f);
     if (!cfg.shared_classifier) w.classifier = Matrix<float>(cfg.vocab_size, d);
     return w;

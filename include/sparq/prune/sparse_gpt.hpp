@@ -91,18 +91,19 @@ struct SparseGPT {
   static Matrix<float> inverse_factor(MatrixView<const float> hv, const PruneOptions& o, float* w, std::size_t ldw,
                                       std::size_t rows, SparseGptReport& rep) {
     const std::size_t n = hv.rows();
-    Matrix<double> h(n, n);
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < n; ++j) h(i, j) = hv(i, j);
+    // H's diagonal in double with dead inputs set to 1; the off-diagonal entries are read from hv as
+    // each attempt needs them (no n x n double copy: 254 MB for a 5632-wide down_proj).
+    std::vector<double> diag(n);
     double mean_diag = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      if (h(i, i) == 0.0) {
-        h(i, i) = 1.0;
+      diag[i] = hv(i, i);
+      if (diag[i] == 0.0) {
+        diag[i] = 1.0;
         ++rep.dead_inputs;
         if (w != nullptr)
           for (std::size_t r = 0; r < rows; ++r) w[r * ldw + i] = 0.0f;
       }
-      mean_diag += h(i, i);
+      mean_diag += diag[i];
     }
     mean_diag /= static_cast<double>(n);
     double damp = o.dampening * mean_diag;
@@ -110,14 +111,16 @@ struct SparseGPT {
     for (int attempt = 0; attempt <= o.cholesky_retries; ++attempt) {
       bool ok;
       if (o.fp64_cholesky) {
-        Matrix<double> hd = h, ud(n, n);
-        for (std::size_t i = 0; i < n; ++i) hd(i, i) += damp;
+        Matrix<double> hd(n, n), ud(n, n);
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t j = 0; j < n; ++j) hd(i, j) = i == j ? diag[i] + damp : static_cast<double>(hv(i, j));
         ok = kernels::inverse_upper_factor<Arch>(hd.data(), n, n, ud.data(), n) == n;
         for (std::size_t i = 0; ok && i < n * n; ++i) u.data()[i] = static_cast<float>(ud.data()[i]);
       } else {
         Matrix<float> hf(n, n);
         for (std::size_t i = 0; i < n; ++i)
-          for (std::size_t j = 0; j < n; ++j) hf(i, j) = static_cast<float>(h(i, j) + (i == j ? damp : 0.0));
+          for (std::size_t j = 0; j < n; ++j)  // "+ 0.0" as before: a -0.0 entry becomes +0.0
+            hf(i, j) = static_cast<float>(i == j ? diag[i] + damp : static_cast<double>(hv(i, j)) + 0.0);
         ok = kernels::inverse_upper_factor<Arch>(hf.data(), n, n, u.data(), n) == n;
       }
       for (std::size_t i = 0; ok && i < n * n; ++i) ok = std::isfinite(u.data()[i]);
